@@ -1,0 +1,109 @@
+"""SeriesSet: the one container for series-level and point-level data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tsad.errors import UserError
+
+
+@dataclass
+class SeriesSet:
+    """A collection of multichannel series of possibly different lengths.
+
+    values:         list of float32 arrays [T_i, C]
+    step_labels:    optional list of int arrays [T_i] (1 = anomalous step)
+    series_labels:  optional int array [N] (1 = anomalous series)
+    labelled:       optional bool array [N]: series whose label the detector may see
+                    (semi-supervised training); all other labels stay hidden from it
+    timestamps:     optional list of arrays [T_i]
+    names:          one name per series
+    """
+
+    values: list[np.ndarray]
+    step_labels: list[np.ndarray] | None = None
+    series_labels: np.ndarray | None = None
+    labelled: np.ndarray | None = None
+    timestamps: list[np.ndarray] | None = None
+    names: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.values = [np.asarray(v, dtype=np.float32) for v in self.values]
+        self.values = [v[:, None] if v.ndim == 1 else v for v in self.values]
+        if not self.values:
+            raise UserError("a SeriesSet needs at least one series")
+        channels = {v.shape[1] for v in self.values}
+        if len(channels) != 1:
+            raise UserError(f"all series must have the same number of channels, got {sorted(channels)}")
+        if not self.names:
+            self.names = [f"series_{i}" for i in range(len(self.values))]
+        if self.step_labels is not None:
+            self.step_labels = [np.asarray(y, dtype=np.int64) for y in self.step_labels]
+            for v, y in zip(self.values, self.step_labels):
+                if len(y) != len(v):
+                    raise UserError(f"step labels of length {len(y)} do not match a series of length {len(v)}")
+        if self.series_labels is not None:
+            self.series_labels = np.asarray(self.series_labels, dtype=np.int64)
+            if len(self.series_labels) != len(self.values):
+                raise UserError("series_labels must have one entry per series")
+        if self.labelled is not None:
+            self.labelled = np.asarray(self.labelled, dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def n_channels(self) -> int:
+        return self.values[0].shape[1]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([len(v) for v in self.values])
+
+    def visible_series_labels(self) -> np.ndarray:
+        """Series labels a detector may train on: 1/0 where labelled, -1 (unknown) elsewhere."""
+        visible = np.full(len(self), -1, dtype=np.int64)
+        if self.labelled is not None and self.series_labels is not None:
+            visible[self.labelled] = self.series_labels[self.labelled]
+        return visible
+
+    def subset(self, index) -> "SeriesSet":
+        index = np.asarray(index)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        pick = lambda items: None if items is None else [items[i] for i in index]  # noqa: E731
+        return SeriesSet(
+            values=pick(self.values),
+            step_labels=pick(self.step_labels),
+            series_labels=None if self.series_labels is None else self.series_labels[index],
+            labelled=None if self.labelled is None else self.labelled[index],
+            timestamps=pick(self.timestamps),
+            names=pick(self.names),
+        )
+
+    def with_values(self, values: list[np.ndarray]) -> "SeriesSet":
+        """The same set with new values (e.g. normalised); labels and names are shared."""
+        return SeriesSet(values, self.step_labels, self.series_labels, self.labelled, self.timestamps, self.names)
+
+
+@dataclass
+class DatasetSplits:
+    """What a dataset builder returns: train / val / test plus what kind of problem it is.
+
+    level: "series" when whole series are normal or anomalous, "point" when steps are.
+    labelled_val: an optional labelled validation split for threshold selection (never test).
+    """
+
+    train: SeriesSet
+    val: SeriesSet
+    test: SeriesSet
+    level: str
+    name: str
+    labelled_val: SeriesSet | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_channels(self) -> int:
+        return self.train.n_channels

@@ -1,0 +1,1 @@
+"""Metrics, threshold policies and scorers."""

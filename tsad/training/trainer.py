@@ -1,0 +1,237 @@
+"""One training loop for every torch detector.
+
+AdamW with linear warm-up then cosine decay, gradient clipping, mixed precision on CUDA,
+early stopping on validation loss, best/last checkpoints, resume from last, optional
+multi-stage training, and small hooks for models with unusual training.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+from tsad.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "max_epochs": 30,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "warmup_epochs": 1,
+    "schedule": "cosine",
+    "grad_clip": 1.0,
+    "precision": "auto",
+    "patience": 5,
+    "min_delta": 0.0,
+    "max_batches_per_epoch": None,
+    "deterministic": False,
+    "progress": "auto",
+    "resume_from": None,
+}
+SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("auto", "32", "bf16", "16")
+
+
+class NaNLossError(RuntimeError):
+    """Training produced a non-finite loss."""
+
+
+class Trainer:
+    def __init__(self, config: dict, device: str = "cpu", checkpoint_dir: Path | None = None):
+        unknown = set(config) - set(DEFAULTS)
+        if unknown:
+            raise UserError(f"unknown trainer keys {sorted(unknown)}; known: {', '.join(sorted(DEFAULTS))}")
+        self.config = {**DEFAULTS, **config}
+        if self.config["schedule"] not in SCHEDULES:
+            raise UserError(f"trainer.schedule must be one of {', '.join(SCHEDULES)}, got {self.config['schedule']!r}")
+        if str(self.config["precision"]) not in PRECISIONS:
+            raise UserError(f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.config['precision']!r}")
+        for key in ("max_epochs", "batch_size", "patience"):
+            if not isinstance(self.config[key], int) or self.config[key] < 1:
+                raise UserError(f"trainer.{key} must be a positive integer, got {self.config[key]!r}")
+        for key in ("lr", "weight_decay", "grad_clip", "min_delta", "warmup_epochs"):
+            if not isinstance(self.config[key], (int, float)) or self.config[key] < 0:
+                raise UserError(f"trainer.{key} must be a non-negative number, got {self.config[key]!r}")
+        self.device = device
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.batch_size = int(self.config["batch_size"])
+        self.history: list[dict] = []
+
+    # -- precision ----------------------------------------------------------------
+    def _autocast_dtype(self):
+        import torch
+
+        precision = str(self.config["precision"])
+        if not self.device.startswith("cuda") or precision == "32":
+            return None
+        if precision == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+
+    def _progress(self, iterable, total: int, description: str):
+        from tqdm.auto import tqdm
+
+        setting = self.config["progress"]
+        disable = (not sys.stderr.isatty()) if setting == "auto" else not bool(setting)
+        return tqdm(iterable, total=total, desc=description, leave=False, disable=disable)
+
+    # -- the loop -----------------------------------------------------------------
+    def fit(self, module, train_batches, val_batches=None) -> list[dict]:
+        import torch
+
+        if self.config["deterministic"]:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        device = torch.device(self.device)
+        module.to(device)
+        if hasattr(module, "on_fit_start"):
+            module.on_fit_start(self, train_batches)
+        for stage in getattr(module, "stages", ("train",)):
+            module.stage = stage
+            self._fit_stage(module, stage, train_batches, val_batches, device)
+        if hasattr(module, "on_fit_end"):
+            module.on_fit_end(self, train_batches)
+        return self.history
+
+    def _fit_stage(self, module, stage: str, train_batches, val_batches, device) -> None:
+        import torch
+
+        epochs = int(getattr(module, "stage_epochs", {}).get(stage, self.config["max_epochs"]))
+        parameters = [p for p in module.parameters() if p.requires_grad]
+        if not parameters or epochs == 0:
+            return
+        optimizer = torch.optim.AdamW(parameters, lr=self.config["lr"], weight_decay=self.config["weight_decay"])
+        steps_per_epoch = self._steps_per_epoch(train_batches)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_lambda(epochs * steps_per_epoch, steps_per_epoch))
+        dtype = self._autocast_dtype()
+        scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+        start_epoch, best, best_state, stale = self._maybe_resume(module, optimizer, scheduler, stage)
+        step = 0
+        for epoch in range(start_epoch, epochs):
+            started = time.perf_counter()
+            module.train()
+            if hasattr(module, "on_epoch_start"):
+                module.on_epoch_start(epoch)
+            totals: dict[str, float] = {}
+            n_batches = 0
+            for batch in self._progress(self._limited(train_batches), steps_per_epoch, f"{stage} {epoch + 1}/{epochs}"):
+                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    losses = module.loss(batch)
+                loss = losses["loss"]
+                if not torch.isfinite(loss):
+                    raise NaNLossError(f"non-finite training loss in {stage} epoch {epoch + 1}: {loss.item()}")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if self.config["grad_clip"]:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(parameters, self.config["grad_clip"])
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                step += 1
+                if hasattr(module, "after_step"):
+                    module.after_step(step)
+                for key, value in losses.items():
+                    totals[key] = totals.get(key, 0.0) + float(value.detach())
+                n_batches += 1
+            record = {"stage": stage, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
+                      **{f"train_{k}": v / max(n_batches, 1) for k, v in totals.items()}}
+            if val_batches is not None:
+                record["val_loss"] = self.evaluate(module, val_batches, device, dtype)
+            record["seconds"] = round(time.perf_counter() - started, 3)
+            self.history.append(record)
+            log.info("%s epoch %d/%d  %s", stage, epoch + 1, epochs,
+                     "  ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float) and k != "seconds"))
+            monitored = record.get("val_loss", record.get("train_loss"))
+            if monitored < best - self.config["min_delta"]:
+                best, stale = monitored, 0
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in module.state_dict().items()})
+                self._save("best", module, optimizer, scheduler, stage, epoch, best, stale)
+            else:
+                stale += 1
+            self._save("last", module, optimizer, scheduler, stage, epoch, best, stale)
+            if stale >= self.config["patience"]:
+                log.info("early stopping: no improvement in %d epochs", stale)
+                break
+        if best_state is not None:
+            module.load_state_dict(best_state)
+
+    def evaluate(self, module, batches, device, dtype=None) -> float:
+        import torch
+
+        module.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for batch in self._limited(batches):
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    loss = module.loss(batch)["loss"]
+                total += float(loss) * len(batch["x"])
+                count += len(batch["x"])
+        module.train()
+        return total / max(count, 1)
+
+    # -- helpers ------------------------------------------------------------------
+    def _limited(self, batches):
+        limit = self.config["max_batches_per_epoch"]
+        for index, batch in enumerate(batches):
+            if limit is not None and index >= limit:
+                return
+            yield batch
+
+    def _steps_per_epoch(self, batches) -> int:
+        limit = self.config["max_batches_per_epoch"]
+        return max(1, min(len(batches), limit) if limit is not None else len(batches))
+
+    def _lr_lambda(self, total_steps: int, steps_per_epoch: int):
+        warmup = int(self.config["warmup_epochs"] * steps_per_epoch)
+        cosine = self.config["schedule"] == "cosine"
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if not cosine:
+                return 1.0
+            progress = (step - warmup) / max(1, total_steps - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+        return factor
+
+    def _save(self, which: str, module, optimizer, scheduler, stage, epoch, best, stale) -> None:
+        import torch
+
+        if self.checkpoint_dir is None:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "stage": stage, "epoch": epoch, "best": best, "stale": stale, "history": self.history}
+        tmp = self.checkpoint_dir / f".{which}.pt.tmp"
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_dir / f"{which}.pt")
+
+    def _maybe_resume(self, module, optimizer, scheduler, stage):
+        import torch
+
+        path = self.config["resume_from"]
+        if not path:
+            return 0, math.inf, None, 0
+        path = Path(path)
+        if path.is_dir():
+            path = path / "last.pt"
+        if not path.exists():
+            raise UserError(f"trainer.resume_from: no checkpoint at {path}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state["stage"] != stage:
+            return 0, math.inf, None, 0
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        self.history = list(state["history"])
+        log.info("resumed from %s at %s epoch %d", path, stage, state["epoch"] + 1)
+        return state["epoch"] + 1, state["best"], None, state["stale"]
