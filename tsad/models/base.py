@@ -194,8 +194,23 @@ class Detector:
 class WindowScorer:
     """Mixin for detectors that score fixed-length windows: windows out, one score per step back.
 
-    Needs attributes window, score_stride, step_reduce and series_aggregate.
+    Needs attributes window, score_stride, step_reduce and series_aggregate. A detector that
+    can rebuild windows (`reconstruct_windows`) also gets `reconstruct` for the plots.
     """
+
+    @property
+    def can_reconstruct(self) -> bool:
+        return hasattr(self, "reconstruct_windows")
+
+    def reconstruct(self, data: SeriesSet) -> list[np.ndarray]:
+        """Reconstructions [T_i, C] of each series in original units (overlapping windows averaged)."""
+        rebuilt = []
+        for series in self._normalised(data).values:
+            windows, starts, n_pad = make_windows(series, self.window, self.score_stride)
+            output = self.reconstruct_windows(windows)
+            channels = [windows_to_steps(output[:, :, c], starts, len(series), "mean", n_pad) for c in range(series.shape[1])]
+            rebuilt.append(np.stack(channels, axis=1) * self.normaliser.scale + self.normaliser.shift)
+        return rebuilt
 
     def _window_scores_to_scores(self, data: SeriesSet, score_windows) -> Scores:
         """score_windows: callable mapping windows [N_w, L, C] to scores [N_w, L] (NaN = not scored)."""
@@ -225,6 +240,17 @@ class TorchDetector(WindowScorer, Detector):
     def build_module(self, n_channels: int):
         """Return the nn.Module for `n_channels` input channels."""
         raise NotImplementedError
+
+    @property
+    def can_reconstruct(self) -> bool:
+        return self.input_mode == "windows" and hasattr(self.module, "reconstruct")
+
+    def reconstruct_windows(self, windows: np.ndarray) -> np.ndarray:
+        import torch
+
+        self.module.eval()
+        with torch.no_grad():
+            return self.module.reconstruct(torch.from_numpy(np.ascontiguousarray(windows)).to(self.device)).cpu().numpy()
 
     # -- batches ------------------------------------------------------------------
     def batches(self, data: SeriesSet, batch_size: int, shuffle: bool, stride: int | None = None) -> "BatchSource":
