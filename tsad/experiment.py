@@ -84,8 +84,8 @@ def failure_status(error: BaseException) -> str:
 
 def _run(config: dict, run_dir: Path) -> dict:
     from tsad.data.registry import build_dataset
-    from tsad.evaluation.report import evaluate_level
-    from tsad.evaluation.thresholds import choose_threshold, validate_threshold_config
+    from tsad.evaluation.report import evaluate_level, validation_metrics
+    from tsad.evaluation.thresholds import choose_thresholds, validate_threshold_config
     from tsad.models.base import TorchDetector, build_detector
     from tsad.results import write_history, write_scores
 
@@ -111,20 +111,18 @@ def _run(config: dict, run_dir: Path) -> dict:
     started = time.perf_counter()
     test_scores = detector.score(data.test)
     score_seconds = time.perf_counter() - started
-    threshold_split = data.val if threshold_config["source"] == "val" else data.train
-    reference_scores = detector.score(threshold_split)
 
     levels = label_levels(data)
-    thresholds, metrics = {}, {}
+    thresholds, reference = choose_thresholds(threshold_config, detector, data, levels)
+    metrics = {}
     for level in levels:
-        reference = reference_scores.series if level == "series" else np.concatenate(reference_scores.steps)
-        thresholds[level] = choose_threshold(threshold_config, reference)
         labels, scores = level_arrays(data.test, test_scores, level)
         metrics[level] = evaluate_level(labels, scores, thresholds[level], level)
+    validation = validation_metrics(detector, data, levels)
 
     detector.save(run_dir / "model")
     write_scores(run_dir / "scores", "test", data.test, test_scores)
-    write_scores(run_dir / "scores", threshold_config["source"], threshold_split, reference_scores)
+    write_scores(run_dir / "scores", reference.split, reference.data, reference.scores)
     write_history(run_dir / "history.csv", detector.history)
     if config.get("plots", True):
         from tsad.plotting import plot_run
@@ -134,6 +132,7 @@ def _run(config: dict, run_dir: Path) -> dict:
     return {
         "level": data.level,
         "metrics": metrics,
+        "validation": validation,
         "headline": headline(metrics, data.level),
         "threshold": {**threshold_config, "values": thresholds},
         "timing": {"fit_seconds": round(fit_seconds, 3), "score_seconds": round(score_seconds, 3)},

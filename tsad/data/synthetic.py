@@ -96,7 +96,8 @@ def inject(rng: np.random.Generator, x: np.ndarray, kind: str, start: int, stop:
         x[segment, channels] = level + square * magnitude * 0.6 * scale[channels] + rng.normal(
             scale=process.noise, size=(span, len(channels)))
     elif kind == "complex":
-        for sub in rng.choice(SIMPLE_TYPES[1:], size=int(rng.integers(2, 4)), replace=False):
+        segment_types = [t for t in SIMPLE_TYPES if t not in ("spike", "trend_change")]
+        for sub in rng.choice(segment_types, size=int(rng.integers(2, 4)), replace=False):
             x, sub_labels = inject(rng, x, str(sub), start, stop, magnitude, process)
             labels |= sub_labels
         return x, labels
@@ -124,7 +125,7 @@ def _anomalous_series(rng, process, length, types, magnitude, segment_fraction) 
 @register_dataset("synthetic")
 def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_channels: int = 3, min_length: int = 50,
           max_length: int = 200, n_train: int = 300, n_val: int = 60, n_test: int = 200, test_anomaly_rate: float = 0.3,
-          anomaly_types=ANOMALY_TYPES, magnitude: float = 3.0, segment_fraction=(0.1, 0.3), noise: float = 0.1,
+          anomaly_types=ANOMALY_TYPES, magnitude: float = 2.0, segment_fraction=(0.1, 0.3), noise: float = 0.1,
           train_contamination: float = 0.0, train_labelled_anomalies: float = 0.0, n_anomalies: int = 8,
           anomaly_length=(5, 40)) -> DatasetSplits:
     """Series-level (`level=series`) or point-level (`level=point`) synthetic data.

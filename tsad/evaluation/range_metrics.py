@@ -35,7 +35,7 @@ def contiguous_segments(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def range_event_metrics(labels, scores, threshold: float) -> dict:
     """All metrics of this module for the predictions `scores > threshold`."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
-    labels = _binary(labels, "labels")
+    labels = as_binary(labels, "labels")
     if len(labels) != len(scores):
         raise ValueError(f"{len(labels)} labels but {len(scores)} scores")
     predictions = (scores > threshold).astype(np.int8)
@@ -233,7 +233,8 @@ def _gaps_with_nearest_edge(pieces: np.ndarray):
 
 # Input checks ---------------------------------------------------------------------------
 
-def _binary(values, name: str) -> np.ndarray:
+def as_binary(values, name: str) -> np.ndarray:
+    """`values` as a flat int8 0/1 vector; anything other than 0, 1 or booleans is an error."""
     values = np.asarray(values).ravel()
     if values.dtype != bool and not np.isin(values, (0, 1)).all():
         raise ValueError(f"{name} must contain only 0 and 1")
@@ -241,7 +242,7 @@ def _binary(values, name: str) -> np.ndarray:
 
 
 def _pair(labels, predictions) -> tuple[np.ndarray, np.ndarray]:
-    labels, predictions = _binary(labels, "labels"), _binary(predictions, "predictions")
+    labels, predictions = as_binary(labels, "labels"), as_binary(predictions, "predictions")
     if len(labels) != len(predictions):
         raise ValueError(f"{len(labels)} labels but {len(predictions)} predictions")
     return labels, predictions

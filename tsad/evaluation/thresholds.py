@@ -5,6 +5,8 @@ No policy ever sees test data; oracle numbers live in metrics.py under oracle_* 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from tsad.errors import UserError
@@ -49,3 +51,25 @@ def choose_threshold(config: dict, scores: np.ndarray) -> float:
     if config["policy"] == "contamination":
         return float(np.quantile(scores, 1 - config["rate"]))
     return float(scores.mean() + config["k"] * scores.std())
+
+
+@dataclass
+class ReferenceScores:
+    """The split whose scores set the thresholds (written to the run folder as scores/<split>_*.csv)."""
+
+    split: str
+    data: object
+    scores: object
+
+
+def choose_thresholds(config: dict, detector, data, levels: list[str]) -> tuple[dict, ReferenceScores]:
+    """One threshold per label level from the configured source split's scores (never test)."""
+    config = validate_threshold_config(config)
+    split = config["source"]
+    source = data.val if split == "val" else data.train
+    scores = detector.score(source)
+    thresholds = {}
+    for level in levels:
+        reference = scores.series if level == "series" else np.concatenate(scores.steps)
+        thresholds[level] = choose_threshold(config, reference)
+    return thresholds, ReferenceScores(split, source, scores)

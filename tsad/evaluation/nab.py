@@ -1,0 +1,512 @@
+"""The Numenta Anomaly Benchmark (NAB) scorer, rebuilt from its written specification.
+
+How NAB scores a detector:
+- Each labelled anomaly window earns the weighted value of its earliest detection: tpWeight
+  at the window's first row, falling along a scaled sigmoid to about 0 at its last row.
+  A window without any detection costs fnWeight.
+- Every detected row outside all windows costs up to fpWeight: less when it comes soon
+  after the end of the previous window, the full weight when no window precedes it.
+- The first 15% of each file (at most 750 rows) is the detector's probationary period
+  and is not scored at all.
+- One threshold per profile holds for the whole corpus. The raw corpus score is normalised
+  so that the null detector (no detections) gets 0 and the perfect detector gets 100.
+
+Rows are identified by their position in a file, never by time arithmetic: some NAB files
+repeat timestamps or go back in time. A window boundary maps to the first row carrying
+that timestamp.
+
+Deliberate differences from NAB's reference code. None changes a score on the NAB v1.1
+corpus or on any scores in [0, 1]:
+- Scoring at a threshold below every score of a file detects every row; NAB fails there.
+- The "detect nothing" candidate of the threshold sweep is 1.1 as in NAB, unless some
+  score reaches 1.1; it is then the next float above the largest score, so that the
+  chosen threshold really detects nothing (NAB assumes scores in [0, 1]).
+- After a window one row wide every false positive costs the full fpWeight; NAB divides
+  by the window width minus one and fails.
+- A window with no scored row (entirely probationary) counts towards neither the null
+  nor the perfect score, so those stay at 0 and 100. NAB's labeller never makes one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tsad.errors import UserError
+
+DEFAULT_PROFILES = {
+    "standard": {"tpWeight": 1.0, "fpWeight": 0.11, "fnWeight": 1.0},
+    "reward_low_FP_rate": {"tpWeight": 1.0, "fpWeight": 0.22, "fnWeight": 1.0},
+    "reward_low_FN_rate": {"tpWeight": 1.0, "fpWeight": 0.11, "fnWeight": 2.0},
+}
+PROBATIONARY_FRACTION = 0.15
+PROBATIONARY_MAX_ROWS = 750  # the fraction of a 5000-row file
+SIGMOID_STEEPNESS = 5.0
+# Beyond this many window lengths after a window, a false positive costs the full fpWeight.
+FALSE_POSITIVE_CLAMP = 3.0
+NO_DETECTION_THRESHOLD = 1.1
+
+WINDOWS_PATH = Path("labels") / "combined_windows.json"
+PROFILES_PATH = Path("config") / "profiles.json"
+THRESHOLDS_PATH = Path("config") / "thresholds.json"
+RESULT_COLUMNS = ["timestamp", "value", "anomaly_score", "label"]
+
+
+def scaled_sigmoid(relative_position):
+    """NAB's scaled sigmoid 2 / (1 + exp(5 p)) - 1, clamped to -1 beyond p = 3.
+
+    p < 0 is a position inside a window (-1 = its first row), p > 0 a distance after a
+    window in window lengths. Accepts a number or an array.
+    """
+    p = np.asarray(relative_position, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        value = 2.0 / (1.0 + np.exp(SIGMOID_STEEPNESS * p)) - 1.0
+    return np.where(p > FALSE_POSITIVE_CLAMP, -1.0, value)[()]
+
+
+# The value of a detection at a window's first row; window values are scaled by it to reach tpWeight.
+MAX_TP = float(scaled_sigmoid(-1.0))
+
+
+def probationary_length(n_rows: int) -> int:
+    """The number of leading rows of a file that are never scored."""
+    return min(math.floor(PROBATIONARY_FRACTION * n_rows), PROBATIONARY_MAX_ROWS)
+
+
+def row_values(n_rows: int, window_rows: Sequence[tuple[int, int]], cost_matrix: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a file: the index of its window (-1 outside every window) and its weighted value v_i.
+
+    window_rows are sorted, non-overlapping, inclusive (first_row, last_row) pairs. v_i is
+    what a detection at row i would be worth: a window's credit is the largest v_i among
+    its detected rows, and a false positive adds its (negative) v_i.
+    """
+    cost = _Cost.from_matrix(cost_matrix)
+    window, unit = _window_and_unit_value(n_rows, window_rows)
+    return window, np.where(window >= 0, cost.tp * unit, cost.fp * unit)
+
+
+def _window_and_unit_value(n_rows: int, window_rows: Sequence[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """row_values with tpWeight = fpWeight = 1, so that profiles only rescale it."""
+    if len(window_rows) == 0:
+        return np.full(n_rows, -1), np.full(n_rows, -1.0)
+    rows = np.arange(n_rows)
+    starts, ends = np.asarray(window_rows, dtype=np.int64).T
+    latest = np.searchsorted(starts, rows, side="right") - 1  # last window starting at or before the row
+    start, end = starts[np.maximum(latest, 0)], ends[np.maximum(latest, 0)]
+    inside = (latest >= 0) & (rows <= end)
+    after = (latest >= 0) & (rows > end)
+    unit = np.full(n_rows, -1.0)
+    unit[inside] = scaled_sigmoid(-(end - rows + 1)[inside] / (end - start + 1)[inside]) / MAX_TP
+    with np.errstate(divide="ignore"):
+        unit[after] = scaled_sigmoid((rows - end)[after] / (end - start)[after])
+    return np.where(inside, latest, -1), unit
+
+
+@dataclass(frozen=True)
+class _Cost:
+    tp: float
+    fp: float
+    fn: float
+
+    @classmethod
+    def from_matrix(cls, matrix: Mapping[str, float]) -> _Cost:
+        try:
+            return cls(float(matrix["tpWeight"]), float(matrix["fpWeight"]), float(matrix["fnWeight"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise UserError(f"a NAB cost matrix needs numeric tpWeight, fpWeight and fnWeight, got {matrix!r}") from error
+
+
+@dataclass(frozen=True)
+class _ScoredRows:
+    """The non-probationary rows of every file, concatenated in file order and row order."""
+
+    file_names: list[str]
+    file_of_row: np.ndarray
+    score: np.ndarray
+    window_of_row: np.ndarray  # corpus-wide window number, -1 outside every window
+    unit_value: np.ndarray  # v_i / tpWeight inside a window, v_i / fpWeight outside
+    file_of_window: np.ndarray
+    credit_gain: np.ndarray  # see _credit_gains
+    opens_window: np.ndarray
+    descending: np.ndarray  # row order by falling score
+    run_ends: np.ndarray  # positions in that order where a run of equal scores ends
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.file_of_window)
+
+    @property
+    def inside(self) -> np.ndarray:
+        return self.window_of_row >= 0
+
+    def values(self, cost: _Cost) -> np.ndarray:
+        return np.where(self.inside, cost.tp * self.unit_value, cost.fp * self.unit_value)
+
+
+def _scored_rows(files: Mapping[str, tuple], windows: Mapping[str, Sequence[tuple]]) -> _ScoredRows:
+    names, parts, windows_so_far = [], [], 0
+    for name, (timestamps, anomaly_scores) in files.items():
+        if name not in windows:
+            raise UserError(f"{name} has no entry in the anomaly windows; give it an empty list if it has no anomalies")
+        scores = np.asarray(anomaly_scores, dtype=np.float64).ravel()
+        if len(scores) != len(timestamps):
+            raise UserError(f"{name}: {len(timestamps)} timestamps but {len(scores)} anomaly scores; give one score per row")
+        if not np.isfinite(scores).all():
+            raise UserError(f"{name}: anomaly scores must be finite numbers; replace NaN or infinite scores")
+        file_windows = window_rows(timestamps, windows[name], name)
+        window, unit = _window_and_unit_value(len(scores), file_windows)
+        first_scored = probationary_length(len(scores))
+        names.append(name)
+        corpus_window = np.where(window >= 0, window + windows_so_far, -1)
+        parts.append((scores[first_scored:], corpus_window[first_scored:], unit[first_scored:]))
+        windows_so_far += len(file_windows)
+    if not parts:
+        raise UserError("there are no files to score")
+
+    file_of_row = np.repeat(np.arange(len(parts)), [len(part[0]) for part in parts])
+    score, corpus_window, unit = (np.concatenate(column) for column in zip(*parts))
+    window_of_row, file_of_window = _number_scored_windows(corpus_window, file_of_row)
+
+    credit_gain, opens_window = _credit_gains(window_of_row, score, unit)
+    descending = np.argsort(-score, kind="stable")
+    return _ScoredRows(names, file_of_row, score, window_of_row, unit, file_of_window,
+                       credit_gain, opens_window, descending, _run_ends(score[descending]))
+
+
+def _run_ends(sorted_scores: np.ndarray) -> np.ndarray:
+    """The last position of each run of equal values."""
+    if len(sorted_scores) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.r_[np.flatnonzero(np.diff(sorted_scores)), len(sorted_scores) - 1]
+
+
+def _number_scored_windows(corpus_window: np.ndarray, file_of_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber windows 0, 1, ... keeping only those with a scored row; also the file of each."""
+    inside = corpus_window >= 0
+    kept, number = np.unique(corpus_window[inside], return_inverse=True)
+    window_of_row = np.full(len(corpus_window), -1)
+    window_of_row[inside] = number
+    file_of_window = np.zeros(len(kept), dtype=np.int64)
+    file_of_window[number] = file_of_row[inside]
+    return window_of_row, file_of_window
+
+
+def _credit_gains(window_of_row: np.ndarray, score: np.ndarray, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How much each window row raises its window's credit when the falling threshold reaches its score.
+
+    A window's credit is the value of its earliest detected row. A row can be the earliest
+    detection only if it scores higher than every earlier row of its window ("leading" rows;
+    all other rows gain nothing). Leading rows become detected from the last one backwards:
+    the last turns the -fnWeight of a missed window into its own value (opens_window, plus
+    unit in tpWeight units), each earlier one adds the difference to the leading row after it.
+    """
+    gain, opens = np.zeros(len(score)), np.zeros(len(score), dtype=bool)
+    inside = np.flatnonzero(window_of_row >= 0)
+    if len(inside) == 0:
+        return gain, opens
+    by_window = window_of_row[inside]
+    window_scores = pd.Series(score[inside])
+    best_before = window_scores.groupby(by_window).cummax().groupby(by_window).shift(1)
+    leading = inside[(best_before.isna() | (window_scores > best_before)).to_numpy()]
+    leading_unit = pd.Series(unit[leading])
+    next_unit = leading_unit.groupby(window_of_row[leading]).shift(-1)
+    gain[leading] = (leading_unit - next_unit.fillna(0.0)).to_numpy()
+    opens[leading] = next_unit.isna().to_numpy()
+    return gain, opens
+
+
+def window_rows(timestamps, windows: Sequence[tuple], file_name: str = "file") -> list[tuple[int, int]]:
+    """Map (start, end) timestamp windows to inclusive row pairs, each boundary at its first occurrence."""
+    if len(windows) == 0:
+        return []
+    distinct, first_row = np.unique(_as_nanoseconds(timestamps, file_name), return_index=True)
+    boundaries = [boundary for window in windows for boundary in window]
+    boundary_ns = _as_nanoseconds(boundaries, file_name)
+    missing = ~np.isin(boundary_ns, distinct)
+    if missing.any():
+        raise UserError(f"{file_name}: window boundary {boundaries[int(np.argmax(missing))]} is not a timestamp "
+                        "of the file; windows must start and end on timestamps of the data")
+    rows = first_row[np.searchsorted(distinct, boundary_ns)].reshape(-1, 2)
+    if (rows[:, 0] > rows[:, 1]).any() or (rows[1:, 0] <= rows[:-1, 1]).any():
+        raise UserError(f"{file_name}: anomaly windows must be sorted and must not overlap; merge or reorder them")
+    return [(int(start), int(end)) for start, end in rows]
+
+
+def _as_nanoseconds(timestamps, file_name: str) -> np.ndarray:
+    try:
+        parsed = pd.to_datetime(np.asarray(timestamps).ravel(), format="ISO8601")
+    except (ValueError, TypeError) as error:
+        reason = str(error).splitlines()[0]
+        raise UserError(f"{file_name}: cannot read the timestamps ({reason}); write them as 'YYYY-MM-DD HH:MM:SS'") from error
+    return pd.DatetimeIndex(parsed).as_unit("ns").asi8
+
+
+def windows_from_labels(timestamps, labels) -> list[tuple]:
+    """Windows as (first, last) timestamps of each run of rows labelled 1.
+
+    Two NAB windows with no row between them come back as one window; NAB merges only
+    windows that overlap or share a boundary.
+    """
+    flags = np.r_[0, np.asarray(labels).astype(bool).astype(np.int8).ravel(), 0]
+    starts = np.flatnonzero(np.diff(flags) == 1)
+    ends = np.flatnonzero(np.diff(flags) == -1) - 1
+    stamps = np.asarray(timestamps)
+    return [(stamps[start], stamps[end]) for start, end in zip(starts, ends)]
+
+
+def _sweep(rows: _ScoredRows, cost: _Cost) -> tuple[np.ndarray, np.ndarray]:
+    """Every candidate threshold with its raw corpus score, highest threshold first.
+
+    The candidates are "detect nothing" and every distinct scored anomaly value; the score
+    of a candidate t is that of detecting every row scoring >= t.
+    """
+    gains = np.where(rows.inside, cost.tp * rows.credit_gain + cost.fn * rows.opens_window, cost.fp * rows.unit_value)
+    null_score = -cost.fn * rows.n_windows
+    totals = null_score + np.cumsum(gains[rows.descending])[rows.run_ends]
+    thresholds = rows.score[rows.descending][rows.run_ends]
+    return np.r_[_nothing_detected_threshold(rows.score), thresholds], np.r_[null_score, totals]
+
+
+def _nothing_detected_threshold(scores: np.ndarray) -> float:
+    if len(scores) == 0 or scores.max() < NO_DETECTION_THRESHOLD:
+        return NO_DETECTION_THRESHOLD
+    return float(np.nextafter(scores.max(), np.inf))
+
+
+def _best_threshold(rows: _ScoredRows, cost: _Cost) -> float:
+    """The threshold with the highest raw corpus score; the highest such threshold on ties, as in NAB."""
+    thresholds, totals = _sweep(rows, cost)
+    return float(thresholds[np.argmax(totals)])
+
+
+def _score_files_at(rows: _ScoredRows, cost: _Cost, threshold: float) -> dict[str, np.ndarray]:
+    """Raw score, row counts and window counts per file with every row scoring >= threshold detected."""
+    n_files = len(rows.file_names)
+    detected = rows.score >= threshold
+    values = rows.values(cost)
+
+    def per_file(mask, weights=None):
+        return np.bincount(rows.file_of_row[mask], weights=None if weights is None else weights[mask], minlength=n_files)
+
+    best_detection = np.full(rows.n_windows, -np.inf)
+    hit_rows = detected & rows.inside
+    np.maximum.at(best_detection, rows.window_of_row[hit_rows], values[hit_rows])
+    window_hit = np.isfinite(best_detection)
+    credit = np.where(window_hit, best_detection, -cost.fn)
+    false_positives = detected & ~rows.inside
+    return {
+        "raw_score": per_file(false_positives, values) + np.bincount(rows.file_of_window, weights=credit, minlength=n_files),
+        "tp": per_file(hit_rows),
+        "tn": per_file(~detected & ~rows.inside),
+        "fp": per_file(false_positives),
+        "fn": per_file(~detected & rows.inside),
+        "windows": np.bincount(rows.file_of_window, minlength=n_files),
+        "windows_detected": np.bincount(rows.file_of_window[window_hit], minlength=n_files),
+    }
+
+
+def normalised_score(raw_score: float, cost_matrix: Mapping[str, float], n_windows: int) -> float | None:
+    """100 * (raw - null) / (perfect - null), or None when there is no window to score against."""
+    cost = _Cost.from_matrix(cost_matrix)
+    if n_windows == 0:
+        return None
+    null_score, perfect_score = -cost.fn * n_windows, cost.tp * n_windows
+    return 100.0 * (raw_score - null_score) / (perfect_score - null_score)
+
+
+def score_corpus(
+    files: Mapping[str, tuple],
+    windows: Mapping[str, Sequence[tuple]],
+    profiles: Mapping[str, Mapping[str, float]] | None = None,
+    thresholds: Mapping[str, float] | float | None = None,
+) -> dict:
+    """Score in-memory detector output with NAB.
+
+    files:      {file name: (timestamps, anomaly scores)}, one score per row, rows in file order.
+    windows:    {file name: [(start timestamp, end timestamp), ...]} (inclusive), an entry for
+                every file in `files` (an empty list for a file without anomalies); entries for
+                other files are ignored, so normalisation uses the windows of the scored files.
+    profiles:   {profile: {"tpWeight", "fpWeight", "fnWeight"}}; NAB's three profiles by default.
+    thresholds: one threshold per profile, one for all, or None to choose, per profile, the
+                threshold with the best raw corpus score (NAB's optimiser).
+
+    Returns {"scores": {profile: normalised score (0 = null detector, 100 = perfect)},
+    "raw_scores", "thresholds", "counts" (tp/tn/fp/fn rows and windows detected) per profile,
+    and "per_file": {profile: {file: {"raw_score", "tp", "tn", "fp", "fn", "windows",
+    "windows_detected"}}}}.
+    """
+    rows = _scored_rows(files, windows)
+    result = {"scores": {}, "raw_scores": {}, "thresholds": {}, "counts": {}, "per_file": {}}
+    for profile, cost_matrix in (DEFAULT_PROFILES if profiles is None else profiles).items():
+        cost = _Cost.from_matrix(cost_matrix)
+        threshold = _best_threshold(rows, cost) if thresholds is None else _threshold_for(thresholds, profile)
+        per_file = _score_files_at(rows, cost, threshold)
+        raw_score = float(per_file["raw_score"].sum())
+        result["scores"][profile] = normalised_score(raw_score, cost_matrix, rows.n_windows)
+        result["raw_scores"][profile] = raw_score
+        result["thresholds"][profile] = threshold
+        result["counts"][profile] = {key: int(counts.sum()) for key, counts in per_file.items() if key != "raw_score"}
+        result["per_file"][profile] = {
+            name: {key: (float(column[i]) if key == "raw_score" else int(column[i])) for key, column in per_file.items()}
+            for i, name in enumerate(rows.file_names)
+        }
+    return result
+
+
+def _threshold_for(thresholds: Mapping[str, float] | float, profile: str) -> float:
+    if not isinstance(thresholds, Mapping):
+        return float(thresholds)
+    if profile not in thresholds:
+        raise UserError(f"no threshold given for profile {profile!r}; give one for each of the profiles scored")
+    return float(thresholds[profile])
+
+
+def load_nab_windows(nab_root) -> dict[str, list[tuple[str, str]]]:
+    """{"<category>/<name>.csv": [(start, end), ...]} from labels/combined_windows.json, timestamps as written."""
+    path = Path(nab_root) / WINDOWS_PATH
+    windows = _read_json(path, "the NAB anomaly windows")
+    return {name: [(start, end) for start, end in file_windows] for name, file_windows in windows.items()}
+
+
+def load_nab_profiles(nab_root) -> dict[str, dict[str, float]]:
+    """The cost matrix of each profile in config/profiles.json, or NAB's three defaults when it is absent."""
+    path = Path(nab_root) / PROFILES_PATH
+    if not path.is_file():
+        return {name: dict(matrix) for name, matrix in DEFAULT_PROFILES.items()}
+    profiles = _read_json(path, "the NAB profiles")
+    try:
+        return {name: {key: entry["CostMatrix"][key] for key in ("tpWeight", "fpWeight", "fnWeight")}
+                for name, entry in profiles.items()}
+    except (KeyError, TypeError) as error:
+        raise UserError(f"{path}: each profile needs a CostMatrix with tpWeight, fpWeight and fnWeight") from error
+
+
+def load_published_thresholds(nab_root, detector_name: str, profiles=None) -> dict[str, float]:
+    """The per-profile thresholds in config/thresholds.json that NAB's published scores were computed at."""
+    path = Path(nab_root) / THRESHOLDS_PATH
+    published = _read_json(path, "the published NAB thresholds")
+    if detector_name not in published:
+        raise UserError(f"detector {detector_name!r} has no published thresholds in {path}; "
+                        f"name one of {', '.join(sorted(published))} with --detector-name, or use --thresholds optimize")
+    profiles = list(DEFAULT_PROFILES) if profiles is None else list(profiles)
+    missing = [profile for profile in profiles if profile not in published[detector_name]]
+    if missing:
+        raise UserError(f"{path} has no {detector_name} threshold for {', '.join(missing)}; use --thresholds optimize")
+    return {profile: float(published[detector_name][profile]["threshold"]) for profile in profiles}
+
+
+def load_detector_files(nab_root, detector_dir, detector_name: str | None = None,
+                        file_names=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{file name: (timestamps from data/, anomaly scores from the detector's result CSV)}.
+
+    Result files are <detector_dir>/<category>/<detector>_<name>.csv, where <detector> is
+    detector_name or else the folder's name. file_names defaults to every file with windows.
+    """
+    root, folder = _input_folders(nab_root, detector_dir)
+    prefixes = list(dict.fromkeys(name for name in (detector_name, folder.name) if name))
+    files, missing = {}, []
+    for file_name in load_nab_windows(root) if file_names is None else file_names:
+        result_path = next((path for path in (_result_path(folder, prefix, file_name) for prefix in prefixes)
+                            if path.is_file()), None)
+        if result_path is None:
+            missing.append(str(_result_path(folder, prefixes[0], file_name)))
+            continue
+        timestamps = _read_column(root / "data" / file_name, "timestamp")
+        scores = _read_column(result_path, "anomaly_score")
+        if len(scores) != len(timestamps):
+            raise UserError(f"{result_path} has {len(scores)} rows but {root / 'data' / file_name} has "
+                            f"{len(timestamps)}; result files need one row per data row, in the same order")
+        files[file_name] = (timestamps, scores)
+    if missing:
+        raise UserError(f"{len(missing)} result file(s) missing, e.g. {missing[0]}; "
+                        "score a folder with one result file per NAB data file, or pass --detector-name")
+    return files
+
+
+def score_detector_dir(nab_root, detector_dir, detector_name: str | None = None,
+                       thresholds: str | Mapping[str, float] = "published") -> dict:
+    """Score a NAB results folder: score_corpus's result plus "detector" and "threshold_source".
+
+    thresholds: "published" (config/thresholds.json for detector_name, which defaults to the
+    folder's name), "optimize" (NAB's optimiser), or a {profile: threshold} mapping.
+    """
+    root, folder = _input_folders(nab_root, detector_dir)
+    detector_name = detector_name or folder.resolve().name
+    profiles = load_nab_profiles(root)
+    if thresholds == "published":
+        chosen = load_published_thresholds(root, detector_name, profiles)
+    elif thresholds == "optimize":
+        chosen = None
+    elif isinstance(thresholds, Mapping):
+        chosen = thresholds
+    else:
+        raise UserError(f"thresholds must be 'published', 'optimize' or a {{profile: threshold}} mapping, got {thresholds!r}")
+    windows = load_nab_windows(root)
+    files = load_detector_files(root, detector_dir, detector_name, windows)
+    result = score_corpus(files, windows, profiles, chosen)
+    source = thresholds if isinstance(thresholds, str) else "given"
+    return {"detector": detector_name, "threshold_source": source, **result}
+
+
+def write_nab_results(out_dir, detector_name: str, file_name: str, timestamps, values,
+                      anomaly_scores, labels) -> Path:
+    """Write one series' detector output as <out_dir>/<detector>/<category>/<detector>_<name>.csv.
+
+    The columns are those of NAB's detection step: timestamp, value, anomaly_score, label.
+    NAB's scoring step later appends S(t)_<profile> columns; they are informational (their
+    meaning changed between NAB versions) and scoring never reads them, so none are written.
+    """
+    path = _result_path(Path(out_dir) / detector_name, detector_name, file_name)
+    stamps = pd.DatetimeIndex(pd.to_datetime(np.asarray(timestamps).ravel(), format="ISO8601"))
+    table = pd.DataFrame({
+        "timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"),
+        "value": np.asarray(values).ravel(),
+        "anomaly_score": np.asarray(anomaly_scores, dtype=np.float64).ravel(),
+        "label": np.asarray(labels).astype(int).ravel(),
+    }, columns=RESULT_COLUMNS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+    return path
+
+
+def _result_path(folder: Path, detector_name: str, file_name: str) -> Path:
+    relative = Path(file_name)
+    return folder / relative.parent / f"{detector_name}_{relative.name}"
+
+
+def _input_folders(nab_root, detector_dir) -> tuple[Path, Path]:
+    root = _existing_folder(nab_root, "NAB root", "point --nab-root at a copy of the NAB repository")
+    folder = _existing_folder(detector_dir, "detector results folder",
+                              "point --detector-dir at a folder holding <category>/<detector>_<name>.csv files")
+    return root, folder
+
+
+def _existing_folder(path, what: str, fix: str) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UserError(f"{what} {folder} does not exist; {fix}")
+    return folder
+
+
+def _read_json(path: Path, what: str):
+    if not path.is_file():
+        raise UserError(f"{path} is missing; it holds {what}: point --nab-root at a copy of the NAB repository")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON ({error}); restore it from the NAB repository") from error
+
+
+def _read_column(path: Path, column: str) -> np.ndarray:
+    if not path.is_file():
+        raise UserError(f"{path} is missing; point --nab-root at a copy of the NAB repository with its data/ folder")
+    try:
+        return pd.read_csv(path, usecols=[column])[column].to_numpy()
+    except ValueError as error:
+        raise UserError(f"{path} has no readable {column!r} column ({error}); NAB CSVs need a header row naming it") from error

@@ -1,0 +1,211 @@
+"""SD-MAE: a self-distilled masked autoencoder. A Transformer encoder reads a window whose
+masked tokens are replaced by a learned mask token; a deep teacher decoder reconstructs the
+masked steps and a shallow student decoder learns to mimic the teacher. On normal data the
+student keeps up; on anomalies the two drift apart, and that teacher-student discrepancy on
+masked steps is the anomaly score.
+
+Loss per batch, with d(x) = mean over masked values of (teacher.detach() - student)^2:
+    reconstruction   mean over masked values of (teacher - x)^2
+    normal term      mean of d(x) over normal windows (label 0 or unknown -1)
+    anomaly term     mean of max(0, margin - d(x)) over labelled anomalies (label 1);
+                     its weight ramps from 0 to 1 over the first part of training
+    loss = reconstruction + lambda_disc * (normal term + warm-up weight * anomaly term)
+Without labelled anomalies in a batch the anomaly term is zero, so the model also trains
+unsupervised. The teacher is detached in d(x) so the normal term cannot drag the teacher
+towards the student (the collapse of the reference code, where only the teacher learns to
+reconstruct); encoder and student still learn from it.
+
+Scoring: `last_steps` masks the last `score_steps` steps of each window and scores only those
+(other steps are NaN, so with score_stride 1 every step is scored by the windows ending near
+it); `sliding` masks consecutive blocks of `score_steps` steps in turn and scores every step
+of the window, for point-level data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from tsad.data.windows import window_starts
+from tsad.errors import UserError
+from tsad.models.base import TorchDetector, register
+
+TOKENS = ("patch", "step")
+SCORINGS = ("last_steps", "sliding")
+EVAL_MASK_SEED = 0
+
+
+def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
+    """Fixed sine/cosine position codes [n_positions, d_model]."""
+    position = torch.arange(n_positions, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    codes = torch.zeros(n_positions, d_model)
+    codes[:, 0::2] = torch.sin(position * frequency)
+    codes[:, 1::2] = torch.cos(position * frequency)[:, : d_model // 2]
+    return codes
+
+
+class SDMAEModule(nn.Module):
+    def __init__(self, n_channels: int, window: int, token_size: int, d_model: int, n_heads: int, ff_size: int,
+                 dropout: float, encoder_layers: int, teacher_layers: int, student_layers: int, mask_ratio: float,
+                 margin: float, lambda_disc: float, anomaly_warmup_fraction: float, scoring: str, score_steps: int):
+        super().__init__()
+        self.window, self.token_size, self.n_tokens = window, token_size, window // token_size
+        self.n_channels = n_channels
+        self.mask_ratio, self.margin, self.lambda_disc = mask_ratio, margin, lambda_disc
+        self.anomaly_warmup_fraction = anomaly_warmup_fraction
+        self.scoring, self.score_steps = scoring, score_steps
+        self.embed = nn.Linear(token_size * n_channels, d_model)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, d_model))
+        nn.init.normal_(self.mask_token, std=0.02)
+        self.register_buffer("positions", sinusoidal_positions(self.n_tokens, d_model), persistent=False)
+
+        def encoder_layer():
+            return nn.TransformerEncoderLayer(d_model, n_heads, ff_size, dropout, batch_first=True)
+
+        def decoder_layer():
+            return nn.TransformerDecoderLayer(d_model, n_heads, ff_size, dropout, batch_first=True)
+
+        self.encoder = nn.TransformerEncoder(encoder_layer(), encoder_layers, enable_nested_tensor=False)
+        self.teacher = nn.TransformerDecoder(decoder_layer(), teacher_layers)
+        self.student = nn.TransformerDecoder(decoder_layer(), student_layers)
+        self.output = nn.Linear(d_model, token_size * n_channels)   # shared by teacher and student
+        self.warmup_epochs = 0.0
+        self.epoch = 0
+
+    # -- training schedule hooks ------------------------------------------------------
+    def on_fit_start(self, trainer, batches) -> None:
+        self.warmup_epochs = self.anomaly_warmup_fraction * trainer.config["max_epochs"]
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def anomaly_weight(self) -> float:
+        """Warm-up weight of the anomaly term: epoch / warm-up epochs, then 1 (always 1 in eval)."""
+        if not self.training or self.warmup_epochs <= 0:
+            return 1.0
+        return min(1.0, self.epoch / self.warmup_epochs)
+
+    # -- the network --------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, L, C], hidden [B, N] (True = masked token) -> teacher and student outputs [B, L, C]."""
+        batch = x.shape[0]
+        tokens = self.embed(x.reshape(batch, self.n_tokens, -1))                       # [B, N, d]
+        tokens = torch.where(hidden[..., None], self.mask_token.to(tokens.dtype), tokens)
+        memory = self.encoder(tokens + self.positions)                                  # [B, N, d]
+        queries = self.positions.expand(batch, -1, -1)
+        teacher = self.output(self.teacher(queries, memory)).reshape(x.shape)
+        student = self.output(self.student(queries, memory)).reshape(x.shape)
+        return teacher, student
+
+    def random_mask(self, batch: int, device: torch.device) -> torch.Tensor:
+        """Mask [B, N]: each window hides a random mask_ratio of its tokens (fixed pattern in eval)."""
+        n_hidden = self.n_tokens - round(self.n_tokens * (1 - self.mask_ratio))
+        generator = None
+        if not self.training:
+            generator = torch.Generator(device=device).manual_seed(EVAL_MASK_SEED)
+        noise = torch.rand(batch, self.n_tokens, device=device, generator=generator)
+        rank = noise.argsort(dim=1).argsort(dim=1)
+        return rank < n_hidden
+
+    def block_masks(self) -> torch.Tensor:
+        """Token masks [K, N] used for scoring: the last block only, or every block in turn."""
+        block = self.score_steps // self.token_size
+        if self.scoring == "last_steps":
+            starts = [self.n_tokens - block]
+        else:
+            starts = window_starts(self.n_tokens, block, block).tolist()
+        masks = torch.zeros(len(starts), self.n_tokens, dtype=torch.bool, device=self.positions.device)
+        for row, start in enumerate(starts):
+            masks[row, start:start + block] = True
+        return masks
+
+    def step_mask(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Token mask [..., N] -> step mask [..., L]."""
+        return hidden.repeat_interleave(self.token_size, dim=-1)
+
+    # -- loss -----------------------------------------------------------------------------
+    def loss(self, batch: dict) -> dict:
+        x = batch["x"]                                                                  # [B, L, C]
+        hidden = self.random_mask(x.shape[0], x.device)
+        teacher, student = self(x, hidden)
+        weight = self.step_mask(hidden)[..., None].to(x.dtype)                           # [B, L, 1]
+        n_values = weight.sum(dim=(1, 2)) * x.shape[2]
+        reconstruction = (((teacher - x) ** 2) * weight).sum(dim=(1, 2)) / n_values     # [B]
+        discrepancy = (((teacher.detach() - student) ** 2) * weight).sum(dim=(1, 2)) / n_values
+        anomalous = batch["label"] == 1
+        zero = discrepancy.new_zeros(())
+        normal_term = discrepancy[~anomalous].mean() if (~anomalous).any() else zero
+        anomaly_term = torch.relu(self.margin - discrepancy[anomalous]).mean() if anomalous.any() else zero
+        disc_loss = normal_term + self.anomaly_weight() * anomaly_term
+        return {"loss": reconstruction.mean() + self.lambda_disc * disc_loss, "reconstruction": reconstruction.mean(),
+                "discrepancy_normal": normal_term, "anomaly_hinge": anomaly_term}
+
+    # -- scoring --------------------------------------------------------------------------
+    def masked_passes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run every scoring mask over every window: teacher, student [K, B, L, C] and step masks [K, 1, L]."""
+        masks = self.block_masks()                                                      # [K, N]
+        k, batch = masks.shape[0], x.shape[0]
+        repeated = x.unsqueeze(0).expand(k, -1, -1, -1).reshape(k * batch, *x.shape[1:])
+        hidden = masks.unsqueeze(1).expand(-1, batch, -1).reshape(k * batch, -1)
+        teacher, student = self(repeated, hidden)
+        shape = (k, batch, *x.shape[1:])
+        return teacher.reshape(shape), student.reshape(shape), self.step_mask(masks).unsqueeze(1)
+
+    def score(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        teacher, student, masked = self.masked_passes(batch["x"])
+        per_pass = ((teacher - student) ** 2).mean(dim=3)                               # [K, B, L]
+        weight = masked.to(per_pass.dtype)
+        counts = weight.sum(dim=0)                                                      # [1, L]
+        step = (per_pass * weight).sum(dim=0) / counts.clamp(min=1)                      # [B, L]
+        step = step.masked_fill(counts == 0, float("nan"))
+        return step, step.nanmean(dim=1)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Teacher reconstruction [B, L, C], each step predicted while its block was masked."""
+        teacher, _, masked = self.masked_passes(x)
+        weight = masked.unsqueeze(-1).to(teacher.dtype)                                 # [K, 1, L, 1]
+        rebuilt = (teacher * weight).sum(dim=0) / weight.sum(dim=0).clamp(min=1)
+        return torch.where(weight.sum(dim=0) > 0, rebuilt, x)
+
+
+@register("sdmae")
+class SDMAE(TorchDetector):
+    input_mode = "windows"
+
+    def __init__(self, window: int = 100, train_stride: int = 4, score_stride: int = 1, step_reduce: str = "mean",
+                 series_aggregate: str = "max", tokens: str = "patch", patch_size: int = 10, d_model: int = 64,
+                 n_heads: int = 4, ff_size: int = 256, dropout: float = 0.1, encoder_layers: int = 3,
+                 teacher_layers: int = 4, student_layers: int = 1, mask_ratio: float = 0.6, margin: float = 1.0,
+                 lambda_disc: float = 0.5, anomaly_warmup_fraction: float = 0.2, scoring: str = "last_steps",
+                 score_steps: int = 10):
+        super().__init__(window, train_stride, score_stride, step_reduce, series_aggregate)
+        if tokens not in TOKENS:
+            raise UserError(f"model.tokens must be one of {', '.join(TOKENS)}, got {tokens!r}")
+        if scoring not in SCORINGS:
+            raise UserError(f"model.scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+        token_size = patch_size if tokens == "patch" else 1
+        if patch_size < 1 or window % token_size:
+            raise UserError(f"model.window ({window}) must be a multiple of model.patch_size ({patch_size})")
+        if not 0 < score_steps <= window or score_steps % token_size:
+            raise UserError(f"model.score_steps ({score_steps}) must be a multiple of model.patch_size ({patch_size}) "
+                            f"and at most model.window ({window})")
+        n_tokens = window // token_size
+        if not 0 < n_tokens - round(n_tokens * (1 - mask_ratio)) < n_tokens:
+            raise UserError(f"model.mask_ratio ({mask_ratio}) must hide at least one and keep at least one of "
+                            f"{n_tokens} tokens")
+        if d_model % n_heads:
+            raise UserError(f"model.d_model ({d_model}) must be divisible by model.n_heads ({n_heads})")
+        self.tokens, self.patch_size, self.d_model, self.n_heads = tokens, patch_size, d_model, n_heads
+        self.ff_size, self.dropout = ff_size, dropout
+        self.encoder_layers, self.teacher_layers, self.student_layers = encoder_layers, teacher_layers, student_layers
+        self.mask_ratio, self.margin, self.lambda_disc = mask_ratio, margin, lambda_disc
+        self.anomaly_warmup_fraction, self.scoring, self.score_steps = anomaly_warmup_fraction, scoring, score_steps
+
+    def build_module(self, n_channels: int) -> SDMAEModule:
+        token_size = self.patch_size if self.tokens == "patch" else 1
+        return SDMAEModule(n_channels, self.window, token_size, self.d_model, self.n_heads, self.ff_size, self.dropout,
+                           self.encoder_layers, self.teacher_layers, self.student_layers, self.mask_ratio, self.margin,
+                           self.lambda_disc, self.anomaly_warmup_fraction, self.scoring, self.score_steps)
