@@ -173,7 +173,7 @@ def test_window_boundaries_map_to_the_first_occurrence_of_repeated_timestamps():
     timestamps = ["2014-03-09 01:00:00", "2014-03-09 01:05:00", "2014-03-09 01:00:00",
                   "2014-03-09 01:05:00", "2014-03-09 01:10:00", "2014-03-09 01:15:00"]
     windows = [("2014-03-09 01:05:00.000000", "2014-03-09 01:10:00.000000")]
-    assert nab.window_rows(timestamps, windows) == [(1, 4)]
+    assert nab.windows_to_rows(timestamps, windows) == [(1, 4)]
 
 
 def test_bad_windows_are_user_errors():
@@ -184,7 +184,7 @@ def test_bad_windows_are_user_errors():
     with pytest.raises(UserError, match="no entry in the anomaly windows"):
         nab.score_corpus({"a.csv": (timestamps, scores)}, {})
     with pytest.raises(UserError, match="must not overlap"):
-        nab.window_rows(timestamps, [(timestamps[2], timestamps[5]), (timestamps[4], timestamps[8])])
+        nab.windows_to_rows(timestamps, [(timestamps[2], timestamps[5]), (timestamps[4], timestamps[8])])
 
 
 def test_written_results_score_like_the_arrays_they_hold(tmp_path):
