@@ -1,0 +1,184 @@
+"""SD-MAE (tsad/models/sdmae.py): an end-to-end run, save/load, the loss signs and the masking."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tsad.data.synthetic import build
+from tsad.errors import UserError
+from tsad.models.base import Detector, build_detector
+from tsad.models.sdmae import SDMAE
+
+TINY_TRAINER = {"max_epochs": 1, "max_batches_per_epoch": 2, "batch_size": 16, "warmup_epochs": 0}
+
+
+def tiny_module(**params):
+    """A small SD-MAE module on 2 channels, without dropout so two forward passes agree."""
+    params = {"window": 20, "patch_size": 5, "score_steps": 5, "d_model": 16, "n_heads": 2, "ff_size": 32,
+              "dropout": 0.0, **params}
+    return SDMAE(**params).build_module(n_channels=2)
+
+
+def windows(n: int = 6, length: int = 20, seed: int = 0) -> torch.Tensor:
+    t = torch.arange(length, dtype=torch.float32)
+    phase = torch.rand(n, 1, 2, generator=torch.Generator().manual_seed(seed)) * 6
+    return torch.sin(t[None, :, None] / 3 + phase)                                   # [n, length, 2]
+
+
+def loss_at(module, batch: dict, mask_seed: int = 0) -> dict:
+    torch.manual_seed(mask_seed)  # same random training mask on every call
+    return module.loss(batch)
+
+
+def test_tsad_run_trains_and_scores_both_levels(tmp_path):
+    command = [str(Path(sys.executable).with_name("tsad-run")), "model=sdmae", "trainer=fast", "dataset.n_train=40", "dataset.n_val=10",
+               "dataset.n_test=30", "dataset.max_length=80", "dataset.train_labelled_anomalies=0.05", "plots=false",
+               f"paths.output_dir={tmp_path}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(next(tmp_path.glob("runs/*/*/metrics.json")).read_text())
+    assert record["status"] == "OK"
+    assert record["model"] == "sdmae" and record["epochs_trained"] == 2
+    for level in ("series", "point"):
+        assert 0.0 <= record["metrics"][level]["roc_auc"] <= 1.0
+
+
+def test_save_load_gives_identical_scores(tmp_path):
+    data = build(n_train=12, n_val=4, n_test=6, min_length=30, max_length=60, train_labelled_anomalies=0.2)
+    for scoring in ("last_steps", "sliding"):
+        detector = build_detector("sdmae", {"window": 20, "patch_size": 5, "score_steps": 5, "d_model": 16,
+                                            "n_heads": 2, "ff_size": 32, "scoring": scoring, "score_stride": 3},
+                                  trainer=TINY_TRAINER)
+        detector.fit(data.train, data.val)
+        before = detector.score(data.test)
+        detector.save(tmp_path / scoring)
+        after = Detector.load(tmp_path / scoring).score(data.test)
+        np.testing.assert_array_equal(before.series, after.series)
+        for a, b in zip(before.steps, after.steps):
+            assert np.isfinite(a).all()
+            np.testing.assert_array_equal(a, b)
+
+
+def test_unsupervised_batch_has_no_anomaly_term():
+    module = tiny_module().train()
+    batch = {"x": windows(), "label": torch.tensor([-1, 0, -1, 0, -1, -1])}
+    losses = loss_at(module, batch)
+    assert losses["anomaly_hinge"].item() == 0.0
+    expected = losses["reconstruction"] + module.lambda_disc * losses["discrepancy_normal"]
+    assert losses["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_anomaly_term_pushes_teacher_and_student_apart():
+    module = tiny_module(margin=50.0).train()
+    batch = {"x": windows(), "label": torch.tensor([0, 0, 0, 0, 1, 1])}
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.05)
+    before = loss_at(module, batch)
+    assert before["anomaly_hinge"].item() > 0
+    # The hinge is margin - d(anomalies) below the margin: a step down its gradient must raise d.
+    optimizer.zero_grad()
+    before["anomaly_hinge"].backward()
+    optimizer.step()
+    after = loss_at(module, batch)
+    assert after["anomaly_hinge"].item() < before["anomaly_hinge"].item()
+    # A labelled anomaly adds that push: the same windows labelled normal carry none.
+    unlabelled = loss_at(module, {**batch, "label": torch.full((6,), -1)})
+    assert unlabelled["anomaly_hinge"].item() == 0.0
+
+
+def test_normal_term_pulls_student_to_teacher_without_moving_the_teacher():
+    module = tiny_module().train()
+    batch = {"x": windows(), "label": torch.zeros(6, dtype=torch.long)}
+    losses = loss_at(module, batch)
+    losses["discrepancy_normal"].backward()
+    teacher_grads = [p.grad for p in module.teacher.parameters()]
+    assert all(g is None or torch.count_nonzero(g) == 0 for g in teacher_grads)
+    assert any(p.grad is not None and torch.count_nonzero(p.grad) > 0 for p in module.student.parameters())
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.05)
+    optimizer.step()
+    assert loss_at(module, batch)["discrepancy_normal"].item() < losses["discrepancy_normal"].item()
+
+
+def test_anomaly_warmup_ramps_over_the_configured_fraction():
+    class FakeTrainer:
+        config = {"max_epochs": 10}
+
+    module = tiny_module(anomaly_warmup_fraction=0.2)
+    module.on_fit_start(FakeTrainer(), None)
+    module.train()
+    weights = []
+    for epoch in range(4):
+        module.on_epoch_start(epoch)
+        weights.append(module.anomaly_weight())
+    assert weights == [0.0, 0.5, 1.0, 1.0]
+    module.on_epoch_start(0)
+    assert module.eval().anomaly_weight() == 1.0
+
+
+@pytest.mark.parametrize("tokens, score_steps", [("patch", 5), ("patch", 10), ("step", 7)])
+def test_last_steps_scoring_masks_exactly_the_configured_steps(tokens, score_steps):
+    module = tiny_module(tokens=tokens, score_steps=score_steps).eval()
+    hidden = module.step_mask(module.block_masks())
+    assert hidden.shape == (1, 20)
+    assert hidden[0].nonzero().ravel().tolist() == list(range(20 - score_steps, 20))
+    x = windows()
+    with torch.no_grad():
+        step, series = module.score({"x": x})
+        scored = ~torch.isnan(step)
+        assert scored.all(dim=0).tolist() == hidden[0].tolist()
+        # The model never sees the masked steps: changing them leaves the score as it is ...
+        changed = x.clone()
+        changed[:, 20 - score_steps:] += 5.0
+        torch.testing.assert_close(module.score({"x": changed})[1], series, rtol=0, atol=0)
+        # ... while changing the step just before them does not.
+        changed = x.clone()
+        changed[:, 20 - score_steps - 1] += 5.0
+        assert not torch.allclose(module.score({"x": changed})[1], series)
+
+
+def test_sliding_scoring_scores_every_step_once_per_block():
+    module = tiny_module(scoring="sliding", score_steps=10, window=30, patch_size=5).eval()
+    hidden = module.step_mask(module.block_masks())
+    assert hidden.shape == (3, 30)
+    assert hidden.sum(dim=0).tolist() == [1] * 30
+    with torch.no_grad():
+        step, _ = module.score({"x": windows(length=30)})
+        assert torch.isfinite(step).all()
+        assert module.reconstruct(windows(length=30)).shape == (6, 30, 2)
+
+
+def test_training_mask_hides_the_configured_ratio():
+    module = tiny_module(window=40, patch_size=4, score_steps=4, mask_ratio=0.6).train()
+    hidden = module.random_mask(8, torch.device("cpu"))
+    assert hidden.shape == (8, 10)
+    assert hidden.sum(dim=1).tolist() == [6] * 8
+    assert len({tuple(row) for row in hidden.tolist()}) > 1
+    module.eval()
+    assert torch.equal(module.random_mask(8, torch.device("cpu")), module.random_mask(8, torch.device("cpu")))
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"window": 25, "patch_size": 10}, "multiple of model.patch_size"),
+    ({"score_steps": 15}, "score_steps"),
+    ({"scoring": "middle"}, "model.scoring"),
+    ({"tokens": "word"}, "model.tokens"),
+    ({"mask_ratio": 0.0}, "mask_ratio"),
+])
+def test_bad_parameters_fail_in_one_line(params, message):
+    with pytest.raises(UserError, match=message):
+        SDMAE(**params)
+
+
+def test_yaml_defaults_match_the_constructor():
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "model" / "sdmae.yaml").read_text())
+    assert config.pop("name") == "sdmae"
+    detector = SDMAE(**config)
+    assert detector.get_params() == SDMAE().get_params()
