@@ -1,0 +1,41 @@
+"""Shared test helpers: run tsad-run in a subprocess and read its run folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TSAD_RUN = str(Path(sys.executable).with_name("tsad-run"))
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# A series-level synthetic set small enough for a few-second run.
+TINY_SERIES = ["dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30", "dataset.min_length=40",
+               "dataset.max_length=80", "trainer=fast", "plots=false"]
+
+
+def run_tsad(args: list[str], output_dir: Path, cwd: Path | None = None, check: bool = True,
+             timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run([TSAD_RUN, *args, f"paths.output_dir={output_dir}"], cwd=cwd or output_dir,
+                            capture_output=True, text=True, timeout=timeout, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"tsad-run {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def run_folders(output_dir: Path) -> list[Path]:
+    return sorted(p.parent for p in Path(output_dir).rglob("metrics.json"))
+
+
+def read_metrics(folder: Path) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+@pytest.fixture
+def tiny_series() -> list[str]:
+    return list(TINY_SERIES)
