@@ -97,7 +97,7 @@ def _run(config: dict, run_dir: Path) -> dict:
 
     data = build_dataset(config["dataset"])
     detector = build_detector(name, model_config, normalise=config["dataset"].get("normalise", "standard"),
-                              trainer=config["trainer"], device=device, seed=config["seed"])
+                              trainer=config["trainer"], device=device, seed=config["seed"], tta=config.get("tta"))
     if isinstance(detector, TorchDetector):
         detector.checkpoint_dir = run_dir / "model" / "checkpoints"
     log.info("data %s: %d train / %d val / %d test series, %d channels, %s level", data.name, len(data.train),

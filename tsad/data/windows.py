@@ -5,14 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def window_starts(length: int, window: int, stride: int) -> np.ndarray:
-    """Start indices of windows covering a series of `length` steps; the last window ends at the end.
+def window_starts(length: int, window: int, stride: int, offset: int = 0) -> np.ndarray:
+    """Start indices of windows covering a series of `length` steps: the grid begins at `offset`
+    (plus a window at 0 when offset > 0) and the last window ends at the end.
 
     A series shorter than the window gets one window starting at 0 (see `pad_to_window`).
     """
     if length <= window:
         return np.array([0])
-    starts = np.arange(0, length - window + 1, stride)
+    starts = np.arange(offset % stride if stride > 1 else 0, length - window + 1, stride)
+    if len(starts) == 0 or starts[0] != 0:
+        starts = np.insert(starts, 0, 0)
     if starts[-1] != length - window:
         starts = np.append(starts, length - window)
     return starts
@@ -26,10 +29,10 @@ def pad_to_window(series: np.ndarray, window: int) -> tuple[np.ndarray, int]:
     return np.concatenate([np.repeat(series[:1], n_pad, axis=0), series]), n_pad
 
 
-def make_windows(series: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, np.ndarray, int]:
+def make_windows(series: np.ndarray, window: int, stride: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
     """Windows [N_w, window, C] of one series [T, C], their starts and the left padding used."""
     padded, n_pad = pad_to_window(series, window)
-    starts = window_starts(len(padded), window, stride)
+    starts = window_starts(len(padded), window, stride, offset)
     index = starts[:, None] + np.arange(window)[None, :]
     return padded[index], starts, n_pad
 

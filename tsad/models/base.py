@@ -71,10 +71,11 @@ def get_detector_class(name: str) -> type["Detector"]:
 
 
 def build_detector(name: str, params: dict, *, normalise: str = "standard", trainer: dict | None = None,
-                   device: str = "cpu", seed: int = 0) -> "Detector":
+                   device: str = "cpu", seed: int = 0, tta: dict | None = None) -> "Detector":
     """Instantiate a registered detector from config values, validating every parameter."""
     cls = get_detector_class(name)
     detector = cls(**validate_params(cls, params, prefix="model"))
+    detector.tta = TestTimeAugmentation(**validate_params(TestTimeAugmentation, dict(tta or {}), prefix="tta"))
     detector.normaliser = Normaliser(normalise)
     detector.trainer_config = dict(trainer or {})
     detector.device = device
@@ -120,12 +121,41 @@ class Scores:
     series: np.ndarray
 
 
+class TestTimeAugmentation:
+    """Average window scores over `n` label-preserving perturbations of the input (n=1: off).
+
+    Augmentation k > 0 adds Gaussian jitter (std `jitter`, in normalised units), scales each
+    channel by 1 + N(0, scale), and shifts the window grid by a random offset in
+    [0, score_stride) (only matters when score_stride > 1). Applies to window models.
+    """
+
+    name = "tta"
+
+    def __init__(self, n: int = 1, jitter: float = 0.01, scale: float = 0.02, seed: int = 0):
+        if n < 1:
+            raise UserError(f"tta.n must be >= 1 (1 turns augmentation off), got {n}")
+        self.n, self.jitter, self.scale, self.seed = n, jitter, scale, seed
+
+    def state(self) -> dict:
+        return {"n": self.n, "jitter": self.jitter, "scale": self.scale, "seed": self.seed}
+
+    def variants(self, series: np.ndarray, stride: int):
+        """Yield (augmented series, window-grid offset); the first is the original."""
+        rng = np.random.default_rng([self.seed, len(series)])
+        yield series, 0
+        for _ in range(self.n - 1):
+            scaled = series * (1 + rng.normal(scale=self.scale, size=(1, series.shape[1])))
+            jittered = scaled + rng.normal(scale=self.jitter, size=series.shape)
+            yield jittered.astype(series.dtype), int(rng.integers(0, stride)) if stride > 1 else 0
+
+
 class Detector:
     """Base class: normalisation fitted on train, then the model's own `_fit` / `_score`."""
 
     name: ClassVar[str] = "detector"
 
     def __init__(self) -> None:
+        self.tta = TestTimeAugmentation()
         self.normaliser = Normaliser("standard")
         self.trainer_config: dict = {}
         self.device = "cpu"
@@ -152,7 +182,7 @@ class Detector:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"name": self.name, "params": self.get_params(), "normaliser": self.normaliser.state(),
-                "n_channels": self.n_channels, "seed": self.seed}
+                "n_channels": self.n_channels, "seed": self.seed, "tta": self.tta.state()}
         (directory / "detector.json").write_text(json.dumps(meta, indent=2))
         self._save_state(directory)
 
@@ -165,6 +195,7 @@ class Detector:
         detector.normaliser = Normaliser.from_state(meta["normaliser"])
         detector.n_channels = meta["n_channels"]
         detector.seed = meta["seed"]
+        detector.tta = TestTimeAugmentation(**meta.get("tta", {}))
         detector.device = device
         detector._load_state(directory)
         return detector
@@ -213,11 +244,17 @@ class WindowScorer:
         return rebuilt
 
     def _window_scores_to_scores(self, data: SeriesSet, score_windows) -> Scores:
-        """score_windows: callable mapping windows [N_w, L, C] to scores [N_w, L] (NaN = not scored)."""
+        """score_windows: callable mapping windows [N_w, L, C] to scores [N_w, L] (NaN = not scored).
+
+        With test-time augmentation the per-step scores of every variant are averaged.
+        """
         steps = []
         for series in data.values:
-            windows, starts, n_pad = make_windows(series, self.window, self.score_stride)
-            steps.append(windows_to_steps(score_windows(windows), starts, len(series), self.step_reduce, n_pad))
+            variants = []
+            for augmented, offset in self.tta.variants(series, self.score_stride):
+                windows, starts, n_pad = make_windows(augmented, self.window, self.score_stride, offset)
+                variants.append(windows_to_steps(score_windows(windows), starts, len(series), self.step_reduce, n_pad))
+            steps.append(np.mean(variants, axis=0))
         return Scores(steps, np.array([aggregate_series(s, self.series_aggregate) for s in steps]))
 
 
