@@ -127,7 +127,7 @@ def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_chann
           max_length: int = 200, n_train: int = 300, n_val: int = 60, n_test: int = 200, test_anomaly_rate: float = 0.3,
           anomaly_types=ANOMALY_TYPES, magnitude: float = 2.0, segment_fraction=(0.1, 0.3), noise: float = 0.1,
           train_contamination: float = 0.0, train_labelled_anomalies: float = 0.0, n_anomalies: int = 8,
-          anomaly_length=(5, 40)) -> DatasetSplits:
+          anomaly_length=(5, 40), labelled_val: float = 0) -> DatasetSplits:
     """Series-level (`level=series`) or point-level (`level=point`) synthetic data.
 
     Series level: many series of random length in [min_length, max_length]; a fraction of
@@ -135,7 +135,9 @@ def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_chann
     n_test long series of max_length steps, each test series carrying n_anomalies segments
     of anomaly_length steps. train_contamination puts unlabelled anomalies into train;
     train_labelled_anomalies adds that fraction of extra anomalous train series whose label
-    the detector may see (semi-supervised models).
+    the detector may see (semi-supervised models). labelled_val > 0 adds a labelled
+    validation split drawn like test (a number below 1 is a fraction of n_test, a whole
+    number from 1 up a count of series) for thresholds such as val_best_f1.
     """
     types = _check_types(anomaly_types)
     if level not in ("series", "point"):
@@ -146,6 +148,7 @@ def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_chann
                        ("train_labelled_anomalies", train_labelled_anomalies)):
         if not 0 <= value <= 1:
             raise UserError(f"dataset.{key} must be a fraction in [0, 1], got {value}")
+    n_labelled_val = _labelled_val_count(labelled_val, n_test)
     rng = np.random.default_rng(seed)
     process = SignalProcess(rng, n_channels, noise=noise)
     if level == "series":
@@ -163,8 +166,22 @@ def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_chann
         train = _concat(train, extra)
     val = make(n_val, train_contamination, "val")
     test = make(n_test, test_anomaly_rate, "test")
-    return DatasetSplits(train, val, test, level=level, name=name,
-                         info={"anomaly_types": types, "n_channels": n_channels, "seed": seed})
+    # Drawn after test, so that asking for it leaves train, val and test unchanged.
+    labelled = make(n_labelled_val, test_anomaly_rate, "labelled_val") if n_labelled_val else None
+    return DatasetSplits(train, val, test, level=level, name=name, labelled_val=labelled,
+                         info={"anomaly_types": types, "n_channels": n_channels, "seed": seed,
+                               "n_labelled_val": n_labelled_val})
+
+
+def _labelled_val_count(labelled_val, n_test: int) -> int:
+    """dataset.labelled_val as a number of series: below 1 a fraction of n_test, else a count."""
+    if isinstance(labelled_val, bool) or not isinstance(labelled_val, (int, float)) or labelled_val < 0 or (
+            labelled_val >= 1 and not float(labelled_val).is_integer()):
+        raise UserError(f"dataset.labelled_val must be 0 (none), a fraction of n_test below 1, or a whole number "
+                        f"of series, got {labelled_val!r}")
+    if labelled_val >= 1:
+        return int(labelled_val)
+    return max(1, int(round(labelled_val * n_test))) if labelled_val > 0 else 0
 
 
 def _series_split(rng, process, n, rate, prefix, min_length, max_length, types, magnitude, segment_fraction):

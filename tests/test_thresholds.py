@@ -1,0 +1,162 @@
+"""Threshold policies: values from train / validation / labelled validation only, never from test."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tsad.data.registry import build_dataset
+from tsad.errors import UserError
+from tsad.evaluation.thresholds import POLICIES, choose_thresholds, validate_threshold_config
+from tsad.models.base import build_detector
+
+SERIES = {"family": "synthetic", "name": "tiny", "seed": 3, "n_train": 30, "n_val": 10, "n_test": 30,
+          "min_length": 40, "max_length": 80, "labelled_val": 0.5}
+POINTS = {**SERIES, "name": "tiny_points", "level": "point", "max_length": 600, "n_train": 2, "n_val": 1,
+          "n_test": 2, "n_anomalies": 4, "labelled_val": 1}
+CONFIGS = [
+    {"policy": "val_percentile"},
+    {"policy": "val_percentile", "q": 90, "source": "train"},
+    {"policy": "contamination", "rate": 0.1},
+    {"policy": "sigma", "k": 2.0},
+    {"policy": "val_best_f1"},
+    {"policy": "fixed", "value": 1.5},
+    {"policy": "fixed", "value": {"series": 2.0, "point": 1.0}},
+]
+LEVELS = ["series", "point"]
+
+
+def fitted(dataset: dict):
+    data = build_dataset(dataset)
+    detector = build_detector("zscore", {}).fit(data.train, data.val)
+    return data, detector
+
+
+@pytest.fixture(scope="module")
+def series_run():
+    return fitted(SERIES)
+
+
+@pytest.fixture(scope="module")
+def point_run():
+    return fitted(POINTS)
+
+
+def test_every_policy_has_a_config_and_is_tested():
+    assert {c["policy"] for c in CONFIGS} == set(POLICIES)
+
+
+def with_permuted_test_labels(data, seed: int):
+    rng = np.random.default_rng(seed)
+    test = data.test
+    step_labels = [rng.permutation(labels) for labels in test.step_labels]
+    permuted = dataclasses.replace(test, step_labels=step_labels, series_labels=rng.permutation(test.series_labels))
+    return dataclasses.replace(data, test=permuted)
+
+
+class Untouchable:
+    """Stands in for the test split: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"a threshold policy read test.{name}")
+
+    def __len__(self):
+        raise AssertionError("a threshold policy read the test split")
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(map(str, c.values())))
+@pytest.mark.parametrize("run", ["series_run", "point_run"])
+def test_permuting_test_labels_leaves_every_threshold_unchanged(config, run, request):
+    data, detector = request.getfixturevalue(run)
+    levels = LEVELS if data.level == "series" else ["point"]
+    thresholds, _ = choose_thresholds(config, detector, data, levels)
+    for seed in range(3):
+        permuted = with_permuted_test_labels(data, seed)
+        assert not all(np.array_equal(a, b) for a, b in zip(permuted.test.step_labels, data.test.step_labels))
+        assert choose_thresholds(config, detector, permuted, levels)[0] == thresholds
+    no_test = dataclasses.replace(data, test=Untouchable())
+    assert choose_thresholds(config, detector, no_test, levels)[0] == thresholds
+
+
+def test_score_based_policies_use_the_named_split(series_run):
+    data, detector = series_run
+    val_steps = np.concatenate(detector.score(data.val).steps)
+    train_series = detector.score(data.train).series
+    thresholds, reference = choose_thresholds({"policy": "val_percentile", "q": 95}, detector, data, LEVELS)
+    assert reference.split == "val"
+    assert thresholds["point"] == pytest.approx(np.percentile(val_steps, 95))
+    thresholds, reference = choose_thresholds({"policy": "sigma", "k": 2, "source": "train"}, detector, data, LEVELS)
+    assert reference.split == "train"
+    assert thresholds["series"] == pytest.approx(train_series.mean() + 2 * train_series.std())
+    thresholds, _ = choose_thresholds({"policy": "contamination", "rate": 0.2}, detector, data, LEVELS)
+    assert np.mean(val_steps > thresholds["point"]) == pytest.approx(0.2, abs=0.01)
+
+
+def test_fixed_value_for_all_levels_or_per_level(series_run):
+    data, detector = series_run
+    assert choose_thresholds({"policy": "fixed", "value": 1.5}, detector, data, LEVELS)[0] == {"series": 1.5,
+                                                                                                 "point": 1.5}
+    per_level = {"policy": "fixed", "value": {"series": 2, "point": 1}}
+    assert choose_thresholds(per_level, detector, data, LEVELS)[0] == {"series": 2.0, "point": 1.0}
+    with pytest.raises(UserError, match="threshold.value.point"):
+        choose_thresholds({"policy": "fixed", "value": {"series": 2}}, detector, data, LEVELS)
+
+
+@pytest.mark.parametrize("run", ["series_run", "point_run"])
+def test_val_best_f1_is_the_best_f1_on_the_labelled_validation_split(run, request):
+    data, detector = request.getfixturevalue(run)
+    level = data.level
+    thresholds, reference = choose_thresholds({"policy": "val_best_f1"}, detector, data, [level])
+    assert reference.split == "labelled_val" and reference.data is data.labelled_val
+    scores = detector.score(data.labelled_val)
+    if level == "series":
+        labels, level_scores = data.labelled_val.series_labels, scores.series
+    else:
+        labels, level_scores = np.concatenate(data.labelled_val.step_labels), np.concatenate(scores.steps)
+    chosen = f1_at(labels, level_scores, thresholds[level])
+    every_cut = [f1_at(labels, level_scores, t) for t in np.unique(level_scores)]
+    assert chosen >= max(every_cut) - 1e-12
+
+
+def f1_at(labels, scores, threshold) -> float:
+    predicted = scores > threshold
+    true_positives = np.sum(predicted & (labels == 1))
+    return 2 * true_positives / (predicted.sum() + labels.sum())
+
+
+def test_val_best_f1_without_a_labelled_split_names_the_dataset_option():
+    data, detector = fitted({**SERIES, "labelled_val": 0})
+    with pytest.raises(UserError, match=r"dataset.labelled_val=") as error:
+        choose_thresholds({"policy": "val_best_f1"}, detector, data, LEVELS)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"policy": "oracle"}, "threshold.policy must be one of"),
+    ({"policy": "fixed"}, "threshold.value=<number>"),
+    ({"policy": "fixed", "value": "high"}, "threshold.value=<number>"),
+    ({"policy": "val_best_f1", "q": 3}, "has no keys"),
+    ({"policy": "sigma", "source": "test"}, "threshold.source must be one of val, train"),
+    ({"policy": "contamination", "rate": 1.5}, "threshold.rate"),
+])
+def test_bad_threshold_configs_fail_in_one_line(config, message):
+    with pytest.raises(UserError, match=message):
+        validate_threshold_config(config)
+
+
+def test_labelled_val_is_drawn_after_test_and_leaves_the_other_splits_alone():
+    without = build_dataset({**SERIES, "labelled_val": 0})
+    fraction = build_dataset({**SERIES, "labelled_val": 0.5})
+    count = build_dataset({**SERIES, "labelled_val": 4})
+    assert without.labelled_val is None
+    assert len(fraction.labelled_val) == 15 and len(count.labelled_val) == 4
+    assert 0 < fraction.labelled_val.series_labels.sum() < 15
+    for split in ("train", "val", "test"):
+        for a, b in zip(getattr(without, split).values, getattr(fraction, split).values):
+            np.testing.assert_array_equal(a, b)
+    test_values = {v.tobytes() for v in fraction.test.values}
+    assert not any(v.tobytes() in test_values for v in fraction.labelled_val.values)
+    with pytest.raises(UserError, match="dataset.labelled_val"):
+        build_dataset({**SERIES, "labelled_val": 2.5})
