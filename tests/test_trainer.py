@@ -1,0 +1,97 @@
+"""The shared training loop: schedule, early stopping, checkpoints, resume, NaN detection, hooks."""
+
+import pytest
+import torch
+from torch import nn
+
+from tsad.errors import UserError
+from tsad.training.trainer import NaNLossError, Trainer
+
+
+class Batches:
+    def __init__(self, n_batches=4, scale=1.0):
+        generator = torch.Generator().manual_seed(0)
+        self.data = [torch.randn(8, 5, 2, generator=generator) * scale for _ in range(n_batches)]
+
+    def __len__(self):
+        return len(self.data)
+
+    def __iter__(self):
+        for x in self.data:
+            yield {"x": x, "mask": torch.ones(8, 5, dtype=torch.bool)}
+
+
+class Autoencoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(2, 2)
+        self.events = []
+
+    def loss(self, batch):
+        return {"loss": ((self.layer(batch["x"]) - batch["x"]) ** 2).mean()}
+
+    def on_fit_start(self, trainer, batches):
+        self.events.append("fit_start")
+
+    def on_epoch_start(self, epoch):
+        self.events.append(f"epoch{epoch}")
+
+    def on_fit_end(self, trainer, batches):
+        self.events.append("fit_end")
+
+
+def quiet(**overrides):
+    return {"progress": False, "warmup_epochs": 0, **overrides}
+
+
+def test_loss_goes_down_and_hooks_run_in_order():
+    module = Autoencoder()
+    history = Trainer(quiet(max_epochs=8, lr=0.05)).fit(module, Batches(), Batches())
+    assert history[-1]["train_loss"] < history[0]["train_loss"] * 0.5
+    assert module.events[0] == "fit_start" and module.events[-1] == "fit_end"
+    assert module.events[1:-1] == [f"epoch{i}" for i in range(8)]
+
+
+def test_early_stopping_and_best_weights_restored():
+    module = Autoencoder()
+    # lr=0 never improves after the first epoch: stops after `patience` more epochs.
+    history = Trainer(quiet(max_epochs=20, lr=0.0, patience=2)).fit(module, Batches(), Batches())
+    assert len(history) == 3
+
+
+def test_warmup_then_cosine_schedule():
+    trainer = Trainer(quiet(warmup_epochs=2, max_epochs=4))
+    factor = trainer._lr_lambda(total_steps=40, steps_per_epoch=10)
+    assert factor(0) == pytest.approx(0.05) and factor(19) == pytest.approx(1.0)
+    assert factor(30) == pytest.approx(0.5) and factor(40) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_checkpoints_and_resume_continue_where_training_stopped(tmp_path):
+    first = Trainer(quiet(max_epochs=2), checkpoint_dir=tmp_path)
+    first.fit(Autoencoder(), Batches(), Batches())
+    assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state["epoch"] == 1
+    resumed = Trainer(quiet(max_epochs=4, resume_from=str(tmp_path)), checkpoint_dir=tmp_path)
+    history = resumed.fit(Autoencoder(), Batches(), Batches())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+
+
+def test_non_finite_loss_raises_nan_error():
+    with pytest.raises(NaNLossError):
+        Trainer(quiet(max_epochs=1)).fit(Autoencoder(), Batches(scale=float("nan")))
+
+
+def test_stages_get_their_own_epochs():
+    module = Autoencoder()
+    module.stages = ("pretext", "main")
+    module.stage_epochs = {"pretext": 1}
+    history = Trainer(quiet(max_epochs=2)).fit(module, Batches())
+    assert [(h["stage"], h["epoch"]) for h in history] == [("pretext", 1), ("main", 1), ("main", 2)]
+
+
+@pytest.mark.parametrize("config, key", [({"max_epochs": 0}, "max_epochs"), ({"schedule": "step"}, "schedule"),
+                                         ({"precision": "8"}, "precision"), ({"colour": 1}, "unknown trainer keys")])
+def test_bad_trainer_settings_name_the_key(config, key):
+    with pytest.raises(UserError, match=key):
+        Trainer(config)
