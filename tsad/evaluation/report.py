@@ -1,18 +1,123 @@
-"""All metrics reported for one label level of a run."""
+"""All metrics reported for one label level of a run, and what a hyperparameter search may optimise.
+
+Point level adds, to the binary metrics of metrics.py, VUS-PR / VUS-ROC and the range,
+event, affiliation and point-adjusted metrics of range_metrics.py. Like TSB-AD, these are
+computed per test series (one file of a corpus) and averaged over the series that hold
+both normal and anomalous steps; the binary metrics pool every step. The thresholded ones
+come twice: at the run's threshold, and under oracle_* names at the threshold with the
+best point F1 on the test labels (a diagnostic, never a result to select on).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from tsad.evaluation.metrics import binary_metrics
+from tsad.evaluation.range_metrics import range_event_metrics
+from tsad.evaluation.vus import FALLBACK_WINDOW, default_window, vus_metrics
+
+THRESHOLDED = ("range_precision", "range_recall", "range_f1", "event_f1", "affiliation_precision",
+               "affiliation_recall", "affiliation_f1", "pa_f1")
+RANGE_AWARE = ("vus_pr", "vus_roc", *THRESHOLDED, *(f"oracle_{name}" for name in THRESHOLDED))
+# The metric names each level reports, for tables that look metrics up by name.
+LEVEL_METRICS = {
+    "series": ("roc_auc", "pr_auc", "precision", "recall", "f1", "accuracy", "oracle_best_f1"),
+    "point": ("roc_auc", "pr_auc", "precision", "recall", "f1", "accuracy", "oracle_best_f1", *RANGE_AWARE),
+}
+
+WINDOW_RULES = {
+    "given": "the configured window",
+    "period": "the dominant period of each test series (first channel), else 125, as TSB-AD",
+    "fallback": f"{FALLBACK_WINDOW} (no series values to derive a period from)",
+}
 
 
-def evaluate_level(labels: np.ndarray, scores: np.ndarray, threshold: float, level: str) -> dict:
-    """Metrics of test `scores` against `labels` at the chosen `threshold` for level 'series' or 'point'."""
-    return binary_metrics(labels, scores, threshold)
+def evaluate_level(labels: np.ndarray, scores: np.ndarray, threshold: float, level: str, data=None,
+                   vus_window: int | None = None) -> dict:
+    """Metrics of test `scores` against `labels` at the chosen `threshold` for level 'series' or 'point'.
+
+    `data` is the test SeriesSet the concatenated point-level `labels` come from: it splits
+    them into series and gives each its VUS window. Without it the steps are one series and
+    the window is `vus_window`, else the fallback of 125.
+    """
+    metrics = binary_metrics(labels, scores, threshold)
+    if level == "point":
+        lengths = [len(labels)] if data is None else data.lengths
+        values = None if data is None else data.values
+        metrics.update(range_aware_metrics(labels, scores, threshold, metrics.get("oracle_threshold"), lengths,
+                                           values, vus_window))
+    return metrics
+
+
+def range_aware_metrics(labels, scores, threshold: float, oracle_threshold: float | None, lengths,
+                        values=None, vus_window: int | None = None) -> dict:
+    """VUS and range/event/affiliation/PA metrics, averaged over the series that hold both classes."""
+    parts = list(_series_parts(labels, scores, lengths))
+    scored = [i for i, (series_labels, _) in enumerate(parts) if 0 < series_labels.sum() < len(series_labels)]
+    rule = "given" if vus_window is not None else "fallback" if values is None else "period"
+    result = {name: None for name in RANGE_AWARE}
+    result.update(series_scored=len(scored), vus_window=None, vus_window_rule=WINDOW_RULES[rule])
+    if not scored:
+        return result
+    windows = [vus_window if rule == "given" else FALLBACK_WINDOW if rule == "fallback" else default_window(values[i])
+               for i in scored]
+    per_series = []
+    for i, window in zip(scored, windows):
+        series_labels, series_scores = parts[i]
+        row = {**vus_metrics(series_labels, series_scores, window),
+               **range_event_metrics(series_labels, series_scores, threshold)}
+        if oracle_threshold is not None:
+            oracle = range_event_metrics(series_labels, series_scores, oracle_threshold)
+            row.update({f"oracle_{name}": value for name, value in oracle.items()})
+        per_series.append(row)
+    for name in per_series[0]:
+        result[name] = float(np.mean([row[name] for row in per_series]))
+    result["vus_window"] = int(windows[0]) if len(set(windows)) == 1 else [int(w) for w in windows]
+    return result
+
+
+def _series_parts(labels, scores, lengths):
+    labels = np.asarray(labels).astype(np.int8).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if int(np.sum(lengths)) != len(labels):
+        raise ValueError(f"series lengths add up to {int(np.sum(lengths))} but there are {len(labels)} labels")
+    bounds = np.cumsum(lengths)[:-1]
+    return zip(np.split(labels, bounds), np.split(scores, bounds))
 
 
 def validation_metrics(detector, data, levels: list[str]) -> dict:
-    """What a search may optimise without touching test: the best validation loss of training, if any."""
+    """What a search may optimise without touching test.
+
+    The best validation loss of training, if any; with a labelled validation split, also its
+    ROC-AUC and PR-AUC per level, and VUS-PR at the point level.
+    """
+    result = {}
     losses = [h["val_loss"] for h in detector.history if "val_loss" in h]
-    return {"val_loss": min(losses)} if losses else {}
+    if losses:
+        result["val_loss"] = min(losses)
+    split = data.labelled_val
+    if split is None:
+        return result
+    scores = detector.score(split)
+    labelled = {}
+    for level in levels:
+        if level == "series" and split.series_labels is not None:
+            labelled[level] = _ranking_metrics(split.series_labels, scores.series)
+        elif level == "point" and split.step_labels is not None:
+            labels, step_scores = np.concatenate(split.step_labels), np.concatenate(scores.steps)
+            labelled[level] = _ranking_metrics(labels, step_scores)
+            parts = list(_series_parts(labels, step_scores, split.lengths))
+            vus = [vus_metrics(y, s, default_window(x))["vus_pr"]
+                   for (y, s), x in zip(parts, split.values) if 0 < y.sum() < len(y)]
+            labelled[level]["vus_pr"] = float(np.mean(vus)) if vus else None
+    result["labelled_val"] = labelled
+    return result
+
+
+def _ranking_metrics(labels, scores) -> dict:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    labels = np.asarray(labels).astype(int).ravel()
+    if labels.min() == labels.max():
+        return {"roc_auc": None, "pr_auc": None}
+    return {"roc_auc": float(roc_auc_score(labels, scores)), "pr_auc": float(average_precision_score(labels, scores))}
