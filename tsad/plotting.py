@@ -127,9 +127,9 @@ def plot_examples(data, scores, thresholds):
         if step_threshold is not None:
             predicted = step_scores > step_threshold
             score_axis.axhline(step_threshold, color=THRESHOLD_COLOR, ls="--", lw=0.8)
-            shade(score_axis, predicted & (labels == 1), "#228833", "TP")
-            shade(score_axis, predicted & (labels == 0), "#ee7733", "FP")
-            shade(score_axis, ~predicted & (labels == 1), ANOMALY_COLOR, "FN")
+            shade(score_axis, predicted & (labels == 1), "#228833", "TP (detected)")
+            shade(score_axis, predicted & (labels == 0), "#ee7733", "FP (false alarm)")
+            shade(score_axis, ~predicted & (labels == 1), "#aa3377", "FN (missed)")
         score_axis.set(xlabel="step", ylabel="score")
     handles = {}
     for axis in axes.ravel():
