@@ -18,6 +18,7 @@ problem is reported as one line that names the file, the column and the fix.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,8 @@ LABEL_NAMES = ("label", "is_anomaly", "anomaly")
 NAN_POLICIES = ("error", "interpolate", "drop")
 TRAIN_ANOMALIES = ("drop", "keep", "labelled")
 SPLITS = ("train", "val", "test")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,57 +65,74 @@ def read_table(path: Path, timestamp_column, value_columns, label_column, nan_po
         raise UserError(f"{path}: has no data rows")
     timestamp_column = _pick_column(frame, timestamp_column, TIMESTAMP_NAMES, "timestamp_column", path)
     label_column = _pick_column(frame, label_column, LABEL_NAMES, "label_column", path)
-    reserved = {timestamp_column, label_column} - {None}
-    if value_columns is None:
+    columns = _value_columns(frame, value_columns, {timestamp_column, label_column} - {None}, path)
+    frame, values = _finite_values(frame, columns, nan_policy, path)
+    labels = None if label_column is None else _binary_labels(frame[label_column], path)
+    timestamps = None if timestamp_column is None else frame[timestamp_column].to_numpy()
+    return Table(path, values.astype(np.float32), labels, timestamps, columns)
+
+
+def _value_columns(frame, requested, reserved: set, path: Path) -> list[str]:
+    """The requested value columns, checked; by default every numeric column that is not reserved."""
+    import pandas as pd
+
+    if requested is None:
         columns = [c for c in frame.columns if c not in reserved and pd.api.types.is_numeric_dtype(frame[c])
                    and not pd.api.types.is_bool_dtype(frame[c])]
         if not columns:
             raise UserError(f"{path}: no numeric value column (columns: {', '.join(map(str, frame.columns))}); "
                             f"fix the file or name the value columns with dataset.value_columns=[...]")
-    else:
-        columns = [str(c) for c in ([value_columns] if isinstance(value_columns, str) else value_columns)]
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise UserError(f"{path}: dataset.value_columns names missing columns {missing}; the file has "
-                            f"{', '.join(map(str, frame.columns))}")
-        for column in columns:
-            if not pd.api.types.is_numeric_dtype(frame[column]):
-                bad = frame[column][pd.to_numeric(frame[column], errors="coerce").isna() & frame[column].notna()]
-                raise UserError(f"{path}: value column {column!r} is not numeric ({bad.iloc[0]!r} at line "
-                                f"{bad.index[0] + 2}); fix the file or leave the column out of dataset.value_columns")
+        return columns
+    columns = [str(c) for c in ([requested] if isinstance(requested, str) else requested)]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: dataset.value_columns names missing columns {missing}; the file has "
+                        f"{', '.join(map(str, frame.columns))}")
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            bad = frame[column][pd.to_numeric(frame[column], errors="coerce").isna() & frame[column].notna()]
+            raise UserError(f"{path}: value column {column!r} is not numeric ({bad.iloc[0]!r} at line "
+                            f"{bad.index[0] + 2}); fix the file or leave the column out of dataset.value_columns")
+    return columns
+
+
+def _finite_values(frame, columns: list[str], nan_policy: str, path: Path):
+    """(frame, values [T, C]) with NaN/inf refused, interpolated, or their rows dropped."""
+    import pandas as pd
 
     values = frame[columns].to_numpy(dtype=np.float64)
     finite = np.isfinite(values)
-    if not finite.all():
-        if nan_policy == "error":
-            row, col = np.argwhere(~finite)[0]
-            raise UserError(f"{path}: {int((~finite).sum())} NaN/inf values (first in column {columns[col]!r} at "
-                            f"line {row + 2}); fix the file or set dataset.nan_policy=interpolate or drop")
-        if nan_policy == "interpolate":
-            filled = pd.DataFrame(np.where(finite, values, np.nan)).interpolate(limit_direction="both")
-            if filled.isna().any().any():
-                raise UserError(f"{path}: a value column has no finite value to interpolate from; "
-                                f"drop the column from dataset.value_columns")
-            values = filled.to_numpy()
-        else:  # drop
-            keep = finite.all(axis=1)
-            frame, values = frame[keep].reset_index(drop=True), values[keep]
-            if len(frame) == 0:
-                raise UserError(f"{path}: dataset.nan_policy=drop removed every row; every row has a NaN/inf value")
+    if finite.all():
+        return frame, values
+    if nan_policy == "error":
+        row, col = np.argwhere(~finite)[0]
+        raise UserError(f"{path}: {int((~finite).sum())} NaN/inf values (first in column {columns[col]!r} at "
+                        f"line {row + 2}); fix the file or set dataset.nan_policy=interpolate or drop")
+    if nan_policy == "interpolate":
+        filled = pd.DataFrame(np.where(finite, values, np.nan)).interpolate(limit_direction="both")
+        if filled.isna().any().any():
+            raise UserError(f"{path}: a value column has no finite value to interpolate from; "
+                            f"leave it out with dataset.value_columns")
+        return frame, filled.to_numpy()
+    keep = finite.all(axis=1)
+    if not keep.any():
+        raise UserError(f"{path}: dataset.nan_policy=drop removed every row; every row has a NaN/inf value")
+    return frame[keep].reset_index(drop=True), values[keep]
 
-    labels = None
-    if label_column is not None:
-        text = frame[label_column]
-        labels = pd.to_numeric(text.astype(int) if pd.api.types.is_bool_dtype(text) else text,
-                               errors="coerce").to_numpy(np.float64)
-        unreadable = text.notna() & np.isnan(labels)
-        given = labels[~np.isnan(labels)]
-        if unreadable.any() or not np.isin(given, (0, 1)).all():
-            odd = sorted(set(text[unreadable].astype(str)) | {f"{v:g}" for v in given if v not in (0, 1)})
-            raise UserError(f"{path}: label column {label_column!r} must hold 0 (normal) or 1 (anomaly), found "
-                            f"{', '.join(odd[:5])}; fix the file or choose another dataset.label_column")
-    timestamps = None if timestamp_column is None else frame[timestamp_column].to_numpy()
-    return Table(path, values.astype(np.float32), labels, timestamps, columns)
+
+def _binary_labels(column, path: Path) -> np.ndarray:
+    """Labels [T] as floats: 0, 1, or NaN for an empty cell; anything else is refused."""
+    import pandas as pd
+
+    labels = pd.to_numeric(column.astype(int) if pd.api.types.is_bool_dtype(column) else column,
+                           errors="coerce").to_numpy(np.float64)
+    unreadable = column.notna().to_numpy() & np.isnan(labels)
+    given = labels[~np.isnan(labels)]
+    if unreadable.any() or not np.isin(given, (0, 1)).all():
+        odd = sorted(set(column[unreadable].astype(str)) | {f"{v:g}" for v in given if v not in (0, 1)})
+        raise UserError(f"{path}: label column {column.name!r} must hold 0 (normal) or 1 (anomaly), found "
+                        f"{', '.join(odd[:5])}; fix the file or choose another dataset.label_column")
+    return labels
 
 
 def _pick_column(frame, requested, auto_names: tuple[str, ...], key: str, path: Path):
@@ -201,6 +221,8 @@ def build(path: str | None = None, name: str = "csv", level: str = "point", seed
             _check_length(len(table.values), min_length, str(table.path))
         parts = _series_splits(tables, label_file, fractions, seed, train_anomalies)
     info = {"path": str(source), "columns": tables[0].columns, "n_files": len(tables)}
+    log.info("csv: %d file(s) from %s, value columns %s, %s", len(tables), source, tables[0].columns,
+             "with labels" if tables[0].labels is not None or level == "series" else "no labels (scores only)")
     return DatasetSplits(*parts, level=level, name=name, info=info)
 
 
