@@ -1,0 +1,172 @@
+"""tsad-table on fabricated run folders: a multirun, a failed run, an old-format run and a killed one."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tsad.table import main
+
+# (model, dataset) -> the metric value of seeds 0, 1, 2
+ROC_AUC = {
+    ("iforest", "synthetic"): [0.90, 0.92, 0.94],
+    ("iforest", "synthetic_points"): [0.70, 0.74, 0.72],
+    ("random", "synthetic"): [0.50, 0.48, 0.52],
+    ("random", "synthetic_points"): [0.50, 0.51, 0.49],
+}
+PA_F1 = {"iforest": 0.80, "random": 0.75}
+THRESHOLD = {"policy": "val_percentile", "q": 99.0, "source": "val"}
+
+
+def write_run(folder: Path, model: str, dataset: str, seed: int, record: dict | None, level: str,
+              config_extra: dict | None = None) -> None:
+    (folder / ".hydra").mkdir(parents=True)
+    config = {"model": {"name": model, "window": 32}, "seed": seed, "threshold": THRESHOLD,
+              "dataset": {"name": dataset, "level": level, "seed": "${seed}", "n_test": 200, **(config_extra or {})},
+              "paths": {"output_dir": "outputs"}}
+    (folder / ".hydra" / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
+    if record is not None:
+        (folder / "metrics.json").write_text(json.dumps(record))
+
+
+def ok_record(model: str, dataset: str, seed: int, level: str) -> dict:
+    value = ROC_AUC[model, dataset][seed]
+    metrics = {"roc_auc": value, "pr_auc": value / 2, "f1": 0.5}
+    if level == "point":
+        metrics.update(vus_pr=value - 0.1, pa_f1=PA_F1[model], vus_window=40, vus_window_rule="period")
+    return {"status": "OK", "model": model, "dataset": dataset, "seed": seed, "level": level,
+            "metrics": {level: metrics}, "validation": {"val_loss": 0.1 * seed},
+            "threshold": {**THRESHOLD, "values": {level: 1.5}},
+            "timing": {"fit_seconds": 2.0, "score_seconds": 0.5, "total_seconds": 3.0}}
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    root = tmp_path / "outputs"
+    sweep = root / "multiruns" / "2026-11-22" / "10-00-00"
+    job = 0
+    for (model, dataset), _ in ROC_AUC.items():
+        level = "point" if dataset == "synthetic_points" else "series"
+        for seed in range(3):
+            write_run(sweep / f"{job}_{model}_{dataset}_seed{seed}", model, dataset, seed,
+                      ok_record(model, dataset, seed, level), level)
+            job += 1
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    # A failed job of the same sweep.
+    failed = {"status": "ERROR", "model": "iforest", "dataset": "synthetic", "seed": 3,
+              "error": "ValueError: boom", "timing": {"total_seconds": 1.0}}
+    write_run(sweep / f"{job}_iforest_synthetic_seed3", "iforest", "synthetic", 3, failed, "series")
+    # A single run from an older tsad: flat metrics, no level, no timing, no threshold, no VUS.
+    old = root / "runs" / "2026-01-01" / "09-00-00_lstm_vae_synthetic_points"
+    write_run(old, "lstm_vae", "synthetic_points", 0,
+              {"status": "OK", "model": "lstm_vae", "dataset": "synthetic_points", "seed": 0,
+               "metrics": {"roc_auc": 0.66, "f1": 0.3}}, "point")
+    # A run killed before it wrote metrics.json.
+    write_run(root / "runs" / "2026-01-01" / "09-30-00_lstm_vae_synthetic", "lstm_vae", "synthetic", 0, None, "series")
+    return root
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_results_csv_has_one_row_per_run_with_flat_metrics_config_and_times(runs, tmp_path):
+    main([str(runs), "--metric", "roc_auc", "--out", str(tmp_path / "out"), "--format", "csv"])
+    rows = read_csv(tmp_path / "out" / "results.csv")
+    assert len(rows) == 12 + 3
+    assert sorted({r["status"] for r in rows}) == ["ERROR", "INCOMPLETE", "OK"]
+    first = next(r for r in rows if r["model"] == "iforest" and r["dataset"] == "synthetic_points" and r["seed"] == "1")
+    assert float(first["point.roc_auc"]) == 0.74 and float(first["point.vus_pr"]) == pytest.approx(0.64)
+    assert float(first["fit_seconds"]) == 2.0 and float(first["score_seconds"]) == 0.5
+    assert first["config.model.window"] == "32" and first["threshold.policy"] == "val_percentile"
+    assert first["config.dataset.seed"] == "1"  # interpolations resolved
+    old = next(r for r in rows if r["model"] == "lstm_vae" and r["status"] == "OK")
+    assert float(old["point.roc_auc"]) == 0.66 and old["point.vus_pr"] == "" and old["fit_seconds"] == ""
+
+
+def test_markdown_cells_are_mean_std_and_count_with_failures_and_best_in_bold(runs, tmp_path, capsys):
+    main([str(runs), "--metric", "roc_auc", "--out", str(tmp_path / "out"), "--digits", "2", "--format", "md"])
+    markdown = (tmp_path / "out" / "table_roc_auc.md").read_text()
+    assert markdown in capsys.readouterr().out
+    lines = {line.split("|")[1].strip(): line for line in markdown.splitlines()
+             if line.startswith("| ") and "---" not in line}
+    assert list(lines) == ["model", "iforest", "lstm_vae", "random"]
+    iforest = lines["iforest"].split("|")
+    assert iforest[2].strip() == "**0.92 ± 0.02** (3) [1 failed]"
+    assert iforest[3].strip() == f"**0.72 ± {np.std([0.70, 0.74, 0.72], ddof=1):.2f}** (3)"
+    lstm = lines["lstm_vae"].split("|")
+    assert lstm[2].strip() == "– [1 unfinished]"  # the killed run is counted, not dropped
+    assert lstm[3].strip() == "0.66 (1)"  # the old-format run still counts
+    assert "point.roc_auc" in markdown and "series.roc_auc" in markdown
+    assert "val_percentile (q=99, source=val)" in markdown
+
+
+def test_missing_metrics_are_blank_or_counted_never_a_crash(runs, tmp_path):
+    main([str(runs), "--metric", "vus_pr", "--out", str(tmp_path / "out"), "--format", "md"])
+    markdown = (tmp_path / "out" / "table_vus_pr.md").read_text()
+    row = next(line for line in markdown.splitlines() if line.startswith("| lstm_vae")).split("|")
+    assert row[3].strip() == "– [1 n/a]"
+    iforest = next(line for line in markdown.splitlines() if line.startswith("| iforest")).split("|")
+    assert iforest[2].strip() == "– [1 failed]"  # VUS does not exist at the series level
+    assert iforest[3].strip().startswith("**0.620 ± 0.020** (3)")
+
+
+def test_pa_f1_tables_always_show_the_random_detector(runs, tmp_path):
+    main([str(runs), "--metric", "pa_f1", "--out", str(tmp_path / "out"), "--format", "md"])
+    markdown = (tmp_path / "out" / "table_pa_f1.md").read_text()
+    table_rows = [line.split("|")[1].strip() for line in markdown.splitlines() if line.startswith("| ")]
+    assert table_rows[-1] == "random"
+    assert "0.750 ± 0.000 (3)" in markdown and "chance" in markdown
+    without_random = tmp_path / "no_random"
+    for folder in runs.rglob("*iforest_synthetic_points*"):
+        shutil.copytree(folder, without_random / folder.name)
+    main([str(without_random), "--metric", "pa_f1", "--out", str(tmp_path / "out2"), "--format", "md"])
+    markdown = (tmp_path / "out2" / "table_pa_f1.md").read_text()
+    assert "| random |" in markdown and "No random-detector runs on synthetic_points" in markdown
+
+
+def test_dotted_metric_latex_and_figure(runs, tmp_path):
+    main([str(runs), "--metric", "validation.val_loss", "--out", str(tmp_path / "out")])
+    latex = (tmp_path / "out" / "table_validation.val_loss.tex").read_text()
+    assert r"\textbf{0.100 $\pm$ 0.100} (3)" in latex  # lower is better for a loss
+    assert r"\begin{tabular}" in latex and r"synthetic\_points" in latex and "lower is better" in latex
+    assert (tmp_path / "out" / "figure_validation.val_loss.png").stat().st_size > 10_000
+
+
+def test_by_groups_rows_by_any_config_key_and_warns_about_mixed_cells(runs, tmp_path):
+    extra = runs / "runs" / "2026-01-02" / "x_random_synthetic"
+    write_run(extra, "random", "synthetic", 0, ok_record("random", "synthetic", 0, "series"), "series",
+              {"n_test": 50})
+    main([str(runs), "--metric", "roc_auc", "--out", str(tmp_path / "out"), "--format", "md"])
+    markdown = (tmp_path / "out" / "table_roc_auc.md").read_text()
+    assert "differ in config.dataset.n_test" in markdown
+    assert "random on synthetic: several runs share a seed (0)" in markdown
+    main([str(runs), "--metric", "roc_auc", "--by", "dataset,model,dataset.n_test", "--out", str(tmp_path / "by"),
+          "--format", "md"])
+    markdown = (tmp_path / "by" / "table_roc_auc.md").read_text()
+    assert "| random / 50 |" in markdown and "| random / 200 |" in markdown
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["{empty}"], "no run folders"),
+    (["{runs}", "--metric", "nope"], "unknown metric 'nope'"),
+    (["{runs}", "--metric", "point.nope"], "unknown metric 'point.nope'"),
+    (["{runs}", "--by", "dataset,colour"], "unknown --by key 'colour'"),
+    (["{runs}", "--format", "pdf"], "unknown --format pdf"),
+    (["{missing}"], "does not exist"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(runs, tmp_path, capsys, arguments, message):
+    (tmp_path / "empty").mkdir()
+    places = {"empty": tmp_path / "empty", "runs": runs, "missing": tmp_path / "missing"}
+    arguments = [a.format(**places) for a in arguments] + ["--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("tsad-table: error: ") and message in error and error.count("\n") == 1
