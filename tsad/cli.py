@@ -8,16 +8,34 @@ from __future__ import annotations
 
 import logging
 import sys
-from importlib import resources
+from importlib import resources, util
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from tsad import sweeps
 from tsad.errors import UserError
 
 log = logging.getLogger("tsad")
 
-CONFIG_GROUPS = ("model", "dataset", "trainer", "threshold", "experiment")
+CONFIG_GROUPS = ("model", "dataset", "trainer", "threshold", "experiment", "hparams_search")
+# Optional Hydra plugins: the module each needs, and the extra that installs it.
+PLUGINS = {
+    "hparams_search": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+    "hydra/sweeper=optuna": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+    "hydra/launcher=local": ("hydra_plugins.hydra_joblib_launcher", "sweeps"),
+    "hydra/launcher=gpu_pool": ("hydra_plugins.hydra_joblib_launcher", "sweeps"),
+    "hydra/launcher=joblib": ("hydra_plugins.hydra_joblib_launcher", "sweeps"),
+    "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
+    "hydra/launcher=slurm_local": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
+    "hydra/launcher=submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
+    "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
+}
+
+# Resolvers the configs use: job folder names in sweeps, and the worker count of the GPU pool.
+OmegaConf.register_new_resolver("tsad_config_hash", sweeps.folder_hash, replace=True)
+OmegaConf.register_new_resolver("tsad_gpu_pool_size", sweeps.pool_size, replace=True)
 
 
 def group_options(group: str) -> list[str]:
@@ -45,41 +63,69 @@ def check_group_overrides(arguments: list[str]) -> None:
                                 f"(or add your own {key}/{option}.yaml with --config-dir)")
 
 
-def is_multirun() -> bool:
+def check_plugins(arguments: list[str]) -> None:
+    """Fail in one line when an option needs a Hydra plugin from an extra that is not installed."""
+    for argument in arguments:
+        key = argument.lstrip("+~").split("=", 1)[0]
+        needed = PLUGINS.get(key) or PLUGINS.get(argument.lstrip("+~"))
+        if needed and util.find_spec(needed[0]) is None:
+            raise UserError(f"{argument} needs the {needed[1]!r} extra, which is not installed: "
+                            f"pip install 'tsad[{needed[1]}]'")
+
+
+def job_context(run_dir: str) -> sweeps.JobContext:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    return HydraConfig.get().mode == RunMode.MULTIRUN
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return sweeps.JobContext(Path(run_dir))
+    return sweeps.JobContext(Path(run_dir), sweep_dir=Path(hydra_cfg.sweep.dir), job_num=hydra_cfg.job.get("num"),
+                             launcher=hydra_cfg.runtime.choices.get("hydra/launcher"))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def task(cfg: DictConfig) -> float | None:
+    """One job: the run (or, with resume=true, the skip or the resumed run); returns the objective."""
     from hydra.core.hydra_config import HydraConfig
 
-    from tsad.experiment import run
-
-    run_dir = HydraConfig.get().runtime.output_dir
+    context = job_context(HydraConfig.get().runtime.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     try:
-        record = run(config, run_dir)
+        value, folder = sweeps.run_job(config, context)
     except UserError as error:
-        if is_multirun():
+        if context.sweep_dir is not None:
             raise
         print(f"tsad-run: error: {error}", file=sys.stderr)
         sys.exit(2)
-    print(f"run folder: {run_dir}")
-    print("headline ({}): {}".format(record["level"], "  ".join(
-        f"{k}={v:.4f}" for k, v in record["headline"].items() if v is not None)))
-    return record["headline"].get("roc_auc")
+    record = sweeps.read_json(folder / "metrics.json") or {}
+    print(f"run folder: {folder}")
+    print("headline ({}): {}".format(record.get("level"), "  ".join(
+        f"{k}={v:.4f}" for k, v in (record.get("headline") or {}).items() if v is not None)))
+    return value
 
 
 def main() -> None:
     try:
         check_group_overrides(sys.argv[1:])
+        check_plugins(sys.argv[1:])
     except UserError as error:
         print(f"tsad-run: error: {error}", file=sys.stderr)
         sys.exit(2)
-    task()
+    code = 0
+    try:
+        task()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
+    except KeyboardInterrupt:
+        print("tsad-run: interrupted", file=sys.stderr)
+        code = 130
+    if sweeps.launched:
+        lines, failed = sweeps.summarise(sweeps.launched["sweep_dir"])
+        print("\n".join(lines), flush=True)
+        if failed and code == 0:
+            code = 1
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,292 @@
+"""Sweeps at scale: parallel launchers, GPU slots, failure isolation, resume, Optuna and the presets."""
+
+import importlib.util
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
+from tsad import cli, sweeps
+from tsad.errors import UserError
+
+
+def has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+needs_joblib = pytest.mark.skipif(not has_module("hydra_plugins.hydra_joblib_launcher"),
+                                  reason="hydra-joblib-launcher is not installed (pip install 'tsad[sweeps]')")
+needs_submitit = pytest.mark.skipif(not has_module("hydra_plugins.hydra_submitit_launcher"),
+                                    reason="hydra-submitit-launcher is not installed (pip install 'tsad[sweeps]')")
+needs_optuna = pytest.mark.skipif(not (has_module("optuna") and has_module("hydra_plugins.hydra_optuna_sweeper")),
+                                  reason="optuna and its Hydra sweeper are not installed (pip install 'tsad[optuna]')")
+
+
+def job_pids(folders):
+    return {json.loads((f / sweeps.JOB_FILE).read_text())["pid"] for f in folders}
+
+
+def max_overlap(intervals) -> int:
+    """The most intervals (start, end) open at one instant."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    open_now = most = 0
+    for _, change in events:
+        open_now += change
+        most = max(most, open_now)
+    return most
+
+
+# ---------------------------------------------------------------------------- launchers
+
+@needs_joblib
+def test_local_launcher_runs_four_jobs_in_parallel_workers(tmp_path):
+    result = run_tsad(["-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2", "model=random,zscore", "seed=0,1",
+                       *TINY_SERIES], tmp_path)
+    folders = run_folders(tmp_path)
+    assert len(folders) == 4
+    assert all(read_metrics(f)["status"] == "OK" for f in folders)
+    assert {(read_metrics(f)["model"], read_metrics(f)["seed"]) for f in folders} == {
+        ("random", 0), ("random", 1), ("zscore", 0), ("zscore", 1)}
+    assert len(job_pids(folders)) == 2  # two loky workers shared the four jobs
+    assert "sweep summary: 4 OK, 0 failed" in result.stdout
+
+
+def hold_a_slot(folder, gpus, jobs_per_gpu, hold_seconds, results):
+    with sweeps.GpuSlot(folder, gpus, jobs_per_gpu, poll_seconds=0.02) as slot:
+        time.sleep(hold_seconds)
+    results.put(slot.record())
+
+
+def test_gpu_slots_hold_at_most_capacity_jobs_per_gpu(tmp_path):
+    """8 processes at once on 2 simulated GPUs x 2 slots: at most 2 per GPU, never two on one slot."""
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    workers = [context.Process(target=hold_a_slot, args=(tmp_path, [0, 1], 2, 0.3, results)) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    records = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    for gpu in (0, 1):
+        on_gpu = [r for r in records if r["gpu"] == gpu]
+        assert max_overlap([(r["claimed_at"], r["released_at"]) for r in on_gpu]) <= 2
+        for slot in (0, 1):
+            assert max_overlap([(r["claimed_at"], r["released_at"]) for r in on_gpu if r["slot"] == slot]) <= 1
+    assert max_overlap([(r["claimed_at"], r["released_at"]) for r in records]) >= 2
+    assert sum(r["waited_seconds"] > 0 for r in records) >= 4  # 8 jobs, 4 slots: half of them had to wait
+
+
+def test_a_killed_job_frees_its_gpu_slot(tmp_path):
+    context = multiprocessing.get_context("fork")
+    holder = context.Process(target=hold_a_slot, args=(tmp_path, [0], 1, 60, context.Queue()))
+    holder.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and not _slot_taken(tmp_path):
+        time.sleep(0.05)
+    assert _slot_taken(tmp_path)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(timeout=30)
+    with sweeps.GpuSlot(tmp_path, [0], 1, poll_seconds=0.02) as slot:
+        assert (slot.gpu, slot.slot, slot.waited_seconds) == (0, 0, 0)
+
+
+def _slot_taken(folder) -> bool:
+    import fcntl
+
+    with open(folder / "gpu0_slot0.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+@needs_joblib
+def test_gpu_pool_gives_each_job_a_slot_and_records_it(tmp_path):
+    """Three workers for two simulated GPUs: a GPU never runs two jobs at once, whatever the worker."""
+    run_tsad(["-m", "hydra/launcher=gpu_pool", "gpu_pool.gpus=[0,1]", "hydra.launcher.n_jobs=3", "model=random",
+              "seed=0,1,2", *TINY_SERIES], tmp_path)
+    records = [read_metrics(f) for f in run_folders(tmp_path)]
+    assert len(records) == 3 and all(r["status"] == "OK" for r in records)
+    assert all(r["device"] == "cpu" and r["gpu_slot"]["gpu"] in (0, 1) for r in records)  # simulated: no CUDA here
+    for gpu in (0, 1):
+        spans = [(r["gpu_slot"]["claimed_at"], r["gpu_slot"]["released_at"]) for r in records if r["gpu_slot"]["gpu"] == gpu]
+        assert max_overlap(spans) <= 1
+
+
+def test_gpu_pool_settings_are_checked():
+    assert sweeps.pool_gpus([2, 3]) == [2, 3]
+    assert sweeps.pool_size([0, 1, 2], 2) == 6
+    for bad in ([], [0, 0], [-1], "0,1"):
+        with pytest.raises(UserError, match="gpu_pool.gpus"):
+            sweeps.pool_gpus(bad)
+    with pytest.raises(UserError, match="jobs_per_gpu"):
+        sweeps.pool_capacity(0)
+    os.environ["CUDA_VISIBLE_DEVICES"], previous = "3,5", os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        assert sweeps.pool_gpus("auto") == [0, 1]  # indices as the jobs see them
+    finally:
+        if previous is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = previous
+
+
+@pytest.mark.slow
+@needs_submitit
+def test_submitit_local_sweep(tmp_path):
+    result = run_tsad(["-m", "hydra/launcher=slurm_local", "model=random,zscore", *TINY_SERIES], tmp_path)
+    folders = run_folders(tmp_path)
+    assert len(folders) == 2 and all(read_metrics(f)["status"] == "OK" for f in folders)
+    assert len(job_pids(folders)) == 2  # one process per job
+    assert list(tmp_path.rglob(".submitit/*/*_log.out"))
+    assert "sweep summary: 2 OK, 0 failed" in result.stdout
+
+
+# ---------------------------------------------------------------------------- failures and resume
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
+    result = run_tsad(["-m", "model=random", "seed=0,oops,2", *TINY_SERIES], tmp_path, check=False)
+    assert result.returncode == 1
+    by_seed = {str(read_metrics(f)["seed"]): (f, read_metrics(f)) for f in run_folders(tmp_path)}
+    assert by_seed["0"][1]["status"] == "OK" and by_seed["2"][1]["status"] == "OK"
+    failed_folder, failed = by_seed["oops"]
+    assert failed["status"] == "ERROR" and "seed must be an integer" in failed["error"]
+    assert "sweep summary: 2 OK, 1 failed (1 ERROR)" in result.stdout
+    assert f"ERROR       {failed_folder}  UserError: seed must be an integer" in result.stdout
+
+
+def test_resume_skips_finished_jobs_and_reruns_the_others(tmp_path):
+    sweep = ["-m", "model=random,zscore", *TINY_SERIES, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    run_tsad(sweep, tmp_path)
+    folders = {read_metrics(f)["model"]: f for f in run_folders(tmp_path)}
+    finished = (folders["random"] / "metrics.json").stat().st_mtime_ns
+    interrupted = read_metrics(folders["zscore"])
+    (folders["zscore"] / "metrics.json").write_text(json.dumps({**interrupted, "status": "INTERRUPTED"}))
+
+    result = run_tsad([*sweep, "seed=0,1", "resume=true"], tmp_path)  # one more seed: the job list changed
+    assert (folders["random"] / "metrics.json").stat().st_mtime_ns == finished
+    assert read_metrics(folders["zscore"])["status"] == "OK"
+    assert f"resume: {folders['random']} already holds a finished run" in result.stdout
+    assert len(run_folders(tmp_path)) == 4
+    assert "sweep summary: 4 OK (1 finished earlier, skipped), 0 failed" in result.stdout
+
+
+def test_config_hash_ignores_where_and_how_a_job_runs():
+    config = {"model": {"name": "iforest", "window": 32}, "seed": 0, "paths": {"output_dir": "a"}, "resume": False,
+              "trainer": {"lr": 0.001, "resume_from": None, "progress": "auto"}, "gpu_pool": {"gpus": "auto"}}
+    digest = sweeps.config_hash(config)
+    moved = {**config, "paths": {"output_dir": "b"}, "resume": True, "gpu_pool": {"gpus": [0]},
+             "trainer": {"lr": 0.001, "resume_from": "x/last.pt", "progress": False}}
+    assert sweeps.config_hash(moved) == digest
+    assert sweeps.config_hash({**config, "seed": 1}) != digest
+    assert sweeps.config_hash({**config, "model": {"name": "iforest", "window": 64}}) != digest
+    assert config["trainer"]["resume_from"] is None  # the config itself is left alone
+
+
+@pytest.mark.slow
+def test_an_interrupted_single_run_resumes_from_its_last_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["model=lstm_vae", *TINY_SERIES, f"hydra.run.dir={run_dir}"]
+    run_tsad(args, tmp_path)
+    record = read_metrics(run_dir)
+    (run_dir / "metrics.json").write_text(json.dumps({**record, "status": "INTERRUPTED"}))
+    result = run_tsad([*args, "resume=true"], tmp_path)
+    resumed = read_metrics(run_dir)
+    assert resumed["status"] == "OK" and resumed["resumed_from_checkpoint"] == str(run_dir / sweeps.LAST_CHECKPOINT)
+    assert "resumed from" in (run_dir / "run.log").read_text()
+    assert f"run folder: {run_dir}" in result.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_sweep_without_leaving_a_finished_looking_run(tmp_path):
+    args = [TSAD_RUN, "-m", "model=lstm_vae", "seed=0,1", *TINY_SERIES, "trainer.max_epochs=200",
+            "trainer.max_batches_per_epoch=null", "trainer.patience=200", f"paths.output_dir={tmp_path}"]
+    process = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(tmp_path.rglob("checkpoints/last.pt")):
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group gets SIGINT
+    stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 130
+    (folder,) = run_folders(tmp_path)
+    assert read_metrics(folder)["status"] == "INTERRUPTED"
+    assert "sweep summary: 0 OK, 1 failed (1 INTERRUPTED)" in stdout
+
+
+# ---------------------------------------------------------------------------- Optuna
+
+@needs_optuna
+def test_optuna_search_optimises_a_validation_metric(tmp_path):
+    result = run_tsad(["+hparams_search=iforest_optuna", "hydra.sweeper.n_trials=3", "dataset.labelled_val=20",
+                       "model.n_estimators=50", *TINY_SERIES], tmp_path)
+    records = [read_metrics(f) for f in run_folders(tmp_path)]
+    assert len(records) == 3 and all(r["status"] == "OK" and r["model"] == "iforest" for r in records)
+    (results,) = tmp_path.rglob("optimization_results.yaml")
+    best = float(results.read_text().split("best_value:")[1])
+    validation = [r["validation"]["labelled_val"]["series"]["pr_auc"] for r in records]
+    assert best == pytest.approx(max(validation))  # what the search optimised: validation, not test
+    assert "sweep summary: 3 OK, 0 failed" in result.stdout
+
+
+def test_objectives_must_be_validation_metrics():
+    with pytest.raises(UserError, match="leak test labels"):
+        sweeps.check_objective("metrics.series.roc_auc")
+    record = {"validation": {"val_loss": 0.5, "labelled_val": {"series": {"pr_auc": None}}}}
+    assert sweeps.objective_value(record, "validation.val_loss") == 0.5
+    with pytest.raises(UserError, match="it has: validation.labelled_val.series.pr_auc, validation.val_loss"):
+        sweeps.objective_value(record, "validation.labelled_val.series.pr_auc")
+    with pytest.raises(UserError, match="dataset.labelled_val"):
+        sweeps.needs_labelled_val("validation.labelled_val.series.pr_auc", {"labelled_val": 0})
+
+
+def test_a_missing_extra_is_named_in_one_line(monkeypatch):
+    monkeypatch.setattr(cli.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError) as error:
+        cli.check_plugins(["+hparams_search=iforest_optuna"])
+    assert str(error.value) == ("+hparams_search=iforest_optuna needs the 'optuna' extra, which is not installed: "
+                                "pip install 'tsad[optuna]'")
+    with pytest.raises(UserError, match=r"pip install 'tsad\[sweeps\]'"):
+        cli.check_plugins(["hydra/launcher=slurm"])
+    cli.check_plugins(["model=iforest", "seed=1"])
+
+
+# ---------------------------------------------------------------------------- presets
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module("tsad.conf", version_base="1.3"):
+        return hydra_compose("config", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize("preset", ["benchmark", "smoke"])
+def test_the_benchmark_presets_sweep_every_model(preset):
+    cfg = compose([f"experiment={preset}"])
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    params = cfg.hydra.sweeper.params
+    assert set(params.model.split(",")) == set(cli.group_options("model"))
+    if preset == "benchmark":
+        assert str(params.seed) == "0,1,2,3,4"
+        assert set(params.dataset.split(",")) <= set(cli.group_options("dataset"))
+        assert {"synthetic", "synthetic_points"} <= set(params.dataset.split(","))
+
+
+@needs_optuna
+@pytest.mark.parametrize("preset", ["iforest_optuna", "knn_optuna", "lstm_vae_optuna"])
+def test_optuna_presets_pick_their_model_and_a_validation_objective(preset):
+    cfg = compose([f"+hparams_search={preset}"])
+    assert cfg.model.name == preset.removesuffix("_optuna")
+    assert cfg.objective.startswith("validation.")
+    assert cfg.hydra.sweeper.direction in ("minimize", "maximize")
+    for key in cfg.hydra.sweeper.params:
+        assert key.split(".")[0] in ("model", "trainer") and key.split(".")[-1] in {**cfg.model, **cfg.trainer}
