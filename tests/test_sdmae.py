@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import read_metrics, run_folders, run_tsad
 from tsad.data.synthetic import build
 from tsad.errors import UserError
 from tsad.models.base import Detector, build_detector
@@ -37,13 +35,10 @@ def loss_at(module, batch: dict, mask_seed: int = 0) -> dict:
     return module.loss(batch)
 
 
-def test_tsad_run_trains_and_scores_both_levels(tmp_path):
-    command = [str(Path(sys.executable).with_name("tsad-run")), "model=sdmae", "trainer=fast", "dataset.n_train=40", "dataset.n_val=10",
-               "dataset.n_test=30", "dataset.max_length=80", "dataset.train_labelled_anomalies=0.05", "plots=false",
-               f"paths.output_dir={tmp_path}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    record = json.loads(next(tmp_path.glob("runs/*/*/metrics.json")).read_text())
+def test_tsad_run_trains_and_scores_both_levels(tmp_path, tiny_series):
+    run_tsad(["model=sdmae", *tiny_series, "dataset.train_labelled_anomalies=0.05"], tmp_path)
+    [folder] = run_folders(tmp_path)
+    record = read_metrics(folder)
     assert record["status"] == "OK"
     assert record["model"] == "sdmae" and record["epochs_trained"] == 2
     for level in ("series", "point"):
@@ -51,19 +46,18 @@ def test_tsad_run_trains_and_scores_both_levels(tmp_path):
 
 
 def test_save_load_gives_identical_scores(tmp_path):
+    # The default (patch tokens, last-steps scoring) also goes through tests/test_contract.py.
     data = build(n_train=12, n_val=4, n_test=6, min_length=30, max_length=60, train_labelled_anomalies=0.2)
-    for scoring in ("last_steps", "sliding"):
-        detector = build_detector("sdmae", {"window": 20, "patch_size": 5, "score_steps": 5, "d_model": 16,
-                                            "n_heads": 2, "ff_size": 32, "scoring": scoring, "score_stride": 3},
-                                  trainer=TINY_TRAINER)
-        detector.fit(data.train, data.val)
-        before = detector.score(data.test)
-        detector.save(tmp_path / scoring)
-        after = Detector.load(tmp_path / scoring).score(data.test)
-        np.testing.assert_array_equal(before.series, after.series)
-        for a, b in zip(before.steps, after.steps):
-            assert np.isfinite(a).all()
-            np.testing.assert_array_equal(a, b)
+    detector = build_detector("sdmae", {"window": 20, "tokens": "step", "score_steps": 5, "d_model": 16, "n_heads": 2,
+                                        "ff_size": 32, "scoring": "sliding", "score_stride": 3}, trainer=TINY_TRAINER)
+    detector.fit(data.train, data.val)
+    before = detector.score(data.test)
+    detector.save(tmp_path)
+    after = Detector.load(tmp_path).score(data.test)
+    np.testing.assert_array_equal(before.series, after.series)
+    for a, b in zip(before.steps, after.steps):
+        assert np.isfinite(a).all()
+        np.testing.assert_array_equal(a, b)
 
 
 def test_unsupervised_batch_has_no_anomaly_term():
@@ -121,9 +115,21 @@ def test_anomaly_warmup_ramps_over_the_configured_fraction():
     assert module.eval().anomaly_weight() == 1.0
 
 
+def test_labelled_anomalies_stay_out_of_the_reconstruction_term():
+    module = tiny_module().train()
+    x = windows()
+    labels = torch.tensor([0, -1, 0, -1, 1, 1])
+    before = loss_at(module, {"x": x, "label": labels})
+    changed = x.clone()
+    changed[4:] *= 10.0
+    after = loss_at(module, {"x": changed, "label": labels})
+    assert after["reconstruction"].item() == pytest.approx(before["reconstruction"].item(), rel=1e-6)
+    assert after["anomaly_hinge"].item() != pytest.approx(before["anomaly_hinge"].item(), rel=1e-6)
+
+
 @pytest.mark.parametrize("tokens, score_steps", [("patch", 5), ("patch", 10), ("step", 7)])
 def test_last_steps_scoring_masks_exactly_the_configured_steps(tokens, score_steps):
-    module = tiny_module(tokens=tokens, score_steps=score_steps).eval()
+    module = tiny_module(scoring="last_steps", tokens=tokens, score_steps=score_steps, score_reconstruction=0.0).eval()
     hidden = module.step_mask(module.block_masks())
     assert hidden.shape == (1, 20)
     assert hidden[0].nonzero().ravel().tolist() == list(range(20 - score_steps, 20))
@@ -140,6 +146,11 @@ def test_last_steps_scoring_masks_exactly_the_configured_steps(tokens, score_ste
         changed = x.clone()
         changed[:, 20 - score_steps - 1] += 5.0
         assert not torch.allclose(module.score({"x": changed})[1], series)
+        # With the reconstruction error in the score, the masked values count through that error alone.
+        module.score_reconstruction = 1.0
+        changed = x.clone()
+        changed[:, 20 - score_steps:] += 5.0
+        assert (module.score({"x": changed})[1] > module.score({"x": x})[1]).all()
 
 
 def test_sliding_scoring_scores_every_step_once_per_block():

@@ -1,24 +1,25 @@
 """SD-MAE: a self-distilled masked autoencoder. A Transformer encoder reads a window whose
 masked tokens are replaced by a learned mask token; a deep teacher decoder reconstructs the
-masked steps and a shallow student decoder learns to mimic the teacher. On normal data the
-student keeps up; on anomalies the two drift apart, and that teacher-student discrepancy on
-masked steps is the anomaly score.
+masked steps and a shallow student decoder learns to mimic the teacher. Labelled anomalies
+in train teach the two to disagree on anomalous windows.
 
 Loss per batch, with d(x) = mean over masked values of (teacher.detach() - student)^2:
-    reconstruction   mean over masked values of (teacher - x)^2
+    reconstruction   mean over masked values of (teacher - x)^2, normal windows only
     normal term      mean of d(x) over normal windows (label 0 or unknown -1)
     anomaly term     mean of max(0, margin - d(x)) over labelled anomalies (label 1);
                      its weight ramps from 0 to 1 over the first part of training
     loss = reconstruction + lambda_disc * (normal term + warm-up weight * anomaly term)
 Without labelled anomalies in a batch the anomaly term is zero, so the model also trains
 unsupervised. The teacher is detached in d(x) so the normal term cannot drag the teacher
-towards the student (the collapse of the reference code, where only the teacher learns to
-reconstruct); encoder and student still learn from it.
+towards the student; encoder and student still learn from it.
 
-Scoring: `last_steps` masks the last `score_steps` steps of each window and scores only those
-(other steps are NaN, so with score_stride 1 every step is scored by the windows ending near
-it); `sliding` masks consecutive blocks of `score_steps` steps in turn and scores every step
-of the window, for point-level data.
+Score of a masked step: (teacher - student)^2 + score_reconstruction * (teacher - x)^2,
+averaged over channels. The discrepancy alone never looks at the masked values: both
+decoders predict them from the context, and without labelled anomalies they tend to agree
+on anomalous windows too, so the teacher's error is added as in the official video code.
+`last_steps` masks the last `score_steps` steps of each window and scores only those (other
+steps are NaN); `sliding` masks consecutive blocks of `score_steps` steps in turn, one pass
+per block, and scores every step of the window.
 """
 
 from __future__ import annotations
@@ -50,13 +51,14 @@ def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
 class SDMAEModule(nn.Module):
     def __init__(self, n_channels: int, window: int, token_size: int, d_model: int, n_heads: int, ff_size: int,
                  dropout: float, encoder_layers: int, teacher_layers: int, student_layers: int, mask_ratio: float,
-                 margin: float, lambda_disc: float, anomaly_warmup_fraction: float, scoring: str, score_steps: int):
+                 margin: float, lambda_disc: float, anomaly_warmup_fraction: float, scoring: str, score_steps: int,
+                 score_reconstruction: float):
         super().__init__()
         self.window, self.token_size, self.n_tokens = window, token_size, window // token_size
         self.n_channels = n_channels
         self.mask_ratio, self.margin, self.lambda_disc = mask_ratio, margin, lambda_disc
         self.anomaly_warmup_fraction = anomaly_warmup_fraction
-        self.scoring, self.score_steps = scoring, score_steps
+        self.scoring, self.score_steps, self.score_reconstruction = scoring, score_steps, score_reconstruction
         self.embed = nn.Linear(token_size * n_channels, d_model)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, d_model))
         nn.init.normal_(self.mask_token, std=0.02)
@@ -135,12 +137,13 @@ class SDMAEModule(nn.Module):
         n_values = weight.sum(dim=(1, 2)) * x.shape[2]
         reconstruction = (((teacher - x) ** 2) * weight).sum(dim=(1, 2)) / n_values     # [B]
         discrepancy = (((teacher.detach() - student) ** 2) * weight).sum(dim=(1, 2)) / n_values
-        anomalous = batch["label"] == 1
+        anomalous, normal = batch["label"] == 1, batch["label"] != 1
         zero = discrepancy.new_zeros(())
-        normal_term = discrepancy[~anomalous].mean() if (~anomalous).any() else zero
+        reconstruction = reconstruction[normal].mean() if normal.any() else zero
+        normal_term = discrepancy[normal].mean() if normal.any() else zero
         anomaly_term = torch.relu(self.margin - discrepancy[anomalous]).mean() if anomalous.any() else zero
         disc_loss = normal_term + self.anomaly_weight() * anomaly_term
-        return {"loss": reconstruction.mean() + self.lambda_disc * disc_loss, "reconstruction": reconstruction.mean(),
+        return {"loss": reconstruction + self.lambda_disc * disc_loss, "reconstruction": reconstruction,
                 "discrepancy_normal": normal_term, "anomaly_hinge": anomaly_term}
 
     # -- scoring --------------------------------------------------------------------------
@@ -155,8 +158,10 @@ class SDMAEModule(nn.Module):
         return teacher.reshape(shape), student.reshape(shape), self.step_mask(masks).unsqueeze(1)
 
     def score(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        teacher, student, masked = self.masked_passes(batch["x"])
-        per_pass = ((teacher - student) ** 2).mean(dim=3)                               # [K, B, L]
+        x = batch["x"]
+        teacher, student, masked = self.masked_passes(x)
+        per_value = (teacher - student) ** 2 + self.score_reconstruction * (teacher - x) ** 2
+        per_pass = per_value.mean(dim=3)                                                # [K, B, L]
         weight = masked.to(per_pass.dtype)
         counts = weight.sum(dim=0)                                                      # [1, L]
         step = (per_pass * weight).sum(dim=0) / counts.clamp(min=1)                      # [B, L]
@@ -175,12 +180,12 @@ class SDMAEModule(nn.Module):
 class SDMAE(TorchDetector):
     input_mode = "windows"
 
-    def __init__(self, window: int = 100, train_stride: int = 4, score_stride: int = 1, step_reduce: str = "mean",
+    def __init__(self, window: int = 100, train_stride: int = 4, score_stride: int = 10, step_reduce: str = "mean",
                  series_aggregate: str = "max", tokens: str = "patch", patch_size: int = 10, d_model: int = 64,
                  n_heads: int = 4, ff_size: int = 256, dropout: float = 0.1, encoder_layers: int = 3,
                  teacher_layers: int = 4, student_layers: int = 1, mask_ratio: float = 0.6, margin: float = 1.0,
-                 lambda_disc: float = 0.5, anomaly_warmup_fraction: float = 0.2, scoring: str = "last_steps",
-                 score_steps: int = 10):
+                 lambda_disc: float = 0.5, anomaly_warmup_fraction: float = 0.2, scoring: str = "sliding",
+                 score_steps: int = 10, score_reconstruction: float = 1.0):
         super().__init__(window, train_stride, score_stride, step_reduce, series_aggregate)
         if tokens not in TOKENS:
             raise UserError(f"model.tokens must be one of {', '.join(TOKENS)}, got {tokens!r}")
@@ -203,9 +208,11 @@ class SDMAE(TorchDetector):
         self.encoder_layers, self.teacher_layers, self.student_layers = encoder_layers, teacher_layers, student_layers
         self.mask_ratio, self.margin, self.lambda_disc = mask_ratio, margin, lambda_disc
         self.anomaly_warmup_fraction, self.scoring, self.score_steps = anomaly_warmup_fraction, scoring, score_steps
+        self.score_reconstruction = score_reconstruction
 
     def build_module(self, n_channels: int) -> SDMAEModule:
         token_size = self.patch_size if self.tokens == "patch" else 1
         return SDMAEModule(n_channels, self.window, token_size, self.d_model, self.n_heads, self.ff_size, self.dropout,
                            self.encoder_layers, self.teacher_layers, self.student_layers, self.mask_ratio, self.margin,
-                           self.lambda_disc, self.anomaly_warmup_fraction, self.scoring, self.score_steps)
+                           self.lambda_disc, self.anomaly_warmup_fraction, self.scoring, self.score_steps,
+                           self.score_reconstruction)
