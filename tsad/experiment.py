@@ -83,6 +83,10 @@ def failure_status(error: BaseException) -> str:
 
 
 def _run(config: dict, run_dir: Path) -> dict:
+    if config["dataset"].get("protocol") == "nab":
+        from tsad.data.nab import run_nab_protocol
+
+        return run_nab_protocol(config, run_dir)
     from tsad.data.registry import build_dataset
     from tsad.evaluation.report import evaluate_level, validation_metrics
     from tsad.evaluation.thresholds import choose_thresholds, validate_threshold_config

@@ -40,6 +40,7 @@ def build_dataset(config: dict) -> DatasetSplits:
         raise UserError(f"unknown dataset.family {family!r}; known: {', '.join(sorted(_BUILDERS))}")
     builder = _BUILDERS[family]
     config.pop("normalise", None)  # used by the detector, not the builder
+    config.pop("protocol", None)  # used by the pipeline, not the builder
     accepted = inspect.signature(builder).parameters
     unknown = set(config) - set(accepted)
     if unknown:
