@@ -1,0 +1,113 @@
+"""Time-series DAGMM: a run end to end, save/load, padding, the batch-size guard and the scoring GMM."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad
+from tsad.data.registry import build_dataset
+from tsad.errors import UserError
+from tsad.models import gmm
+from tsad.models.base import Detector, build_detector, pad_batch
+from tsad.models.dagmm import DAGMMModule
+
+
+def small_module(n_channels=2, latent_size=2, n_components=2) -> DAGMMModule:
+    torch.manual_seed(0)
+    return DAGMMModule(n_channels, hidden_size=8, num_layers=2, latent_size=latent_size, dropout=0.2,
+                       n_components=n_components, estimation_hidden=6, estimation_dropout=0.5, lambda_energy=0.1,
+                       lambda_cov=0.005, jitter=1e-6)
+
+
+def random_batches(n_batches=3, batch_size=16, n_channels=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return [pad_batch([rng.normal(size=(int(rng.integers(10, 40)), n_channels)).astype(np.float32)
+                       for _ in range(batch_size)], np.full(batch_size, -1)) for _ in range(n_batches)]
+
+
+def test_tsad_run_trains_scores_and_reloads(tmp_path):
+    run_tsad(["model=dagmm", *TINY_SERIES], tmp_path)
+    (folder,) = run_folders(tmp_path)
+    metrics = read_metrics(folder)
+    assert metrics["status"] == "OK" and metrics["epochs_trained"] == 2
+    assert 0.0 <= metrics["metrics"]["series"]["roc_auc"] <= 1.0
+    history = pd.read_csv(folder / "history.csv")
+    assert {"train_energy", "train_cov_penalty", "train_reconstruction"} <= set(history.columns)
+
+    detector = Detector.load(folder / "model")
+    assert bool(detector.module.gmm_fitted)
+    config = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "config.yaml"), resolve=True)
+    test = build_dataset(config["dataset"]).test
+    saved = pd.read_csv(folder / "scores" / "test_series.csv")
+    np.testing.assert_allclose(detector.score(test).series, saved["score"].to_numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_padding_never_changes_a_series_score():
+    module = small_module()
+    module.on_fit_end(None, random_batches())
+    module.eval()
+    rng = np.random.default_rng(1)
+    short, long = rng.normal(size=(12, 2)).astype(np.float32), rng.normal(size=(60, 2)).astype(np.float32)
+    alone_step, alone_series = module.score(pad_batch([short], np.array([-1])))
+    mixed_step, mixed_series = module.score(pad_batch([long, short], np.array([-1, -1])))
+    assert torch.allclose(alone_series[0], mixed_series[1], rtol=1e-5, atol=1e-5)
+    assert torch.allclose(alone_step[0], mixed_step[1, :12], atol=1e-6)
+    assert (mixed_step[1, 12:] == 0).all()
+
+
+def test_scoring_gmm_is_fitted_on_the_whole_train_set():
+    module = small_module()
+    batches = random_batches()
+    module.on_fit_end(None, batches)
+    module.eval()
+    with torch.no_grad():
+        z = torch.cat([module(b)[1] for b in batches])
+        standard = (z - z.mean(0)) / (z.var(0, unbiased=False) + 1e-5).sqrt()
+        weights, means, covariances = gmm.params_from_memberships(standard, module.memberships(standard))
+    assert torch.allclose(module.gmm_means, means, atol=1e-5)
+    assert torch.allclose(module.gmm_covariances, covariances, atol=1e-5)
+    assert torch.allclose(module.gmm_weights, weights, atol=1e-6)
+    # scoring uses those stored parameters, so a series scores the same in any batch
+    _, series = module.score(batches[0])
+    expected = gmm.energy(standard[:16], weights.log(), means, covariances)
+    assert torch.allclose(series, expected, rtol=1e-4)
+
+
+def test_batch_size_guard_and_small_remainder_batches():
+    module = small_module(latent_size=4)            # z has 8 dims, so batches need 16 series
+    trainer = type("T", (), {"batch_size": 8})()
+    with pytest.raises(UserError, match="trainer.batch_size>=16"):
+        module.on_fit_start(trainer, random_batches(batch_size=8))
+    module.train()
+    small = module.loss(random_batches(n_batches=1, batch_size=5)[0])
+    assert set(small) == {"loss", "reconstruction"}
+    full = module.loss(random_batches(n_batches=1, batch_size=32)[0])
+    assert {"energy", "cov_penalty"} <= set(full) and torch.isfinite(full["loss"])
+    full["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in module.parameters() if p.grad is not None)
+    assert module.estimation[0].weight.grad.abs().sum() > 0
+
+
+def test_reconstruction_features_ignore_padding_and_differ():
+    module = small_module()
+    rng = np.random.default_rng(2)
+    x = torch.tensor(rng.normal(size=(1, 20, 2)), dtype=torch.float32)
+    x_hat = x + 0.1 * torch.tensor(rng.normal(size=(1, 20, 2)), dtype=torch.float32)
+    mask = torch.ones(1, 20, dtype=torch.bool)
+    features = module.reconstruction_features(x, x_hat, mask)
+    padded_x, padded_hat = torch.cat([x, torch.full((1, 5, 2), 7.0)], 1), torch.cat([x_hat, torch.zeros(1, 5, 2)], 1)
+    padded = module.reconstruction_features(padded_x, padded_hat, torch.cat([mask, torch.zeros(1, 5, dtype=torch.bool)], 1))
+    assert torch.allclose(features, padded, atol=1e-6)
+    error = (x - x_hat)[0].numpy()
+    expected = [np.linalg.norm(error) / np.linalg.norm(x[0]), float((x * x_hat).sum() / (x.norm() * x_hat.norm())),
+                np.abs(error).mean(), np.abs(np.diff(error, axis=0)).mean()]
+    np.testing.assert_allclose(features[0].numpy(), expected, rtol=1e-5)
+
+
+def test_unknown_or_bad_parameters_fail_in_one_line():
+    with pytest.raises(UserError, match="model.n_components"):
+        build_detector("dagmm", {"n_components": 0})
+    with pytest.raises(UserError, match="not a parameter of dagmm"):
+        build_detector("dagmm", {"window": 32})

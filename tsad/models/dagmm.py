@@ -1,0 +1,181 @@
+"""Time-series DAGMM: an LSTM autoencoder compresses each whole series, and a Gaussian
+mixture over [latent code, reconstruction features] gives its energy (Zong et al., ICLR 2018,
+extended to variable-length multichannel series).
+
+  encoder     bidirectional LSTM over the packed series (padding never enters either
+              direction), last forward and last backward states -> MLP -> latent [B, L]
+  decoder     unidirectional LSTM fed the latent at every step, its initial state from the
+              latent -> x_hat [B, T, C]; causal, so padding after a series cannot change it
+  features    over valid steps: relative Euclidean distance |x - x_hat| / |x|, cosine
+              similarity, mean absolute error, trend difference mean |dx - dx_hat|
+  z           [latent, features] standardised (by batch statistics in the loss, where the
+              GMM comes from the batch too; by train-set statistics for scoring) -> [B, D], D = L + 4
+  estimation  MLP + softmax -> memberships gamma [B, K]
+  GMM         weights, means, full covariances from gamma on each batch (differentiable)
+
+loss = reconstruction MSE + lambda_energy * mean energy + lambda_cov * sum_k,j 1 / Sigma_kjj
+(paper defaults 0.1 and 0.005). The GMM used for scoring is fitted once on the whole
+training set after training and stored as buffers; the series score is the energy under it,
+the step score the reconstruction error. Energies come from tsad/models/gmm.py (log space,
+float64 Cholesky with a growing jitter).
+
+A covariance estimated from fewer points than dimensions is singular, so batches must be
+much larger than D: fitting stops with an error when the largest batch is smaller than
+2 * D, and a smaller remainder batch at the end of an epoch trains the autoencoder only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from tsad.errors import UserError
+from tsad.models import gmm
+from tsad.models.base import TorchDetector, register
+
+N_FEATURES = 4  # relative distance, cosine similarity, mean absolute error, trend difference
+
+
+class DAGMMModule(nn.Module):
+    def __init__(self, n_channels: int, hidden_size: int, num_layers: int, latent_size: int, dropout: float,
+                 n_components: int, estimation_hidden: int, estimation_dropout: float, lambda_energy: float,
+                 lambda_cov: float, jitter: float):
+        super().__init__()
+        inner_dropout = dropout if num_layers > 1 else 0.0
+        self.encoder = nn.LSTM(n_channels, hidden_size, num_layers, batch_first=True, dropout=inner_dropout,
+                               bidirectional=True)
+        self.to_latent = nn.Sequential(nn.Linear(2 * hidden_size, hidden_size), nn.Tanh(), nn.Dropout(dropout),
+                                       nn.Linear(hidden_size, latent_size))
+        self.latent_to_state = nn.Linear(latent_size, hidden_size * num_layers)
+        self.decoder = nn.LSTM(latent_size, hidden_size, num_layers, batch_first=True, dropout=inner_dropout)
+        self.to_output = nn.Linear(hidden_size, n_channels)
+        self.dim_z = latent_size + N_FEATURES
+        self.estimation = nn.Sequential(nn.Linear(self.dim_z, estimation_hidden), nn.Tanh(),
+                                        nn.Dropout(estimation_dropout), nn.Linear(estimation_hidden, n_components))
+        self.num_layers, self.hidden_size = num_layers, hidden_size
+        self.lambda_energy, self.lambda_cov, self.jitter = lambda_energy, lambda_cov, jitter
+        self.min_gmm_batch = 2 * self.dim_z
+        # standardisation of z and the scoring GMM: set from the whole train set in on_fit_end
+        self.register_buffer("z_mean", torch.zeros(self.dim_z))
+        self.register_buffer("z_var", torch.ones(self.dim_z))
+        self.register_buffer("gmm_weights", torch.full((n_components,), 1.0 / n_components, dtype=torch.float64))
+        self.register_buffer("gmm_means", torch.zeros(n_components, self.dim_z, dtype=torch.float64))
+        self.register_buffer("gmm_covariances", torch.eye(self.dim_z, dtype=torch.float64).repeat(n_components, 1, 1))
+        self.register_buffer("gmm_fitted", torch.tensor(False))
+
+    # -- autoencoder ------------------------------------------------------------------
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = self.encoder(packed)                   # h_n: [layers * 2, B, H]
+        return self.to_latent(torch.cat([h_n[-2], h_n[-1]], dim=1))
+
+    def decode(self, latent: torch.Tensor, length: int) -> torch.Tensor:
+        batch = latent.shape[0]
+        h0 = torch.tanh(self.latent_to_state(latent)).view(batch, self.num_layers, self.hidden_size).transpose(0, 1)
+        out, _ = self.decoder(latent.unsqueeze(1).expand(-1, length, -1), (h0.contiguous(), torch.zeros_like(h0)))
+        return self.to_output(out)                           # [B, T, C]
+
+    @staticmethod
+    def reconstruction_features(x: torch.Tensor, x_hat: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[B, 4] features of how well each series is reconstructed, over its valid steps only."""
+        valid = mask.unsqueeze(-1).to(x.dtype)               # [B, T, 1]
+        x, x_hat = x * valid, x_hat * valid
+        error = x - x_hat
+        n_values = valid.sum((1, 2)) * x.shape[2]
+        norm_x, norm_hat = x.flatten(1).norm(dim=1), x_hat.flatten(1).norm(dim=1)
+        relative = error.flatten(1).norm(dim=1) / norm_x.clamp_min(1e-6)
+        cosine = (x * x_hat).flatten(1).sum(1) / (norm_x * norm_hat).clamp_min(1e-6)
+        mae = error.abs().sum((1, 2)) / n_values
+        pairs = (mask[:, 1:] & mask[:, :-1]).unsqueeze(-1).to(x.dtype)       # both steps of a difference valid
+        trend = ((error[:, 1:] - error[:, :-1]).abs() * pairs).sum((1, 2)) / (pairs.sum((1, 2)) * x.shape[2]).clamp_min(1)
+        return torch.stack([relative, cosine, mae, trend], dim=1)
+
+    def standardise(self, z: torch.Tensor, batch_statistics: bool) -> torch.Tensor:
+        """z [B, D] standardised by its own batch statistics (training loss) or the stored train-set ones."""
+        if batch_statistics:
+            return (z - z.mean(0)) / (z.var(0, unbiased=False) + 1e-5).sqrt()
+        return (z - self.z_mean) / (self.z_var + 1e-5).sqrt()
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruction [B, T, C] and z = [latent, reconstruction features] [B, D]."""
+        x = batch["x"]
+        latent = self.encode(x, batch["lengths"])
+        x_hat = self.decode(latent, x.shape[1])
+        return x_hat, torch.cat([latent, self.reconstruction_features(x, x_hat, batch["mask"])], dim=1).float()
+
+    def memberships(self, z_standard: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.estimation(z_standard), dim=1)
+
+    # -- training -----------------------------------------------------------------------
+    def on_fit_start(self, trainer, batches) -> None:
+        n_series = len(batches.data) if hasattr(batches, "data") else trainer.batch_size
+        largest = min(trainer.batch_size, n_series)
+        if largest < self.min_gmm_batch:
+            raise UserError(f"dagmm: batches of {largest} series are too few for a covariance of z's {self.dim_z} "
+                            f"dimensions; use trainer.batch_size>={self.min_gmm_batch} (and at least that many "
+                            f"train series) or a smaller model.latent_size")
+
+    def loss(self, batch: dict) -> dict:
+        x, mask = batch["x"], batch["mask"]
+        x_hat, z = self(batch)
+        valid = mask.unsqueeze(-1).to(x.dtype)
+        reconstruction = (((x - x_hat) ** 2) * valid).sum() / (valid.sum() * x.shape[2])
+        if len(x) < self.min_gmm_batch:
+            return {"loss": reconstruction, "reconstruction": reconstruction}
+        z_standard = self.standardise(z, batch_statistics=True)
+        gamma = self.memberships(z_standard)
+        weights, means, covariances = gmm.params_from_memberships(z_standard, gamma, "full")
+        energy = gmm.energy(z_standard, weights.log(), means, covariances, self.jitter).mean()
+        penalty = gmm.covariance_penalty(covariances)
+        total = reconstruction + self.lambda_energy * energy.float() + self.lambda_cov * penalty.float()
+        return {"loss": total, "reconstruction": reconstruction, "energy": energy.detach(),
+                "cov_penalty": penalty.detach()}
+
+    @torch.no_grad()
+    def on_fit_end(self, trainer, batches) -> None:
+        """Fit the scoring GMM once on the whole training set (not on the last batch)."""
+        was_training = self.training
+        self.eval()
+        device = self.z_mean.device
+        z = torch.cat([self({k: v.to(device) for k, v in batch.items()})[1] for batch in batches])   # [N, D]
+        self.z_mean.copy_(z.mean(0))
+        self.z_var.copy_(z.var(0, unbiased=False))
+        z_standard = self.standardise(z, batch_statistics=False)
+        weights, means, covariances = gmm.params_from_memberships(z_standard, self.memberships(z_standard), "full")
+        self.gmm_weights.copy_(weights)
+        self.gmm_means.copy_(means)
+        self.gmm_covariances.copy_(covariances)
+        self.gmm_fitted.fill_(True)
+        self.train(was_training)
+
+    # -- scoring ------------------------------------------------------------------------
+    def score(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        if not bool(self.gmm_fitted):
+            raise RuntimeError("dagmm: the scoring GMM is fitted at the end of training; fit the model first")
+        x, mask = batch["x"], batch["mask"]
+        x_hat, z = self(batch)
+        z_standard = self.standardise(z, batch_statistics=False)
+        energies = gmm.energy(z_standard, self.gmm_weights.log(), self.gmm_means, self.gmm_covariances, self.jitter)
+        step = ((x - x_hat) ** 2).mean(2) * mask             # [B, T]
+        return step, energies
+
+
+@register("dagmm")
+class DAGMM(TorchDetector):
+    input_mode = "series"
+
+    def __init__(self, hidden_size: int = 64, num_layers: int = 2, latent_size: int = 8, dropout: float = 0.2,
+                 n_components: int = 4, estimation_hidden: int = 10, estimation_dropout: float = 0.5,
+                 lambda_energy: float = 0.1, lambda_cov: float = 0.005, jitter: float = 1e-6):
+        super().__init__()
+        if n_components < 1 or latent_size < 1 or hidden_size < 1 or num_layers < 1:
+            raise UserError("model.n_components, latent_size, hidden_size and num_layers must be >= 1")
+        self.hidden_size, self.num_layers, self.latent_size, self.dropout = hidden_size, num_layers, latent_size, dropout
+        self.n_components, self.estimation_hidden, self.estimation_dropout = n_components, estimation_hidden, estimation_dropout
+        self.lambda_energy, self.lambda_cov, self.jitter = lambda_energy, lambda_cov, jitter
+
+    def build_module(self, n_channels: int) -> DAGMMModule:
+        return DAGMMModule(n_channels, self.hidden_size, self.num_layers, self.latent_size, self.dropout,
+                           self.n_components, self.estimation_hidden, self.estimation_dropout, self.lambda_energy,
+                           self.lambda_cov, self.jitter)
