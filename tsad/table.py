@@ -154,6 +154,8 @@ def read_run(folder: Path) -> dict:
             row[key] = record[key]
     if record.get("tags"):
         row["tags"] = ",".join(map(str, record["tags"]))
+    row.update(flatten(record.get("data") or {}, "data"))
+    row.update(flatten(record.get("environment") or {}, "environment"))
     row.update(flatten(config, "config"))
     return row
 
