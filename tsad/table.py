@@ -365,9 +365,7 @@ def _caption(frame, table: dict, pa_table: bool) -> list[str]:
     if "." in metric:
         lines.append(f"Metric: {metric}" + (" (lower is better)." if table["lower_is_better"] else "."))
     else:
-        looked_up = "; ".join(
-            f"{column}: {'/'.join(f'{level}.{metric}' if defined_at(metric, level) else f'none at {level} level' for level in levels) or 'no level recorded'}"  # noqa: E501
-            for column, levels in table["levels"].items())
+        looked_up = "; ".join(f"{column}: {_lookup(metric, levels)}" for column, levels in table["levels"].items())
         lines.append(f"Metric: {metric} at each dataset's natural level ({looked_up})"
                      + (", lower is better." if table["lower_is_better"] else "."))
     lines.append("Cells: mean ± sample std over seeds (number of runs with a value); bold: best per column; "
@@ -386,6 +384,11 @@ def _caption(frame, table: dict, pa_table: bool) -> list[str]:
             lines.append(f"No {CHANCE_MODEL}-detector runs on {', '.join(missing)}: run model={CHANCE_MODEL} "
                          "on the same data to see the chance level of pa_f1.")
     return lines
+
+
+def _lookup(metric: str, levels: list[str]) -> str:
+    names = [f"{level}.{metric}" if defined_at(metric, level) else f"none at {level} level" for level in levels]
+    return "/".join(names) or "no level recorded"
 
 
 def _threshold_summary(frame) -> str:
