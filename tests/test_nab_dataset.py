@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import read_metrics, run_folders, run_tsad
 
 from tsad.data import locate as locate_module
 from tsad.data.nab import (DATA_SHA256, NAB_COMMIT, WINDOWS_SHA256, detect_online, load_nab, prepare_for_nab,
@@ -332,3 +333,16 @@ def test_dataset_config_reads_lists_of_files_and_rejects_unknown_keys(nab_mini, 
         run_nab_protocol(protocol_config(nab_mini, "+dataset.window=3"), tmp_path)
     with pytest.raises(UserError, match="retrain_every must be a positive"):
         run_nab_protocol(protocol_config(nab_mini, "dataset.retrain_every=0"), tmp_path)
+
+
+def test_tsad_run_runs_nab_under_the_protocol(nab_mini, tmp_path):
+    result = run_tsad(["dataset=nab", f"dataset.root={nab_mini}", "dataset.category=synthA", "model=zscore",
+                       "plots=true"], tmp_path)
+    assert "nab_standard=" in result.stdout
+    (folder,) = run_folders(tmp_path)
+    record = read_metrics(folder)
+    assert record["status"] == "OK" and record["level"] == "point" and record["data"]["n_files"] == 2
+    assert set(record["nab"]) == set(record["nab_label_free"]) == set(PROFILES)
+    assert sorted(p.name for p in (folder / "nab_results" / "zscore" / "synthA").iterdir()) == [
+        "zscore_cos_glitch.csv", "zscore_sine_spike.csv"]
+    assert (folder / "plots" / "nab_examples.png").is_file()
