@@ -1,0 +1,116 @@
+"""CARLA: end to end through tsad-run, save/load, per-sample neighbour mining, anomaly injection."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import read_metrics, run_folders, run_tsad
+from tsad.data.series import SeriesSet
+from tsad.errors import UserError
+from tsad.models.base import Detector, build_detector
+from tsad.models.carla import INJECTIONS, CARLAModule, inject_anomalies, mine_neighbours
+
+SMALL_MODEL = ["model.window=24", "model.positive_lag=4", "model.num_neighbors=3"]
+
+
+@pytest.fixture(autouse=True)
+def quiet_threads(monkeypatch):
+    # tiny convolutions run far slower with two threads when the machine is busy
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.mark.parametrize("dataset", [["dataset=synthetic", "dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30",
+                                      "dataset.min_length=40", "dataset.max_length=80"],
+                                     ["dataset=synthetic_points", "dataset.max_length=600"]],
+                         ids=["series", "points"])
+def test_carla_trains_both_stages_and_scores_through_tsad_run(tmp_path, dataset):
+    run_tsad(["model=carla", *dataset, *SMALL_MODEL, "trainer=fast", "trainer.max_batches_per_epoch=3", "plots=false"],
+             tmp_path)
+    (folder,) = run_folders(tmp_path)
+    record = read_metrics(folder)
+    assert record["status"] == "OK"
+    assert np.isfinite(record["headline"]["roc_auc"])
+    stages = (folder / "history.csv").read_text()
+    assert "pretext" in stages and "classification" in stages
+
+
+def small_data(n: int, seed: int, shift: float = 0.0) -> SeriesSet:
+    rng = np.random.default_rng(seed)
+    t = np.arange(60)
+    values = [np.stack([np.sin(t / 4 + p), np.cos(t / 7 + p)], axis=1) + rng.normal(scale=0.05, size=(60, 2)) + shift
+              for p in rng.uniform(0, 6, size=n)]
+    return SeriesSet(values)
+
+
+def test_save_load_gives_identical_scores(tmp_path):
+    trainer = {"max_epochs": 1, "max_batches_per_epoch": 2, "batch_size": 16, "warmup_epochs": 0, "progress": False}
+    detector = build_detector("carla", {"window": 16, "positive_lag": 3, "num_neighbors": 2}, trainer=trainer, seed=1)
+    detector.fit(small_data(6, 0), small_data(2, 1))
+    data = small_data(3, 2, shift=1.0)
+    detector.save(tmp_path)
+    loaded = Detector.load(tmp_path)
+    assert int(loaded.module.majority_class) == int(detector.module.majority_class)
+    before, after = detector.score(data), loaded.score(data)
+    np.testing.assert_array_equal(before.series, after.series)
+    for a, b in zip(before.steps, after.steps):
+        np.testing.assert_array_equal(a, b)
+
+
+def brute_force_neighbours(queries: np.ndarray, bank: np.ndarray, k: int, skip_self: bool):
+    nearest, furthest = [], []
+    for i, q in enumerate(queries):
+        distances = ((bank - q) ** 2).sum(axis=1)
+        order = [j for j in np.argsort(distances) if not (skip_self and j == i)]
+        nearest.append(order[:k])
+        furthest.append(order[::-1][:k])
+    return np.array(nearest), np.array(furthest)
+
+
+def test_neighbour_mining_gives_each_sample_its_own_neighbours():
+    rng = np.random.default_rng(0)
+    bank = rng.normal(size=(40, 4)).astype(np.float32)
+    bank /= np.linalg.norm(bank, axis=1, keepdims=True)
+    nearest, furthest = mine_neighbours(torch.from_numpy(bank), torch.from_numpy(bank), k=5)
+    expected_nearest, expected_furthest = brute_force_neighbours(bank, bank, 5, skip_self=True)
+    np.testing.assert_array_equal(nearest.numpy(), expected_nearest)
+    np.testing.assert_array_equal(furthest.numpy(), expected_furthest)
+    assert len({tuple(row) for row in nearest.numpy()}) > 30   # not one global ordering shared by all samples
+
+    queries = rng.normal(size=(7, 4)).astype(np.float32)       # new windows: nothing of the bank is skipped
+    nearest, furthest = mine_neighbours(torch.from_numpy(queries), torch.from_numpy(bank), k=3)
+    expected_nearest, expected_furthest = brute_force_neighbours(queries, bank, 3, skip_self=False)
+    np.testing.assert_array_equal(nearest.numpy(), expected_nearest)
+    np.testing.assert_array_equal(furthest.numpy(), expected_furthest)
+
+
+def test_classification_anchors_get_neighbours_from_the_frozen_pretext_space():
+    torch.manual_seed(0)
+    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 1, 1, 100)
+    module.train_windows = torch.randn(30, 16, 2)
+    bank = module.build_bank(torch.device("cpu"))
+    assert bank.windows.shape == (60, 16, 2) and bank.embeddings.shape == (60, 4)
+    torch.testing.assert_close(bank.windows[:30], module.train_windows)
+    with torch.no_grad():
+        module.embedder.head[2].weight.add_(1.0)              # training the live network must not move the bank
+    anchors = module.train_windows[:4]
+    nearest, _ = bank.neighbours(anchors, k=1)
+    expected, _ = mine_neighbours(bank.embedder(anchors), bank.embeddings, 1)
+    torch.testing.assert_close(nearest, bank.windows[expected[:, 0]])
+
+
+@pytest.mark.parametrize("kind", INJECTIONS)
+def test_each_injection_changes_every_window_and_leaves_the_input_alone(kind):
+    torch.manual_seed(0)
+    x = torch.randn(32, 40, 10)
+    original = x.clone()
+    injected = inject_anomalies(x, [kind])
+    torch.testing.assert_close(x, original)
+    assert injected.shape == x.shape
+    changed = (injected != x).any(dim=1)                                     # [B, C]
+    assert changed.any(dim=1).all(), f"{kind} left some windows untouched"
+    assert (changed.sum(dim=1) <= 4).all(), "fewer than C/2 channels carry the anomaly"
+
+
+def test_unknown_injection_is_a_user_error():
+    with pytest.raises(UserError, match="injections"):
+        build_detector("carla", {"injections": ["seasonal", "spike"]})

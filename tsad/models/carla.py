@@ -1,0 +1,333 @@
+"""CARLA (Darban et al., Pattern Recognition 2025): self-supervised contrastive representation
+learning for time-series anomaly detection, trained in two stages by the shared trainer.
+
+1. pretext: a small 1-D ResNet embeds windows onto the unit sphere. A triplet loss pulls each
+   window (anchor) towards a window that starts 1..positive_lag steps earlier (positive) and
+   pushes it away from a copy of itself carrying an injected synthetic anomaly (negative):
+       loss = mean max(0, margin + |a - p|^2 / T - |a - n|^2 / T)
+2. classification (SCAN-style): when the stage starts, the pretext network is frozen as a
+   reference and the training windows plus one injected copy of each form a neighbour bank.
+   Every anchor (a training window and a freshly injected copy of it) gets its own
+   num_neighbors nearest and furthest bank entries in the frozen embedding space; a
+   num_classes-way head, trained on top of the (still trainable) backbone, should agree with
+   one nearest neighbour, disagree with one furthest neighbour, and keep the classes in use:
+       loss = -log <P(a), P(nn)> - w_inc * log(1 - <P(a), P(fn)>) - beta * H(mean_batch P(a))
+
+Score: the majority class C_m of the training windows is "normal"; a window scores
+1 - P(C_m | window) and every step of the window receives that score (the window wrapper
+combines overlapping windows per step with `step_reduce`).
+
+Injected anomalies (the paper's five kinds; `injections` picks a subset), on a random
+subsequence of 10-90% of the window in 1 .. C/2 random channels:
+  seasonal    the subsequence plays 2-4x faster (tiled, then subsampled)
+  trend       +-N(1, 0.5) is added from the subsequence start to the window end
+  global      2 points (3 if univariate) multiplied by 8
+  contextual  4 points (5 if univariate) multiplied by 3
+  shapelet    the subsequence is flattened to its first value plus U(0, 0.1)
+Amplitudes are in units of the normalised data.
+
+Deliberate differences from the official code:
+  - neighbours are mined per sample (the official mining ranks all windows by distance to
+    one random vector, so a window's "neighbours" are unrelated to it);
+  - the triplet margin is fixed (the official adaptive margin decays to its 0.01 floor within
+    a few batches) and each anchor's negative is its own injected copy, as in the paper;
+  - at least one channel is injected (the official channel count is 0 for C <= 3);
+  - the positive comes from the window's own history (training windows carry positive_lag
+    extra steps), so it never crosses into another series;
+  - checkpoints are chosen on validation loss by the shared trainer, never on test F1.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tsad.errors import UserError
+from tsad.models.base import TorchDetector, WindowBatches, register
+
+INJECTIONS = ("seasonal", "trend", "global", "contextual", "shapelet")
+EVAL_SEED = 0
+
+
+# -- the network --------------------------------------------------------------------------------
+def conv_block(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(in_channels, out_channels, kernel_size, padding="same"),
+                         nn.BatchNorm1d(out_channels), nn.ReLU())
+
+
+class ResidualBlock(nn.Module):
+    """Three convolutions (kernels 8, 5, 3); a 1x1 projection shortcut where the width changes."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.layers = nn.Sequential(conv_block(in_channels, out_channels, 8), conv_block(out_channels, out_channels, 5),
+                                    conv_block(out_channels, out_channels, 3))
+        self.shortcut = None
+        if in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv1d(in_channels, out_channels, 1), nn.BatchNorm1d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.layers(x)
+        return out if self.shortcut is None else out + self.shortcut(x)
+
+
+class Backbone(nn.Module):
+    """Windows [B, W, C] -> representations [B, 2 * mid_channels] (mean over time)."""
+
+    def __init__(self, n_channels: int, mid_channels: int):
+        super().__init__()
+        self.blocks = nn.Sequential(ResidualBlock(n_channels, mid_channels),
+                                    ResidualBlock(mid_channels, 2 * mid_channels),
+                                    ResidualBlock(2 * mid_channels, 2 * mid_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x.transpose(1, 2)).mean(dim=2)
+
+
+class PretextEmbedder(nn.Module):
+    """Backbone plus MLP head: windows [B, W, C] -> unit-norm embeddings [B, features_dim]."""
+
+    def __init__(self, n_channels: int, mid_channels: int, features_dim: int):
+        super().__init__()
+        width = 2 * mid_channels
+        self.backbone = Backbone(n_channels, mid_channels)
+        self.head = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, features_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head(self.backbone(x)).float(), dim=1)
+
+
+# -- anomaly injection ----------------------------------------------------------------------------
+def inject_anomalies(x: torch.Tensor, kinds: list[str], generator: torch.Generator | None = None) -> torch.Tensor:
+    """A copy of windows x [B, W, C] with one synthetic anomaly each, of a kind drawn from `kinds`."""
+    batch, length, n_channels = x.shape
+    device = x.device
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, device=device)
+
+    def integers(low: int, high: torch.Tensor | int, *shape: int) -> torch.Tensor:
+        """Uniform integers in [low, high) (high may differ per row)."""
+        return low + (uniform(*shape) * (torch.as_tensor(high, device=device) - low)).long()
+
+    kind_ids = torch.tensor([INJECTIONS.index(k) for k in kinds], device=device)
+    kind = kind_ids[integers(0, len(kinds), batch)]                                    # [B]
+    min_span, max_span = max(1, int(0.1 * length)), max(2, int(0.9 * length))
+    span = integers(min_span, max_span, batch)                                          # [B]
+    start = integers(0, length - span, batch)                                           # [B]
+    univariate = n_channels == 1
+    affected = span.clone()
+    affected[kind == INJECTIONS.index("trend")] = (length - start)[kind == INJECTIONS.index("trend")]
+    affected[kind == INJECTIONS.index("global")] = 3 if univariate else 2
+    affected[kind == INJECTIONS.index("contextual")] = 5 if univariate else 4
+    relative = torch.arange(length, device=device)[None, :] - start[:, None]            # [B, W]
+    in_segment = (relative >= 0) & (relative < affected[:, None])
+
+    # 1 .. about C/2 distinct channels per window
+    fewest, most = max(1, n_channels // 10), max(1, n_channels // 2 - 1)
+    n_affected = integers(fewest, most + 1, batch)
+    channel_rank = uniform(batch, n_channels).argsort(dim=1).argsort(dim=1)
+    in_channels = channel_rank < n_affected[:, None]                                    # [B, C]
+
+    speed_up = integers(2, 5, batch)
+    source = start[:, None] + (relative.clamp(min=0) * speed_up[:, None]) % span[:, None]
+    source = torch.where(in_segment, source, torch.arange(length, device=device)[None, :])
+    seasonal = x.gather(1, source[:, :, None].expand(-1, -1, n_channels))
+    sign = torch.where(uniform(batch, 1, n_channels) < 0.5, -1.0, 1.0)
+    trend = x + sign * (1.0 + 0.5 * torch.randn(batch, 1, n_channels, generator=generator, device=device))
+    first = x.gather(1, start[:, None, None].expand(-1, 1, n_channels))
+    shapelet = (first + 0.1 * uniform(batch, 1, n_channels)).expand(-1, length, -1)
+    candidates = torch.stack([seasonal, trend, 8.0 * x, 3.0 * x, shapelet])            # [5, B, W, C]
+    anomalous = candidates.gather(0, kind[None, :, None, None].expand(1, -1, length, n_channels))[0]
+    return torch.where(in_segment[:, :, None] & in_channels[:, None, :], anomalous.to(x.dtype), x)
+
+
+# -- neighbour mining -----------------------------------------------------------------------------
+def mine_neighbours(queries: torch.Tensor, bank: torch.Tensor, k: int,
+                    self_distance: float = 1e-10) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query's own k nearest and k furthest bank entries by squared Euclidean distance.
+
+    queries [M, F], bank [N, F] -> (nearest [M, k] closest first, furthest [M, k] furthest first).
+    Bank entries at distance <= self_distance are the query itself and are skipped.
+    """
+    distances = torch.cdist(queries.float(), bank.float(), compute_mode="donot_use_mm_for_euclid_dist").pow(2)
+    is_self = distances <= self_distance
+    k = min(k, bank.shape[0])
+    nearest = distances.masked_fill(is_self, float("inf")).topk(k, dim=1, largest=False).indices
+    furthest = distances.masked_fill(is_self, float("-inf")).topk(k, dim=1, largest=True).indices
+    return nearest, furthest
+
+
+@dataclass
+class NeighbourBank:
+    """The frozen pretext embedder and the windows (with embeddings) neighbours are drawn from."""
+
+    embedder: PretextEmbedder
+    windows: torch.Tensor      # [N, W, C]
+    embeddings: torch.Tensor   # [N, features_dim]
+
+    def neighbours(self, anchors: torch.Tensor, k: int,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One random window among each anchor's k nearest and one among its k furthest."""
+        with torch.no_grad():
+            nearest, furthest = mine_neighbours(self.embedder(anchors), self.embeddings, k)
+        pick = torch.randint(0, nearest.shape[1], (len(anchors), 2), generator=generator, device=anchors.device)
+        rows = torch.arange(len(anchors), device=anchors.device)
+        return self.windows[nearest[rows, pick[:, 0]]], self.windows[furthest[rows, pick[:, 1]]]
+
+
+# -- the module -----------------------------------------------------------------------------------
+class CARLAModule(nn.Module):
+    stages = ("pretext", "classification")
+
+    def __init__(self, n_channels: int, window: int, positive_lag: int, mid_channels: int, features_dim: int,
+                 temperature: float, margin: float, injections: list[str], num_classes: int, num_neighbors: int,
+                 entropy_weight: float, inconsistency_weight: float, pretext_epochs: int, classification_epochs: int,
+                 bank_size: int):
+        super().__init__()
+        self.window, self.positive_lag = window, positive_lag
+        self.temperature, self.margin, self.injections = temperature, margin, injections
+        self.num_neighbors, self.entropy_weight, self.inconsistency_weight = num_neighbors, entropy_weight, inconsistency_weight
+        self.pretext_epochs, self.classification_epochs, self.bank_size = pretext_epochs, classification_epochs, bank_size
+        self.embedder = PretextEmbedder(n_channels, mid_channels, features_dim)
+        self.classifier = nn.Linear(2 * mid_channels, num_classes)
+        self.register_buffer("majority_class", torch.tensor(0))
+        self.stage = "classification"
+        self.stage_epochs: dict[str, int] = {}
+        self.train_windows: torch.Tensor | None = None
+        self.bank: NeighbourBank | None = None
+
+    # -- hooks of the shared trainer --------------------------------------------------------------
+    def on_fit_start(self, trainer, batches) -> None:
+        most = int(trainer.config["max_epochs"])
+        self.stage_epochs = {"pretext": min(self.pretext_epochs, most),
+                             "classification": min(self.classification_epochs, most)}
+        windows = torch.cat([self.anchor_part(batch["x"]) for batch in batches])
+        if len(windows) > self.bank_size:
+            windows = windows[torch.randperm(len(windows))[: self.bank_size]]
+        self.train_windows = windows
+        self.bank = None
+
+    def on_fit_end(self, trainer, batches) -> None:
+        """C_m: the class the trained classifier gives most training windows."""
+        device = self.majority_class.device
+        self.eval()
+        counts = torch.zeros(self.classifier.out_features, dtype=torch.long, device=device)
+        with torch.no_grad():
+            for batch in batches:
+                classes = self.class_probabilities(self.anchor_part(batch["x"].to(device))).argmax(dim=1)
+                counts += torch.bincount(classes, minlength=len(counts))
+        self.majority_class.fill_(int(counts.argmax()))
+        self.train_windows, self.bank = None, None
+
+    # -- pieces -----------------------------------------------------------------------------------
+    def anchor_part(self, x: torch.Tensor) -> torch.Tensor:
+        """The last `window` steps of a training window that carries positive_lag extra steps."""
+        return x[:, -self.window:]
+
+    def class_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.classifier(self.embedder.backbone(x)).float(), dim=1)
+
+    def eval_generator(self, device: torch.device) -> torch.Generator | None:
+        """Fixed randomness in evaluation, so validation losses of different epochs compare."""
+        return None if self.training else torch.Generator(device).manual_seed(EVAL_SEED)
+
+    def build_bank(self, device: torch.device) -> NeighbourBank:
+        """Freeze the pretext embedder; bank = training windows plus one injected copy of each."""
+        embedder = copy.deepcopy(self.embedder).eval().requires_grad_(False)
+        generator = torch.Generator(device).manual_seed(EVAL_SEED)
+        chunks, embeddings = [], []
+        with torch.no_grad():
+            for start in range(0, len(self.train_windows), 1024):
+                normal = self.train_windows[start:start + 1024].to(device)
+                both = torch.cat([normal, inject_anomalies(normal, self.injections, generator)])
+                chunks.append(both)
+                embeddings.append(embedder(both))
+        return NeighbourBank(embedder, torch.cat(chunks), torch.cat(embeddings))
+
+    # -- losses -----------------------------------------------------------------------------------
+    def loss(self, batch: dict) -> dict:
+        return self.pretext_loss(batch["x"]) if self.stage == "pretext" else self.classification_loss(batch["x"])
+
+    def pretext_loss(self, x: torch.Tensor) -> dict:
+        generator = self.eval_generator(x.device)
+        batch = x.shape[0]
+        anchor = self.anchor_part(x)
+        shift = 1 + (torch.rand(batch, generator=generator, device=x.device) * self.positive_lag).long()  # [B] 1..lag
+        steps = (self.positive_lag - shift)[:, None] + torch.arange(self.window, device=x.device)[None, :]
+        positive = x.gather(1, steps[:, :, None].expand(-1, -1, x.shape[2]))
+        negative = inject_anomalies(anchor, self.injections, generator)
+        z_anchor, z_positive, z_negative = self.embedder(torch.cat([anchor, positive, negative])).chunk(3)
+        positive_distance = (z_anchor - z_positive).pow(2).sum(dim=1) / self.temperature
+        negative_distance = (z_anchor - z_negative).pow(2).sum(dim=1) / self.temperature
+        loss = F.relu(self.margin + positive_distance - negative_distance).mean()
+        return {"loss": loss, "positive_distance": positive_distance.mean().detach(),
+                "negative_distance": negative_distance.mean().detach()}
+
+    def classification_loss(self, x: torch.Tensor) -> dict:
+        if self.bank is None:
+            self.bank = self.build_bank(x.device)
+        generator = self.eval_generator(x.device)
+        normal = self.anchor_part(x)
+        anchors = torch.cat([normal, inject_anomalies(normal, self.injections, generator)])
+        nearest, furthest = self.bank.neighbours(anchors, self.num_neighbors, generator)
+        p_anchor, p_nearest, p_furthest = self.class_probabilities(torch.cat([anchors, nearest, furthest])).chunk(3)
+        eps = 1e-7
+        agree = (p_anchor * p_nearest).sum(dim=1).clamp(eps, 1.0)
+        disagree = (p_anchor * p_furthest).sum(dim=1).clamp(0.0, 1.0 - eps)
+        consistency = -agree.log().mean()
+        inconsistency = -(1.0 - disagree).log().mean()
+        mean_p = p_anchor.mean(dim=0).clamp_min(eps)
+        entropy = -(mean_p * mean_p.log()).sum()
+        loss = consistency + self.inconsistency_weight * inconsistency - self.entropy_weight * entropy
+        return {"loss": loss, "consistency": consistency.detach(), "inconsistency": inconsistency.detach(),
+                "entropy": entropy.detach()}
+
+    # -- scoring ----------------------------------------------------------------------------------
+    def score(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        x = batch["x"]                                                                  # [B, W, C]
+        window_score = 1.0 - self.class_probabilities(x)[:, self.majority_class]          # [B]
+        return window_score[:, None].expand(-1, x.shape[1]), window_score
+
+
+@register("carla")
+class CARLA(TorchDetector):
+    def __init__(self, window: int = 64, train_stride: int = 5, score_stride: int = 1, step_reduce: str = "mean",
+                 series_aggregate: str = "max", positive_lag: int = 10, mid_channels: int = 4, features_dim: int = 4,
+                 temperature: float = 0.4, margin: float = 1.0,
+                 injections: tuple = INJECTIONS, num_classes: int = 10,
+                 num_neighbors: int = 5, entropy_weight: float = 2.0, inconsistency_weight: float = 1.0,
+                 pretext_epochs: int = 30, classification_epochs: int = 50, bank_size: int = 20000):
+        super().__init__(window, train_stride, score_stride, step_reduce, series_aggregate)
+        if isinstance(injections, str) or not injections or any(k not in INJECTIONS for k in injections):
+            raise UserError(f"model.injections must be a non-empty list drawn from [{','.join(INJECTIONS)}], "
+                            f"got {injections!r}")
+        for key, value in (("window", window), ("positive_lag", positive_lag), ("mid_channels", mid_channels),
+                           ("features_dim", features_dim), ("num_neighbors", num_neighbors),
+                           ("bank_size", bank_size)):
+            if value < 1:
+                raise UserError(f"model.{key} must be >= 1, got {value}")
+        if num_classes < 2:
+            raise UserError(f"model.num_classes must be >= 2, got {num_classes}")
+        if temperature <= 0:
+            raise UserError(f"model.temperature must be > 0, got {temperature}")
+        self.positive_lag, self.mid_channels, self.features_dim = positive_lag, mid_channels, features_dim
+        self.temperature, self.margin, self.injections = temperature, margin, list(injections)
+        self.num_classes, self.num_neighbors = num_classes, num_neighbors
+        self.entropy_weight, self.inconsistency_weight = entropy_weight, inconsistency_weight
+        self.pretext_epochs, self.classification_epochs, self.bank_size = pretext_epochs, classification_epochs, bank_size
+
+    def batches(self, data, batch_size: int, shuffle: bool, stride: int | None = None) -> WindowBatches:
+        """Training and validation windows carry positive_lag extra steps: the anchors' positives."""
+        return WindowBatches(data, self.window + self.positive_lag, stride or self.train_stride, batch_size, shuffle,
+                             self.seed)
+
+    def build_module(self, n_channels: int) -> CARLAModule:
+        return CARLAModule(n_channels, self.window, self.positive_lag, self.mid_channels, self.features_dim,
+                           self.temperature, self.margin, self.injections, self.num_classes, self.num_neighbors,
+                           self.entropy_weight, self.inconsistency_weight, self.pretext_epochs,
+                           self.classification_epochs, self.bank_size)
