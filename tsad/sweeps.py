@@ -192,6 +192,9 @@ def place_on_gpu(config: dict, gpu: int) -> None:
     if not torch.cuda.is_available():
         log.warning("CUDA is not available: GPU slot %d is only simulated, the job runs on the CPU", gpu)
         return
+    if gpu >= torch.cuda.device_count():
+        raise UserError(f"gpu_pool.gpus lists GPU {gpu}, but this job sees {torch.cuda.device_count()} GPU(s) "
+                        "(indices count within CUDA_VISIBLE_DEVICES)")
     torch.cuda.set_device(gpu)
     config["device"] = f"cuda:{gpu}"
 
