@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 $(BIN)/tsad-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[test,sweeps]"
+	$(BIN)/pip install -q -e ".[test,sweeps,optuna]"
 	touch $@
 
 install: $(BIN)/tsad-run

@@ -297,7 +297,13 @@ def test_the_benchmark_presets_sweep_every_model(preset):
     if preset == "benchmark":
         assert str(params.seed) == "0,1,2,3,4"
         assert set(params.dataset.split(",")) <= set(cli.group_options("dataset"))
-        assert {"synthetic", "synthetic_points"} <= set(params.dataset.split(","))
+        assert "synthetic" in params.dataset.split(",")
+
+
+def test_the_point_benchmark_leaves_out_only_the_whole_series_models():
+    params = compose(["experiment=benchmark_points"]).hydra.sweeper.params
+    assert set(cli.group_options("model")) - set(params.model.split(",")) == {"dagmm", "seq2gmm"}
+    assert {"synthetic_points", "nab"} == set(params.dataset.split(","))
 
 
 @needs_optuna
