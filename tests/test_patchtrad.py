@@ -1,0 +1,87 @@
+"""PatchTrAD (tsad/models/patchtrad.py): an end-to-end run, save/load, and last-patch scoring."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tsad.data.synthetic import build
+from tsad.errors import UserError
+from tsad.models.base import Detector, build_detector
+from tsad.models.patchtrad import PatchTrAD
+
+TINY_TRAINER = {"max_epochs": 1, "max_batches_per_epoch": 3, "batch_size": 16, "warmup_epochs": 0}
+TINY_MODEL = {"window": 16, "patch_len": 4, "patch_stride": 3, "d_model": 16, "n_heads": 2, "n_layers": 2, "d_ff": 32}
+
+
+def test_tsad_run_trains_and_scores(tmp_path):
+    command = [str(Path(sys.executable).with_name("tsad-run")), "model=patchtrad", "trainer=fast",
+               "dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30", "dataset.max_length=80",
+               "model.train_stride=4", "plots=false", f"paths.output_dir={tmp_path}"]
+    # One thread: these models are tiny, and on a busy 2-core machine extra threads only spin.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(next(tmp_path.glob("runs/*/*/metrics.json")).read_text())
+    assert record["status"] == "OK" and record["model"] == "patchtrad"
+    for level in ("series", "point"):
+        assert 0.0 <= record["metrics"][level]["roc_auc"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    data = build(n_train=12, n_val=4, n_test=5, n_channels=2, min_length=30, max_length=50)
+    detector = build_detector("patchtrad", TINY_MODEL, trainer=TINY_TRAINER)
+    return detector.fit(data.train, data.val), data
+
+
+def test_save_load_gives_identical_scores(fitted, tmp_path):
+    detector, data = fitted
+    before = detector.score(data.test)
+    detector.save(tmp_path)
+    after = Detector.load(tmp_path).score(data.test)
+    np.testing.assert_array_equal(before.series, after.series)
+    for a, b in zip(before.steps, after.steps):
+        assert np.isfinite(a).all()
+        np.testing.assert_array_equal(a, b)
+
+
+def test_patches_follow_the_published_layout():
+    # ws + 1 = 100 steps, patch 8, stride 6: 17 patches; the last holds x_{t-3..t} and 4 copies of x_t.
+    module = PatchTrAD(window=100, patch_len=8, patch_stride=6).build_module(n_channels=1)
+    x = torch.arange(100, dtype=torch.float32).view(1, 100, 1)
+    patches = module.patches(x)
+    assert patches.shape == (1, 1, 17, 8) and module.n_patches == 17
+    assert patches[0, 0, -1].tolist() == [96, 97, 98, 99, 99, 99, 99, 99]
+
+
+def test_step_score_is_the_last_patch_error_of_the_window_ending_there(fitted):
+    detector, data = fitted
+    module = detector.module.eval()
+    series = detector.normaliser.transform(data.test.values)[0]
+    scores = detector.score(data.test).steps[0]
+    with torch.no_grad():
+        windows = torch.from_numpy(np.stack([series[t - 15: t + 1] for t in range(15, len(series))]))
+        step, _ = module.score({"x": windows})
+        reconstruction, patches = module(windows)
+    # Only the last step of a window is scored, with the mean squared error of the last patch.
+    assert torch.isnan(step[:, :-1]).all()
+    expected = ((reconstruction[:, :, -1] - patches[:, :, -1]) ** 2).mean(dim=(1, 2))
+    torch.testing.assert_close(step[:, -1], expected)
+    np.testing.assert_allclose(scores[15:], expected.double().numpy(), rtol=1e-5)
+    # Warm-up steps (no complete window) take the first scored value.
+    np.testing.assert_allclose(scores[:15], scores[15])
+
+
+def test_bad_patch_geometry_is_a_user_error():
+    with pytest.raises(UserError, match="patch_stride"):
+        PatchTrAD(window=16, patch_len=20)
+    with pytest.raises(UserError, match="n_heads"):
+        PatchTrAD(d_model=30, n_heads=4)

@@ -1,0 +1,106 @@
+"""TRACE-GPT (tsad/models/tracegpt.py): an end-to-end run, save/load, the tokeniser and exact causality."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tsad.data.series import SeriesSet
+from tsad.data.synthetic import build
+from tsad.errors import UserError
+from tsad.models.base import Detector, build_detector
+
+TINY_TRAINER = {"max_epochs": 1, "max_batches_per_epoch": 3, "batch_size": 16, "warmup_epochs": 0}
+TINY_MODEL = {"window": 24, "train_stride": 4, "score_stride": 5, "n_bins": 32, "d_model": 16, "n_conv_blocks": 2,
+              "n_layers": 2, "n_heads": 2}
+
+
+def test_tsad_run_trains_and_scores(tmp_path):
+    command = [str(Path(sys.executable).with_name("tsad-run")), "model=tracegpt", "trainer=fast",
+               "dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30", "dataset.max_length=80",
+               "plots=false", f"paths.output_dir={tmp_path}"]
+    # One thread: these models are tiny, and on a busy 2-core machine extra threads only spin.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(next(tmp_path.glob("runs/*/*/metrics.json")).read_text())
+    assert record["status"] == "OK" and record["model"] == "tracegpt"
+    for level in ("series", "point"):
+        assert 0.0 <= record["metrics"][level]["roc_auc"] <= 1.0
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["joint", "channel_independent"])
+def fitted(request):
+    data = build(n_train=12, n_val=4, n_test=4, n_channels=2, min_length=30, max_length=60)
+    detector = build_detector("tracegpt", {**TINY_MODEL, "channel_independent": request.param}, trainer=TINY_TRAINER)
+    return detector.fit(data.train, data.val), data
+
+
+def test_save_load_gives_identical_scores(fitted, tmp_path):
+    detector, data = fitted
+    before = detector.score(data.test)
+    detector.save(tmp_path)
+    loaded = Detector.load(tmp_path)
+    torch.testing.assert_close(loaded.module.edges, detector.module.edges, rtol=0, atol=0)
+    after = loaded.score(data.test)
+    np.testing.assert_array_equal(before.series, after.series)
+    for a, b in zip(before.steps, after.steps):
+        assert np.isfinite(a).all()
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bin_edges_are_fitted_on_train(fitted):
+    detector, data = fitted
+    module = detector.module
+    values = np.concatenate(detector.normaliser.transform(data.train.values))
+    median = np.median(values, axis=0)
+    iqr = np.subtract(*np.percentile(values, [75, 25], axis=0))
+    # Windows overlap, so the fitted statistics are close to (not equal to) the series' own.
+    np.testing.assert_allclose(module.center.numpy(), median, atol=0.15)
+    np.testing.assert_allclose(module.scale.numpy(), iqr, rtol=0.2)
+    edges = module.edges.numpy()
+    assert edges.shape == (2, 31) and (np.diff(edges, axis=1) > 0).all()
+    np.testing.assert_allclose(edges[:, [0, -1]], module.center.numpy()[:, None] + module.scale.numpy()[:, None]
+                               * np.array([-6 + 12 / 32, 6 - 12 / 32]), rtol=1e-5)
+
+
+def test_a_change_at_step_t_never_changes_scores_before_t(fitted):
+    detector, data = fitted
+    series = data.test.values[1]                                   # >= 30 steps: several overlapping windows
+    base = detector.score(SeriesSet([series])).steps[0]
+    for t in (0, 3, 11, 23, 24, len(series) - 6, len(series) - 1):
+        changed = series.copy()
+        changed[t] += 4.0
+        scores = detector.score(SeriesSet([changed])).steps[0]
+        np.testing.assert_array_equal(scores[:t], base[:t], err_msg=f"a change at step {t} moved an earlier score")
+        assert scores[t] != base[t]
+
+
+def test_the_prediction_of_step_t_does_not_see_step_t(fitted):
+    detector, data = fitted
+    series = data.test.values[1]
+    module = detector.module
+    base = detector.score(SeriesSet([series])).steps[0]
+    t = 20
+    changed = series.copy()
+    changed[t] += 1e-3 * detector.normaliser.scale                 # moves the value, not its bin
+    before, after = (module.tokenise(torch.from_numpy(detector.normaliser.transform([s])[0][None]))[1][0, :, t]
+                     for s in (series, changed))
+    assert torch.equal(before, after)
+    scores = detector.score(SeriesSet([changed])).steps[0]
+    np.testing.assert_array_equal(scores[: t + 1], base[: t + 1])
+    assert not np.array_equal(scores[t + 1:], base[t + 1:])
+
+
+def test_bad_sizes_are_user_errors():
+    with pytest.raises(UserError, match="n_heads"):
+        build_detector("tracegpt", {"d_model": 30, "n_heads": 4})
+    with pytest.raises(UserError, match="n_bins"):
+        build_detector("tracegpt", {"n_bins": 1})
