@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -74,9 +73,12 @@ def test_user_mistakes_give_one_line_errors(tmp_path, override, expected):
 
 
 def test_help_is_fast_and_lists_the_groups(tmp_path):
-    started = time.perf_counter()
+    # Speed comes from importing nothing heavy before the task runs (wall time is too noisy to test).
+    imported = subprocess.run([sys.executable, "-c", "import sys, tsad.cli; print(sorted(m for m in "
+                               "('torch', 'sklearn', 'matplotlib', 'pandas') if m in sys.modules))"],
+                              capture_output=True, text=True, timeout=60)
+    assert imported.stdout.strip() == "[]", imported.stdout + imported.stderr
     result = subprocess.run([TSAD_RUN, "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
-    assert time.perf_counter() - started < 5  # the target is < 2 s; CI machines vary
     assert result.returncode == 0
     for group in ("model:", "dataset:", "trainer:", "threshold:"):
         assert group in result.stdout
