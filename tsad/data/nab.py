@@ -228,50 +228,6 @@ class FileDetection:
     detector: object  # the last detector fitted
 
 
-class CausalWindows:
-    """Replaces a window detector's `_window_scores_to_scores`: row t gets the score of the window ending at t.
-
-    Windows end every `score_stride` rows; a row between two ends takes the latest window ending
-    before it. With test-time augmentation the variants' scores are averaged (grid offsets unused).
-    """
-
-    def __init__(self, detector):
-        self.detector = detector
-        self.calls = 0
-
-    def __call__(self, data: SeriesSet, score_windows):
-        from tsad.models.base import Scores
-
-        self.calls += 1
-        window, stride = self.detector.window, self.detector.score_stride
-        steps = []
-        for series in data.values:
-            variants = [causal_window_scores(augmented, window, stride, score_windows)
-                        for augmented, _ in self.detector.tta.variants(series, 1)]
-            steps.append(np.mean(variants, axis=0))
-        return Scores(steps, np.array([np.nanmax(s) if np.isfinite(s).any() else 0.0 for s in steps]))
-
-
-def causal_window_scores(series: np.ndarray, window: int, stride: int, score_windows) -> np.ndarray:
-    """[T] scores of a series [T, C]: each row from the window ending at it (NaN before the first full one).
-
-    score_windows maps windows [N, window, C] to per-step scores [N, window]; a window's score is
-    its last finite step score.
-    """
-    scores = np.full(len(series), np.nan)
-    if len(series) < window:
-        return scores
-    ends = np.arange(window - 1, len(series), stride)
-    windows = np.lib.stride_tricks.sliding_window_view(series, window, axis=0)[ends - window + 1]
-    step_scores = np.asarray(score_windows(windows.transpose(0, 2, 1)), dtype=np.float64)  # [N, window]
-    finite = np.isfinite(step_scores)
-    last = window - 1 - np.argmax(finite[:, ::-1], axis=1)
-    window_scores = np.where(finite.any(axis=1), step_scores[np.arange(len(ends)), last], np.nan)
-    latest = np.searchsorted(ends, np.arange(window - 1, len(series)), side="right") - 1
-    scores[window - 1:] = window_scores[latest]
-    return scores
-
-
 def running_rank(raw_scores: np.ndarray) -> np.ndarray:
     """Causal map to [0, 1]: rank (ties low) of each score among the scores so far, over their count.
 
@@ -300,7 +256,7 @@ def prepare_for_nab(detector):
         raise UserError(f"model {detector.name} reads whole series at once, so its score at a row would use "
                         "later rows; the NAB protocol needs causal scores: use a window model")
     if uses_windows(detector):
-        detector._window_scores_to_scores = CausalWindows(detector)
+        detector.causal = True
     return detector
 
 
@@ -355,15 +311,10 @@ def score_rows(detector, values: np.ndarray, first: int, end: int) -> np.ndarray
     """Scores of rows first..end-1, each computed from rows up to it only."""
     if not uses_windows(detector):
         return detector.score(SeriesSet([values[:end]])).steps[0][first:]
-    causal = detector._window_scores_to_scores
-    if not isinstance(causal, CausalWindows):
+    if not detector.causal:
         raise TypeError("set window detectors up with prepare_for_nab before the NAB protocol scores them")
     context = max(0, first - detector.window + 1)
-    calls = causal.calls
     steps = detector.score(SeriesSet([values[context:end]])).steps[0]
-    if causal.calls == calls:
-        raise UserError(f"model {detector.name} scores windows outside the shared window scorer, so its scores "
-                        "cannot be made causal for the NAB protocol")
     return steps[first - context:]
 
 

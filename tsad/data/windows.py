@@ -80,7 +80,13 @@ def _fill_nearest(steps: np.ndarray) -> np.ndarray:
 
 
 def aggregate_series(step_scores: np.ndarray, how: str) -> float:
-    """One score per series from its step scores: max, mean, or top10 (mean of the top 10% steps)."""
+    """One score per series from its step scores: max, mean, or top10 (mean of the top 10% steps).
+
+    Unscored (NaN) steps are left out; a series with none scored gets 0.
+    """
+    step_scores = step_scores[np.isfinite(step_scores)]
+    if len(step_scores) == 0:
+        return 0.0
     if how == "max":
         return float(np.max(step_scores))
     if how == "mean":
@@ -89,3 +95,23 @@ def aggregate_series(step_scores: np.ndarray, how: str) -> float:
         k = max(1, int(np.ceil(0.1 * len(step_scores))))
         return float(np.mean(np.sort(step_scores)[-k:]))
     raise ValueError(f"series aggregate must be max, mean or top10, got {how!r}")
+
+
+def causal_window_scores(series: np.ndarray, window: int, stride: int, score_windows) -> np.ndarray:
+    """[T] scores of a series [T, C]: each row from the window ending at it (NaN before the first full one).
+
+    score_windows maps windows [N, window, C] to per-step scores [N, window]; a window's score is
+    its last finite step score.
+    """
+    scores = np.full(len(series), np.nan)
+    if len(series) < window:
+        return scores
+    ends = np.arange(window - 1, len(series), stride)
+    windows = np.lib.stride_tricks.sliding_window_view(series, window, axis=0)[ends - window + 1]
+    step_scores = np.asarray(score_windows(windows.transpose(0, 2, 1)), dtype=np.float64)  # [N, window]
+    finite = np.isfinite(step_scores)
+    last = window - 1 - np.argmax(finite[:, ::-1], axis=1)
+    window_scores = np.where(finite.any(axis=1), step_scores[np.arange(len(ends)), last], np.nan)
+    latest = np.searchsorted(ends, np.arange(window - 1, len(series)), side="right") - 1
+    scores[window - 1:] = window_scores[latest]
+    return scores

@@ -33,7 +33,7 @@ import numpy as np
 
 from tsad.data.normalise import Normaliser
 from tsad.data.series import SeriesSet
-from tsad.data.windows import aggregate_series, make_windows, windows_to_steps
+from tsad.data.windows import aggregate_series, causal_window_scores, make_windows, windows_to_steps
 from tsad.errors import UserError
 
 _REGISTRY: dict[str, type["Detector"]] = {}
@@ -227,7 +227,11 @@ class WindowScorer:
 
     Needs attributes window, score_stride, step_reduce and series_aggregate. A detector that
     can rebuild windows (`reconstruct_windows`) also gets `reconstruct` for the plots.
+    Online protocols set `causal`: each step then gets the score of the window ending at it
+    only, and steps before the first full window stay unscored (NaN).
     """
+
+    causal = False
 
     @property
     def can_reconstruct(self) -> bool:
@@ -252,6 +256,9 @@ class WindowScorer:
         for series in data.values:
             variants = []
             for augmented, offset in self.tta.variants(series, self.score_stride):
+                if self.causal:
+                    variants.append(causal_window_scores(augmented, self.window, self.score_stride, score_windows))
+                    continue
                 windows, starts, n_pad = make_windows(augmented, self.window, self.score_stride, offset)
                 variants.append(windows_to_steps(score_windows(windows), starts, len(series), self.step_reduce, n_pad))
             steps.append(np.mean(variants, axis=0))
