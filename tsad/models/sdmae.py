@@ -55,7 +55,6 @@ class SDMAEModule(nn.Module):
                  score_reconstruction: float):
         super().__init__()
         self.window, self.token_size, self.n_tokens = window, token_size, window // token_size
-        self.n_channels = n_channels
         self.mask_ratio, self.margin, self.lambda_disc = mask_ratio, margin, lambda_disc
         self.anomaly_warmup_fraction = anomaly_warmup_fraction
         self.scoring, self.score_steps, self.score_reconstruction = scoring, score_steps, score_reconstruction
@@ -139,12 +138,13 @@ class SDMAEModule(nn.Module):
         discrepancy = (((teacher.detach() - student) ** 2) * weight).sum(dim=(1, 2)) / n_values
         anomalous, normal = batch["label"] == 1, batch["label"] != 1
         zero = discrepancy.new_zeros(())
-        reconstruction = reconstruction[normal].mean() if normal.any() else zero
+        # The teacher models normal data only: labelled anomalies enter through the hinge alone.
+        reconstruction_term = reconstruction[normal].mean() if normal.any() else zero
         normal_term = discrepancy[normal].mean() if normal.any() else zero
         anomaly_term = torch.relu(self.margin - discrepancy[anomalous]).mean() if anomalous.any() else zero
-        disc_loss = normal_term + self.anomaly_weight() * anomaly_term
-        return {"loss": reconstruction + self.lambda_disc * disc_loss, "reconstruction": reconstruction,
-                "discrepancy_normal": normal_term, "anomaly_hinge": anomaly_term}
+        discrepancy_term = normal_term + self.anomaly_weight() * anomaly_term
+        return {"loss": reconstruction_term + self.lambda_disc * discrepancy_term,
+                "reconstruction": reconstruction_term, "discrepancy_normal": normal_term, "anomaly_hinge": anomaly_term}
 
     # -- scoring --------------------------------------------------------------------------
     def masked_passes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
