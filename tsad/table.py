@@ -63,9 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as error:
         print(f"tsad-table: error: {error}", file=sys.stderr)
         sys.exit(2)
-    print(markdown)
-    for path in written:
-        print(f"wrote {path}")
+    try:
+        print(markdown)
+        for path in written:
+            print(f"wrote {path}")
+    except BrokenPipeError:  # e.g. piped into `head`: the files are written, stop quietly
+        sys.stderr.close()
 
 
 def _parse_list(text: str, option: str) -> list[str]:
