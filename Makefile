@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch; GPU users install their CUDA build first (see README).
 TORCH ?= torch==2.13.0
 
-.PHONY: install run test test-slow lint clean
+.PHONY: install run test test-slow table lint clean
 
 $(BIN)/tsad-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: install
 
 test-slow: install
 	$(BIN)/pytest -q -m slow
+
+# The reference table of the README (4 models x 2 datasets x 3 seeds), resumable.
+table: install
+	$(BIN)/tsad-run -m model=random,iforest,pca,lstm_vae dataset=synthetic,synthetic_points seed=0,1,2 trainer.max_epochs=3 plots=false resume=true hydra.sweep.dir=outputs/benchmark
+	$(BIN)/tsad-table outputs/benchmark --metric roc_auc --out outputs/benchmark_tables
 
 lint: install
 	$(BIN)/python -m compileall -q tsad scripts tests

@@ -89,7 +89,7 @@ def _run(config: dict, run_dir: Path) -> dict:
         return run_nab_protocol(config, run_dir)
     from tsad.data.registry import build_dataset
     from tsad.evaluation.report import evaluate_level, validation_metrics
-    from tsad.evaluation.thresholds import choose_thresholds, validate_threshold_config
+    from tsad.evaluation.thresholds import check_threshold_data, choose_thresholds, validate_threshold_config
     from tsad.models.base import TorchDetector, build_detector
     from tsad.results import write_history, write_scores
 
@@ -100,6 +100,7 @@ def _run(config: dict, run_dir: Path) -> dict:
     name = model_config.pop("name")
 
     data = build_dataset(config["dataset"])
+    check_threshold_data(threshold_config, data)
     detector = build_detector(name, model_config, normalise=config["dataset"].get("normalise", "standard"),
                               trainer=config["trainer"], device=device, seed=config["seed"], tta=config.get("tta"))
     if isinstance(detector, TorchDetector):
@@ -121,7 +122,7 @@ def _run(config: dict, run_dir: Path) -> dict:
     metrics = {}
     for level in levels:
         labels, scores = level_arrays(data.test, test_scores, level)
-        metrics[level] = evaluate_level(labels, scores, thresholds[level], level)
+        metrics[level] = evaluate_level(labels, scores, thresholds[level], level, data=data.test)
     validation = validation_metrics(detector, data, levels)
 
     detector.save(run_dir / "model")

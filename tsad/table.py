@@ -33,7 +33,7 @@ LEADING_COLUMNS = ("run_dir", "status", "model", "dataset", "seed", "level", "er
                    "fit_seconds", "score_seconds", "total_seconds")
 # Config keys that say where or how verbosely a run ran, not what it computed.
 INCIDENTAL_CONFIG = ("config.seed", "config.paths.", "config.tags", "config.device", "config.plots",
-                     "config.trainer.progress")
+                     "config.trainer.progress", "config.resume", "config.objective", "config.gpu_pool.")
 PA_METRICS = ("pa_f1", "oracle_pa_f1")
 CHANCE_MODEL = "random"
 
@@ -150,6 +150,8 @@ def read_run(folder: Path) -> dict:
     for level, level_metrics in metrics.items():
         row.update(flatten(level_metrics, level))
     row.update(flatten(record.get("validation") or {}, "validation"))
+    for key in ("nab", "nab_label_free"):
+        row.update(flatten(record.get(key) or {}, key))
     timing = record.get("timing") or {}
     row.update({key: timing.get(key) for key in ("fit_seconds", "score_seconds", "total_seconds")})
     for key in ("n_parameters", "epochs_trained", "device"):
