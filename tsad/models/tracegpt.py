@@ -160,7 +160,7 @@ class TraceGPTModule(nn.Module):
 
 @register("tracegpt")
 class TraceGPT(TorchDetector):
-    def __init__(self, window: int = 64, train_stride: int = 16, score_stride: int = 8, step_reduce: str = "mean",
+    def __init__(self, window: int = 64, train_stride: int = 8, score_stride: int = 8, step_reduce: str = "mean",
                  series_aggregate: str = "max", n_bins: int = 256, clip: float = 6.0, d_model: int = 64,
                  n_conv_blocks: int = 4, kernel_size: int = 3, n_layers: int = 4, n_heads: int = 4,
                  dropout: float = 0.1, channel_independent: bool = False):
