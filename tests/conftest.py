@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+# Test models are tiny: one thread each (here and in every tsad-run the tests start) avoids
+# thread oversubscription, which slows small torch ops by an order of magnitude on a busy machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 TSAD_RUN = str(Path(sys.executable).with_name("tsad-run"))
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
