@@ -27,7 +27,8 @@ def random_batches(n_batches=3, batch_size=16, n_channels=2, seed=0):
                        for _ in range(batch_size)], np.full(batch_size, -1)) for _ in range(n_batches)]
 
 
-def test_tsad_run_trains_scores_and_reloads(tmp_path):
+def test_tsad_run_trains_scores_and_reloads(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")     # the subprocess; spinning threads crawl on a busy machine
     run_tsad(["model=dagmm", *TINY_SERIES], tmp_path)
     (folder,) = run_folders(tmp_path)
     metrics = read_metrics(folder)
@@ -98,7 +99,8 @@ def test_reconstruction_features_ignore_padding_and_differ():
     mask = torch.ones(1, 20, dtype=torch.bool)
     features = module.reconstruction_features(x, x_hat, mask)
     padded_x, padded_hat = torch.cat([x, torch.full((1, 5, 2), 7.0)], 1), torch.cat([x_hat, torch.zeros(1, 5, 2)], 1)
-    padded = module.reconstruction_features(padded_x, padded_hat, torch.cat([mask, torch.zeros(1, 5, dtype=torch.bool)], 1))
+    padded_mask = torch.cat([mask, torch.zeros(1, 5, dtype=torch.bool)], 1)
+    padded = module.reconstruction_features(padded_x, padded_hat, padded_mask)
     assert torch.allclose(features, padded, atol=1e-6)
     error = (x - x_hat)[0].numpy()
     expected = [np.linalg.norm(error) / np.linalg.norm(x[0]), float((x * x_hat).sum() / (x.norm() * x_hat.norm())),

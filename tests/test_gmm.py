@@ -43,8 +43,8 @@ def test_energy_with_per_sample_memberships_weights_each_sample():
     _, means, covariances = random_mixture(rng, n_components=2, dim=3)
     z = rng.normal(size=(6, 3))
     memberships = rng.dirichlet(np.ones(2), size=6)
-    ours = gmm.energy(torch.tensor(z), torch.tensor(np.log(memberships)), torch.tensor(means), torch.tensor(covariances),
-                      jitter=0.0)
+    ours = gmm.energy(torch.tensor(z), torch.tensor(np.log(memberships)), torch.tensor(means),
+                      torch.tensor(covariances), jitter=0.0)
     densities = np.stack([multivariate_normal(m, c).logpdf(z) for m, c in zip(means, covariances)], axis=1)
     expected = -logsumexp(np.log(memberships) + densities, axis=1)
     np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-9)

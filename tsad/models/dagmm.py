@@ -88,7 +88,8 @@ class DAGMMModule(nn.Module):
         cosine = (x * x_hat).flatten(1).sum(1) / (norm_x * norm_hat).clamp_min(1e-6)
         mae = error.abs().sum((1, 2)) / n_values
         pairs = (mask[:, 1:] & mask[:, :-1]).unsqueeze(-1).to(x.dtype)       # both steps of a difference valid
-        trend = ((error[:, 1:] - error[:, :-1]).abs() * pairs).sum((1, 2)) / (pairs.sum((1, 2)) * x.shape[2]).clamp_min(1)
+        n_differences = (pairs.sum((1, 2)) * x.shape[2]).clamp_min(1)
+        trend = ((error[:, 1:] - error[:, :-1]).abs() * pairs).sum((1, 2)) / n_differences
         return torch.stack([relative, cosine, mae, trend], dim=1)
 
     def standardise(self, z: torch.Tensor, batch_statistics: bool) -> torch.Tensor:
@@ -171,8 +172,9 @@ class DAGMM(TorchDetector):
         super().__init__()
         if n_components < 1 or latent_size < 1 or hidden_size < 1 or num_layers < 1:
             raise UserError("model.n_components, latent_size, hidden_size and num_layers must be >= 1")
-        self.hidden_size, self.num_layers, self.latent_size, self.dropout = hidden_size, num_layers, latent_size, dropout
-        self.n_components, self.estimation_hidden, self.estimation_dropout = n_components, estimation_hidden, estimation_dropout
+        self.hidden_size, self.num_layers, self.latent_size = hidden_size, num_layers, latent_size
+        self.dropout, self.n_components = dropout, n_components
+        self.estimation_hidden, self.estimation_dropout = estimation_hidden, estimation_dropout
         self.lambda_energy, self.lambda_cov, self.jitter = lambda_energy, lambda_cov, jitter
 
     def build_module(self, n_channels: int) -> DAGMMModule:

@@ -127,21 +127,38 @@ def fit_em(z: torch.Tensor, n_components: int, covariance_type: str = "diag", re
     """Maximum-likelihood GMM on fixed samples z [N, D] by expectation-maximisation (no gradients).
 
     reg_covar is relative: reg_covar * var(z_d) is added to every variance of dimension d, so
-    the floor means the same on any scale. init = (weights, means, covariances) warm-starts
-    from a previous fit; without it the means come from k-means++ and the first memberships
-    are the hard nearest-mean assignments. Returns (weights [K], means [K, D], covariances).
+    the floor means the same on any scale. EM starts from k-means++ means (the first
+    memberships are the hard nearest-mean assignments). With init = (weights, means,
+    covariances) of a previous fit, EM also runs from there, the start reaching the higher
+    likelihood wins (a warm start alone can keep a component that the data moved away from
+    dead for good), and the components are ordered to match init's means, so a component keeps
+    its index from one refit to the next. Returns (weights [K], means [K, D], covariances).
     """
+    from scipy.optimize import linear_sum_assignment
+
     z = z.detach().double()
     if len(z) < n_components:
         raise ValueError(f"cannot fit {n_components} mixture components to {len(z)} samples")
     floor = reg_covar * z.var(0, unbiased=False).clamp_min(_TINY)
+    means = kmeans_plus_plus(z, n_components, seed)
+    nearest = torch.nn.functional.one_hot(torch.cdist(z, means).argmin(1), n_components).double()
+    starts = [params_from_memberships(z, nearest, covariance_type, floor)]
+    if init is not None:
+        starts.append(tuple(t.detach().double() for t in init))
+    fits = [_expectation_maximisation(z, start, covariance_type, floor, max_iter, tol, jitter) for start in starts]
+    (weights, means, covariances), _ = max(fits, key=lambda fit: fit[1])
     if init is None:
-        means = kmeans_plus_plus(z, n_components, seed)
-        nearest = torch.cdist(z, means).argmin(1)
-        memberships = torch.nn.functional.one_hot(nearest, n_components).double()
-        weights, means, covariances = params_from_memberships(z, memberships, covariance_type, floor)
-    else:
-        weights, means, covariances = (t.detach().double() for t in init)
+        return weights, means, covariances
+    scale = z.std(0).clamp_min(_TINY)
+    cost = torch.cdist(init[1].detach().double().to(z.device) / scale, means / scale)       # [K previous, K new]
+    _, order = linear_sum_assignment(cost.cpu().numpy())
+    order = torch.as_tensor(order, device=z.device)
+    return weights[order], means[order], covariances[order]
+
+
+def _expectation_maximisation(z, start, covariance_type, floor, max_iter, tol, jitter):
+    """EM iterations from start = (weights, means, covariances); returns (parameters, mean log-likelihood)."""
+    weights, means, covariances = start
     previous = -math.inf
     for _ in range(max_iter):
         log_joint = weights.clamp_min(_TINY).log() + component_log_densities(z, means, covariances, jitter)
@@ -152,4 +169,4 @@ def fit_em(z: torch.Tensor, n_components: int, covariance_type: str = "diag", re
         if abs(mean_log_likelihood - previous) < tol:
             break
         previous = mean_log_likelihood
-    return weights, means, covariances
+    return (weights, means, covariances), mean_log_likelihood

@@ -1,0 +1,375 @@
+"""Seq2GMM (Yang, Dou, Luo, Wang, Poor, IEEE TNSE 2022): a series is cut into S segments by a
+piecewise-linear fit, a GRU sequence-to-sequence autoencoder compresses every segment, and
+a Gaussian mixture over [relative reconstruction distance, code, cosine similarity] gives
+each segment an energy. A series scores its most anomalous segment, so the segment
+energies also say where in the series the anomaly is.
+
+  segmentation  pwlf fit of S continuous lines to the series' first principal component;
+                segment i spans breakpoints b_i..b_{i+1} inclusive (neighbours share a step).
+                Fitted once per data set and cached on disk ($TSAD_CACHE_DIR, default
+                ~/.cache/tsad). n_segments=0 picks S automatically (see choose_n_segments).
+  compression   GRU encoder over the packed segment -> code [M, H]; GRU decoder started from
+                the code and fed, at every step, the code and (decoder_input="previous") the
+                segment's previous true step -> reconstruction [M, L, C]. "code" feeds the code
+                alone, so the decoder never sees the segment (pure compression); "previous"
+                makes each step a prediction from the code and the past, which learns far faster
+                (the reference decoder runs free on its own outputs)
+  features      over valid steps: |t - r| / |t|, code, cos(t, r) -> z [M, H + 2]
+  estimation    MLP + softmax -> memberships gamma [M, K]
+  energy        -log sum_k gamma_k(z) N(z; mu_k, Sigma_k): the network's memberships weight
+                the components (as in the paper), the components come from EM
+
+Training is the surrogate scheme: at the start of every epoch the GMM is refitted by EM on
+the current codes of all train segments (warm-started from the previous fit) and held fixed
+while the network takes gradient steps on  mean_m |t_m - r_m|_2 + lambda_energy * mean energy.
+For the original full-batch scheme (one EM step, one gradient step per epoch) set
+trainer.batch_size to at least the number of train series. After training the GMM is refitted
+once more on the final codes and stored with the weights. With K > 1 the estimation network
+learns which component explains each code; with K = 1 (the reference default) gamma is 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from tsad.errors import UserError
+from tsad.models import gmm
+from tsad.models.base import TorchDetector, register
+
+log = logging.getLogger(__name__)
+
+DECODER_INPUTS = ("previous", "code")
+SEGMENT_SEED = 0  # pwlf's differential evolution and the automatic-S clustering are seeded with this
+
+
+# -- temporal segmentation -------------------------------------------------------------------
+def principal_component(series: np.ndarray) -> np.ndarray:
+    """The series [T, C] projected on its own first principal direction: [T] (the series itself if C = 1)."""
+    centred = series.astype(np.float64) - series.mean(axis=0)
+    if series.shape[1] == 1:
+        return centred[:, 0]
+    _, _, directions = np.linalg.svd(centred, full_matrices=False)
+    return centred @ directions[0]
+
+
+def fit_breakpoints(series: np.ndarray, n_segments: int, freedom: float, max_points: int, maxiter: int,
+                    popsize: int) -> np.ndarray:
+    """Integer breakpoints 0 = b_0 < ... < b_S = T - 1 of a series [T, C] from a pwlf fit.
+
+    Breakpoint i is searched within +- freedom * T / S of the even split i * T / S, so no
+    segment degenerates to a few steps. Series longer than max_points are fitted on an
+    evenly resampled copy (the breakpoints are in original steps either way). Series too short
+    for a fit (fewer than 3 steps per segment) are split evenly.
+    """
+    import pwlf
+
+    last = len(series) - 1
+    n_segments = max(1, min(n_segments, last))
+    even = np.round(np.linspace(0, last, n_segments + 1)).astype(np.int64)
+    if n_segments == 1 or freedom == 0 or len(series) < 3 * n_segments:
+        return even
+    signal = principal_component(series)
+    steps = np.arange(len(signal), dtype=np.float64)
+    if len(signal) > max_points:
+        grid = np.linspace(0, last, max_points)
+        signal, steps = np.interp(grid, steps, signal), grid
+    centres = last * np.arange(1, n_segments) / n_segments
+    half_width = freedom * last / n_segments
+    bounds = np.stack([centres - half_width, centres + half_width], axis=1)
+    model = pwlf.PiecewiseLinFit(steps, signal)
+    fitted = model.fit(n_segments, bounds=bounds, seed=SEGMENT_SEED, maxiter=maxiter, popsize=popsize, tol=1e-2,
+                       atol=1e-4, polish=False)
+    breaks = np.round(fitted).astype(np.int64)
+    for i in range(1, n_segments):  # strictly increasing, room left for the segments after i
+        breaks[i] = min(max(breaks[i], breaks[i - 1] + 1), last - (n_segments - i))
+    breaks[0], breaks[-1] = 0, last
+    return breaks
+
+
+def series_key(series: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(series, dtype=np.float32).tobytes() + str(series.shape).encode(),
+                           digest_size=16).hexdigest()
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TSAD_CACHE_DIR") or Path.home() / ".cache" / "tsad")
+
+
+class Segmenter:
+    """Breakpoints for every series it is asked about: fitted per data set, cached on disk and in memory."""
+
+    def __init__(self, n_segments: int, freedom: float, max_points: int, maxiter: int, popsize: int):
+        self.settings = {"n_segments": n_segments, "freedom": freedom, "max_points": max_points, "maxiter": maxiter,
+                         "popsize": popsize, "seed": SEGMENT_SEED}
+        self.known: dict[str, np.ndarray] = {}
+
+    def fit(self, series: np.ndarray) -> np.ndarray:
+        return fit_breakpoints(series, self.settings["n_segments"], self.settings["freedom"],
+                               self.settings["max_points"], self.settings["maxiter"], self.settings["popsize"])
+
+    def prepare(self, values: list[np.ndarray]) -> None:
+        """Segment a whole data set, or load its breakpoints from the cache folder when fitted before."""
+        import pwlf
+
+        todo = {}
+        for series in values:
+            key = series_key(series)
+            if key not in self.known:
+                todo[key] = series
+        if not todo:
+            return
+        settings = json.dumps({**self.settings, "pwlf": pwlf.__version__}, sort_keys=True)
+        digest = hashlib.sha256(settings.encode() + "".join(sorted(todo)).encode()).hexdigest()[:32]
+        path = cache_root() / "seq2gmm_segments" / f"{digest}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as cached:
+                counts = np.cumsum(cached["counts"])[:-1]
+                self.known.update(zip(cached["keys"].tolist(), np.split(cached["breaks"], counts)))
+            log.info("seq2gmm: breakpoints of %d series loaded from %s", len(todo), path)
+            return
+        started = time.perf_counter()
+        fitted = {key: self.fit(series) for key, series in todo.items()}
+        seconds = time.perf_counter() - started
+        log.info("seq2gmm: pwlf segmentation of %d series (S=%d) took %.1f s (%.1f ms per series); cached in %s",
+                 len(todo), self.settings["n_segments"], seconds, 1000 * seconds / len(todo), path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+        np.savez(temporary, keys=np.array(list(fitted)), breaks=np.concatenate(list(fitted.values())),
+                 counts=np.array([len(b) for b in fitted.values()]))
+        temporary.replace(path)
+        self.known.update(fitted)
+
+    def __call__(self, series: np.ndarray) -> np.ndarray:
+        key = series_key(series)
+        if key not in self.known:
+            self.known[key] = self.fit(series)
+        return self.known[key]
+
+
+def choose_n_segments(values: list[np.ndarray], largest: int, make_segmenter, sample_size: int = 64) -> int:
+    """Pick S in 2..largest: segment a sample of series, cluster the segments (resampled to a fixed
+    length) into S groups with k-means and keep increasing S while the Calinski-Harabasz score rises."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import calinski_harabasz_score
+
+    rng = np.random.default_rng(SEGMENT_SEED)
+    sample = [values[i] for i in rng.choice(len(values), size=min(sample_size, len(values)), replace=False)]
+    best_s, best_score = 2, -np.inf
+    for n_segments in range(2, largest + 1):
+        segmenter = make_segmenter(n_segments)
+        segmenter.prepare(sample)
+        shapes = []
+        for series in sample:
+            breaks = segmenter(series)
+            for start, stop in zip(breaks[:-1], breaks[1:]):
+                piece = series[start:stop + 1]
+                grid = np.linspace(0, len(piece) - 1, 32)
+                shapes.append(np.stack([np.interp(grid, np.arange(len(piece)), c) for c in piece.T], axis=1).ravel())
+        shapes = np.asarray(shapes)
+        if len(shapes) <= n_segments:
+            break
+        labels = KMeans(n_segments, n_init=4, random_state=SEGMENT_SEED).fit_predict(shapes)
+        score = calinski_harabasz_score(shapes, labels) if len(set(labels)) > 1 else -np.inf
+        log.info("seq2gmm: S=%d segments, Calinski-Harabasz %.2f", n_segments, score)
+        if score <= best_score:
+            break
+        best_s, best_score = n_segments, score
+    return best_s
+
+
+# -- the network -------------------------------------------------------------------------------
+class Seq2GMMModule(nn.Module):
+    def __init__(self, n_channels: int, hidden_size: int, decoder_input: str, n_components: int,
+                 covariance_type: str, estimation_hidden: int, lambda_energy: float, reg_covar: float,
+                 em_max_iter: int, jitter: float, seed: int, breakpoints):
+        super().__init__()
+        self.encoder = nn.GRU(n_channels, hidden_size, batch_first=True)
+        self.feed_previous = decoder_input == "previous"
+        self.decoder = nn.GRU(hidden_size + (n_channels if self.feed_previous else 0), hidden_size, batch_first=True)
+        self.to_output = nn.Linear(hidden_size, n_channels)
+        dim_z = hidden_size + 2
+        self.estimation = nn.Sequential(nn.Linear(dim_z, estimation_hidden), nn.Tanh(),
+                                        nn.Linear(estimation_hidden, estimation_hidden), nn.Tanh(),
+                                        nn.Linear(estimation_hidden, n_components))
+        self.n_components, self.covariance_type = n_components, covariance_type
+        self.lambda_energy, self.reg_covar, self.em_max_iter = lambda_energy, reg_covar, em_max_iter
+        self.jitter, self.seed = jitter, seed
+        self.breakpoints = breakpoints          # series [T, C] -> breakpoints [S + 1]
+        self.train_batches = None
+        covariances = (torch.ones(n_components, dim_z, dtype=torch.float64) if covariance_type == "diag"
+                       else torch.eye(dim_z, dtype=torch.float64).repeat(n_components, 1, 1))
+        self.register_buffer("gmm_weights", torch.full((n_components,), 1.0 / n_components, dtype=torch.float64))
+        self.register_buffer("gmm_means", torch.zeros(n_components, dim_z, dtype=torch.float64))
+        self.register_buffer("gmm_covariances", covariances)
+        self.register_buffer("gmm_fitted", torch.tensor(False))
+
+    def segments(self, batch: dict) -> dict:
+        """Cut every series of the batch at its breakpoints: segments [M, L, C] zero-padded, plus bookkeeping."""
+        x = batch["x"]
+        values = x.detach().float().cpu().numpy()
+        rows, starts, stops = [], [], []
+        for row, length in enumerate(batch["lengths"].tolist()):
+            breaks = self.breakpoints(values[row, :length])
+            rows.extend([row] * (len(breaks) - 1))
+            starts.extend(breaks[:-1].tolist())
+            stops.extend(breaks[1:].tolist())
+        device = x.device
+        rows, starts = torch.tensor(rows, device=device), torch.tensor(starts, device=device)
+        lengths = torch.tensor(stops, device=device) - starts + 1                       # [M]
+        offsets = torch.arange(int(lengths.max()), device=device)
+        valid = offsets[None, :] < lengths[:, None]                                     # [M, L]
+        positions = (starts[:, None] + offsets[None, :]).clamp(max=x.shape[1] - 1)
+        pieces = x[rows[:, None], positions] * valid.unsqueeze(-1)
+        return {"x": pieces, "lengths": lengths, "valid": valid, "rows": rows, "positions": positions}
+
+    def compress(self, segments: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """z = [relative distance, code, cosine] [M, H + 2] and the reconstruction distance |t - r| [M]."""
+        target, valid = segments["x"], segments["valid"].unsqueeze(-1).to(segments["x"].dtype)
+        packed = pack_padded_sequence(target, segments["lengths"].cpu(), batch_first=True, enforce_sorted=False)
+        _, h_n = self.encoder(packed)                                                   # [1, M, H]
+        code = h_n[-1]
+        inputs = code.unsqueeze(1).expand(-1, target.shape[1], -1)                     # [M, L, H]
+        if self.feed_previous:
+            previous = torch.cat([torch.zeros_like(target[:, :1]), target[:, :-1]], dim=1)
+            inputs = torch.cat([inputs, previous], dim=2)
+        out, _ = self.decoder(inputs, h_n.contiguous())
+        output = self.to_output(out) * valid                                            # [M, L, C]
+        distance = (target - output).flatten(1).norm(dim=1)
+        norm_target, norm_output = target.flatten(1).norm(dim=1), output.flatten(1).norm(dim=1)
+        relative = distance / norm_target.clamp_min(1e-6)
+        cosine = (target * output).flatten(1).sum(1) / (norm_target * norm_output).clamp_min(1e-6)
+        return torch.cat([relative[:, None], code, cosine[:, None]], dim=1).float(), distance
+
+    def segment_energy(self, z: torch.Tensor) -> torch.Tensor:
+        log_memberships = torch.log_softmax(self.estimation(z), dim=1)                  # [M, K]
+        return gmm.energy(z, log_memberships, self.gmm_means, self.gmm_covariances, self.jitter)
+
+    # -- training: EM on fixed codes, then gradient steps with the GMM fixed --------------------
+    def on_fit_start(self, trainer, batches) -> None:
+        self.train_batches = batches
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.fit_mixture(self.train_batches)
+
+    def on_fit_end(self, trainer, batches) -> None:
+        self.fit_mixture(batches)
+        self.train_batches = None
+
+    @torch.no_grad()
+    def fit_mixture(self, batches) -> None:
+        """EM on the codes of all train segments, warm-started from the current mixture once there is one."""
+        was_training = self.training
+        self.eval()
+        device = self.gmm_means.device
+        z = torch.cat([self.compress(self.segments({k: v.to(device) for k, v in batch.items()}))[0]
+                       for batch in batches])
+        init = (self.gmm_weights, self.gmm_means, self.gmm_covariances) if bool(self.gmm_fitted) else None
+        weights, means, covariances = gmm.fit_em(z, self.n_components, self.covariance_type, self.reg_covar,
+                                                 self.em_max_iter, init=init, seed=self.seed, jitter=self.jitter)
+        self.gmm_weights.copy_(weights)
+        self.gmm_means.copy_(means)
+        self.gmm_covariances.copy_(covariances)
+        self.gmm_fitted.fill_(True)
+        self.train(was_training)
+
+    def loss(self, batch: dict) -> dict:
+        z, distance = self.compress(self.segments(batch))
+        reconstruction = distance.mean()
+        if not bool(self.gmm_fitted):
+            return {"loss": reconstruction, "reconstruction": reconstruction}
+        energy = self.segment_energy(z).mean()
+        return {"loss": reconstruction + self.lambda_energy * energy.float(), "reconstruction": reconstruction,
+                "energy": energy.detach()}
+
+    # -- scoring ----------------------------------------------------------------------------------
+    def score(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Series score = its largest segment energy; a step's score = the energy of its segment
+        (the larger of the two at a shared breakpoint step)."""
+        if not bool(self.gmm_fitted):
+            raise RuntimeError("seq2gmm: the GMM is fitted during training; fit the model first")
+        x = batch["x"]
+        segments = self.segments(batch)
+        energies = self.segment_energy(self.compress(segments)[0])                    # [M]
+        batch_size, length = x.shape[:2]
+        series = torch.full((batch_size,), -torch.inf, dtype=energies.dtype, device=x.device)
+        series = series.scatter_reduce(0, segments["rows"], energies, "amax")
+        valid = segments["valid"]
+        flat = (segments["rows"][:, None] * length + segments["positions"])[valid]
+        steps = torch.full((batch_size * length,), -torch.inf, dtype=energies.dtype, device=x.device)
+        steps = steps.scatter_reduce(0, flat, energies[:, None].expand_as(valid)[valid], "amax")
+        steps = steps.view(batch_size, length)
+        return torch.where(batch["mask"], steps, torch.zeros_like(steps)), series
+
+
+@register("seq2gmm")
+class Seq2GMM(TorchDetector):
+    input_mode = "series"
+
+    def __init__(self, n_segments: int = 3, max_auto_segments: int = 5, breakpoint_freedom: float = 0.4,
+                 segment_max_points: int = 100, pwlf_maxiter: int = 50, pwlf_popsize: int = 8, hidden_size: int = 15,
+                 decoder_input: str = "previous", n_components: int = 1, covariance_type: str = "diag",
+                 estimation_hidden: int = 128, lambda_energy: float = 1e-4, reg_covar: float = 1e-4,
+                 em_max_iter: int = 100, jitter: float = 1e-6):
+        super().__init__()
+        if n_segments < 0 or (n_segments == 0 and max_auto_segments < 2):
+            raise UserError("model.n_segments must be >= 1, or 0 (automatic) with model.max_auto_segments >= 2")
+        if not 0.0 <= breakpoint_freedom <= 0.5:
+            raise UserError(f"model.breakpoint_freedom must be in [0, 0.5], got {breakpoint_freedom}")
+        if covariance_type not in gmm.COVARIANCE_TYPES:
+            raise UserError(f"model.covariance_type must be one of {', '.join(gmm.COVARIANCE_TYPES)}, "
+                            f"got {covariance_type!r}")
+        if decoder_input not in DECODER_INPUTS:
+            raise UserError(f"model.decoder_input must be one of {', '.join(DECODER_INPUTS)}, got {decoder_input!r}")
+        if min(n_components, hidden_size, em_max_iter) < 1 or segment_max_points < 4:
+            raise UserError("model.n_components, hidden_size and em_max_iter must be >= 1 and "
+                            "model.segment_max_points >= 4")
+        self.n_segments, self.max_auto_segments = n_segments, max_auto_segments
+        self.breakpoint_freedom = breakpoint_freedom
+        self.segment_max_points, self.pwlf_maxiter, self.pwlf_popsize = segment_max_points, pwlf_maxiter, pwlf_popsize
+        self.hidden_size, self.decoder_input = hidden_size, decoder_input
+        self.n_components, self.covariance_type = n_components, covariance_type
+        self.estimation_hidden, self.lambda_energy, self.reg_covar = estimation_hidden, lambda_energy, reg_covar
+        self.em_max_iter, self.jitter = em_max_iter, jitter
+        self.segments_per_series = n_segments   # resolved from the train set when n_segments = 0
+        self.segmenter: Segmenter | None = None
+
+    def make_segmenter(self, n_segments: int) -> Segmenter:
+        return Segmenter(n_segments, self.breakpoint_freedom, self.segment_max_points, self.pwlf_maxiter,
+                         self.pwlf_popsize)
+
+    def _fit(self, train, val) -> None:
+        if self.n_segments == 0:
+            self.segments_per_series = choose_n_segments(train.values, self.max_auto_segments, self.make_segmenter)
+            log.info("seq2gmm: chose S=%d segments per series", self.segments_per_series)
+        self.segmenter = self.make_segmenter(self.segments_per_series)
+        self.segmenter.prepare(train.values + ([] if val is None else val.values))
+        super()._fit(train, val)
+
+    def _score(self, data):
+        self.segmenter.prepare(data.values)
+        return super()._score(data)
+
+    def build_module(self, n_channels: int) -> Seq2GMMModule:
+        if self.segmenter is None:
+            self.segmenter = self.make_segmenter(self.segments_per_series)
+        return Seq2GMMModule(n_channels, self.hidden_size, self.decoder_input, self.n_components,
+                             self.covariance_type, self.estimation_hidden, self.lambda_energy, self.reg_covar,
+                             self.em_max_iter, self.jitter, self.seed, self.segmenter)
+
+    def _save_state(self, directory: Path) -> None:
+        super()._save_state(directory)
+        (directory / "segmentation.json").write_text(json.dumps({"segments_per_series": self.segments_per_series}))
+
+    def _load_state(self, directory: Path) -> None:
+        self.segments_per_series = json.loads((directory / "segmentation.json").read_text())["segments_per_series"]
+        super()._load_state(directory)
