@@ -13,12 +13,6 @@ from tsad.models.carla import INJECTIONS, CARLAModule, inject_anomalies, mine_ne
 SMALL_MODEL = ["model.window=24", "model.positive_lag=4", "model.num_neighbors=3"]
 
 
-@pytest.fixture(autouse=True)
-def quiet_threads(monkeypatch):
-    # tiny convolutions run far slower with two threads when the machine is busy
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
 @pytest.mark.parametrize("dataset", [["dataset=synthetic", "dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30",
                                       "dataset.min_length=40", "dataset.max_length=80"],
                                      ["dataset=synthetic_points", "dataset.max_length=600"]],

@@ -13,12 +13,6 @@ from tsad.models.patchad import PatchADModule, mean_kl, patch_views, step_discre
 SMALL_MODEL = ["model.window=30", "model.patch_sizes=[3,5]", "model.d_model=16", "model.e_layers=2"]
 
 
-@pytest.fixture(autouse=True)
-def quiet_threads(monkeypatch):
-    # small tensor ops run far slower with two threads when the machine is busy
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
 @pytest.mark.parametrize("dataset", [["dataset=synthetic", "dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30",
                                       "dataset.min_length=40", "dataset.max_length=80"],
                                      ["dataset=synthetic_points", "dataset.max_length=600"]],
