@@ -37,7 +37,7 @@ from torch import nn
 from tsad.errors import UserError
 from tsad.models.base import TorchDetector, register
 
-MAX_TOKENISER_VALUES = 1_000_000  # train values per channel used to fit the bin edges
+MAX_TOKENISER_STEPS = 1_000_000  # train steps (sampled) used to fit the bin edges
 
 
 class CausalConvBlock(nn.Module):
@@ -110,10 +110,12 @@ class TraceGPTModule(nn.Module):
     def on_fit_start(self, trainer, batches) -> None:
         """Fit per-channel median, IQR and the bin edges on the train windows."""
         values = torch.cat([batch["x"].flatten(0, 1) for batch in batches]).float()        # [N*L, C]
-        if len(values) > MAX_TOKENISER_VALUES:
-            keep = torch.randperm(len(values), generator=torch.Generator().manual_seed(0))[:MAX_TOKENISER_VALUES]
+        if len(values) > MAX_TOKENISER_STEPS:
+            keep = torch.randperm(len(values), generator=torch.Generator().manual_seed(0))[:MAX_TOKENISER_STEPS]
             values = values[keep]
-        low, median, high = torch.quantile(values, torch.tensor([0.25, 0.5, 0.75]), dim=0)
+        # One channel at a time: torch.quantile refuses inputs of more than 2**24 values.
+        quartiles = torch.stack([torch.quantile(column, torch.tensor([0.25, 0.5, 0.75])) for column in values.T], dim=1)
+        low, median, high = quartiles
         iqr = high - low
         scale = torch.where(iqr > 1e-6, iqr, torch.ones_like(iqr))
         unit_edges = torch.linspace(-self.clip, self.clip, self.n_bins + 1)[1:-1]
