@@ -20,8 +20,9 @@ energies also say where in the series the anomaly is.
                 the components (as in the paper), the components come from EM
 
 Training is the surrogate scheme: at the start of every epoch the GMM is refitted by EM on
-the current codes of all train segments (warm-started from the previous fit) and held fixed
-while the network takes gradient steps on  mean_m |t_m - r_m|_2 + lambda_energy * mean energy.
+the current codes of all train segments (from the previous fit and from a fresh start, the
+more likely one kept, each component keeping its index) and held fixed while the network
+takes gradient steps on  mean_m |t_m - r_m|_2 + lambda_energy * mean energy.
 For the original full-batch scheme (one EM step, one gradient step per epoch) set
 trainer.batch_size to at least the number of train series. After training the GMM is refitted
 once more on the final codes and stored with the weights. With K > 1 the estimation network
@@ -267,7 +268,7 @@ class Seq2GMMModule(nn.Module):
 
     @torch.no_grad()
     def fit_mixture(self, batches) -> None:
-        """EM on the codes of all train segments, warm-started from the current mixture once there is one."""
+        """EM on the codes of all train segments (also started from the current mixture once there is one)."""
         was_training = self.training
         self.eval()
         device = self.gmm_means.device
