@@ -27,16 +27,6 @@ class StopBenchmark(Exception):
     """Raised from the after_step hook once enough steps are timed."""
 
 
-def compose(model: str, overrides: list[str]) -> dict:
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from omegaconf import OmegaConf
-
-    with initialize_config_module("tsad.conf", version_base="1.3"):
-        config = hydra_compose("config", overrides=[f"model={model}", *overrides])
-    return OmegaConf.to_container(config, resolve=True)
-
-
 def torch_models() -> list[str]:
     from tsad.models.base import TorchDetector, get_detector_class, registered_names
 
@@ -50,13 +40,14 @@ def peak_rss_mib() -> float:
 def bench_one(model: str, steps: int, warmup: int, device: str, threads: int, overrides: list[str]) -> dict:
     import torch
 
+    from tsad.config import compose
     from tsad.data.registry import build_dataset
     from tsad.experiment import resolve_device, seed_everything
     from tsad.models.base import TorchDetector, build_detector
 
     if threads:
         torch.set_num_threads(threads)
-    config = compose(model, overrides)
+    config = compose([f"model={model}", *overrides])
     device = resolve_device(device)
     seed_everything(config["seed"])
     data = build_dataset(config["dataset"])
