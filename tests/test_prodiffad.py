@@ -19,6 +19,7 @@ from tsad.data.synthetic import build
 from tsad.errors import UserError
 from tsad.models.base import Detector, build_detector
 from tsad.models.prodiffad import ProDiffAD
+from tsad.training.trainer import Trainer
 
 TINY_TRAINER = {"max_epochs": 1, "max_batches_per_epoch": 3, "batch_size": 16, "warmup_epochs": 0}
 # 8 teacher DDIM steps from K = 16, two distillation rounds: 8 -> 4 -> 2 steps.
@@ -108,9 +109,11 @@ def test_rounds_that_do_not_run_do_not_count():
     assert count_denoiser_calls(detector.module.eval(), torch.randn(2, 16, 2)) == 8
 
 
-def test_distillation_rounds_fit_the_trainer_epoch_budget():
-    assert build_detector("prodiffad", {}, trainer={"max_epochs": 2}).build_module(1).stage_epochs == {"distill_1": 2}
-    assert build_detector("prodiffad", {}, trainer={"max_epochs": 30}).build_module(1).stage_epochs == {"distill_1": 5}
+@pytest.mark.parametrize("max_epochs, expected", [(2, 2), (30, 5), (None, 5)])
+def test_distillation_rounds_fit_the_trainer_epoch_budget(max_epochs, expected):
+    module = build_detector("prodiffad", {}).build_module(1)
+    module.on_fit_start(Trainer({"max_epochs": max_epochs}), batches=[])
+    assert module.stage_epochs == {"distill_1": expected}
 
 
 def test_one_student_step_with_the_target_lands_on_two_teacher_steps():

@@ -13,6 +13,7 @@ from tsad.data.synthetic import build
 from tsad.errors import UserError
 from tsad.models.base import Detector, build_detector
 from tsad.models.sdmae import SDMAE
+from tsad.training.trainer import Trainer
 
 TINY_TRAINER = {"max_epochs": 1, "max_batches_per_epoch": 2, "batch_size": 16, "warmup_epochs": 0}
 
@@ -100,11 +101,8 @@ def test_normal_term_pulls_student_to_teacher_without_moving_the_teacher():
 
 
 def test_anomaly_warmup_ramps_over_the_configured_fraction():
-    class FakeTrainer:
-        config = {"max_epochs": 10}
-
     module = tiny_module(anomaly_warmup_fraction=0.2)
-    module.on_fit_start(FakeTrainer(), None)
+    module.on_fit_start(Trainer({"max_epochs": 10}), None)
     module.train()
     weights = []
     for epoch in range(4):

@@ -11,6 +11,7 @@ from tsad.data.registry import build_dataset
 from tsad.errors import UserError
 from tsad.models import gmm, seq2gmm
 from tsad.models.base import Detector, build_detector, pad_batch
+from tsad.training.trainer import Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +33,7 @@ def small_module(n_components=2, decoder_input="previous"):
     segmenter = seq2gmm.Segmenter(3, freedom=0.4, max_points=100, maxiter=20, popsize=5)
     return seq2gmm.Seq2GMMModule(2, hidden_size=6, decoder_input=decoder_input, n_components=n_components,
                                  covariance_type="diag", estimation_hidden=8, lambda_energy=1e-4, reg_covar=1e-4,
-                                 em_max_iter=50, jitter=1e-6, seed=0, breakpoints=segmenter)
+                                 em_max_iter=50, jitter=1e-6, seed=0, breakpoints=segmenter, epochs=5)
 
 
 def random_batches(n_batches=2, batch_size=12, seed=0):
@@ -107,7 +108,7 @@ def test_automatic_number_of_segments_finds_three_regimes():
 @pytest.mark.parametrize("decoder_input", ["previous", "code"])
 def test_padding_never_changes_a_series_score(decoder_input):
     module = small_module(decoder_input=decoder_input)
-    module.on_fit_start(None, random_batches())
+    module.on_fit_start(Trainer({}), random_batches())
     module.on_fit_end(None, random_batches())
     module.eval()
     rng = np.random.default_rng(3)
@@ -142,7 +143,7 @@ def test_more_than_one_component_trains_the_estimation_network():
     waves = [np.sin(np.arange(30) / 2 + rng.uniform(0, 6))[:, None] * [3.0, -3.0] for _ in range(12)]
     batch = pad_batch([s.astype(np.float32) for s in flat + waves], np.full(24, -1))
     module = small_module(n_components=2)
-    module.on_fit_start(None, [batch])
+    module.on_fit_start(Trainer({}), [batch])
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
     for epoch in range(60):
         if epoch % 20 == 0:

@@ -90,6 +90,21 @@ def test_stages_get_their_own_epochs():
     assert [(h["stage"], h["epoch"]) for h in history] == [("pretext", 1), ("main", 1), ("main", 2)]
 
 
+def test_a_stage_can_set_its_own_patience():
+    module = Autoencoder()
+    module.stages = ("pretext", "main")
+    module.stage_patience = {"main": 6}
+    history = Trainer(quiet(max_epochs=20, lr=0.0, patience=2)).fit(module, Batches(), Batches())
+    stages = [h["stage"] for h in history]
+    assert (stages.count("pretext"), stages.count("main")) == (1 + 2, 1 + 6)
+
+
+@pytest.mark.parametrize("max_epochs, expected", [(None, (30, 100)), (5, (5, 5)), (200, (200, 100))])
+def test_max_epochs_caps_a_models_own_length_and_null_leaves_it(max_epochs, expected):
+    trainer = Trainer({"max_epochs": max_epochs})
+    assert (trainer.standard_epochs, trainer.epochs_for(100)) == expected
+
+
 @pytest.mark.parametrize("config, key", [({"max_epochs": 0}, "max_epochs"), ({"schedule": "step"}, "schedule"),
                                          ({"precision": "8"}, "precision"), ({"colour": 1}, "unknown trainer keys")])
 def test_bad_trainer_settings_name_the_key(config, key):

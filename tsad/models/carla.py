@@ -34,7 +34,8 @@ Deliberate differences from the official code:
   - at least one channel is injected (the official channel count is 0 for C <= 3);
   - the positive comes from the window's own history (training windows carry positive_lag
     extra steps), so it never crosses into another series;
-  - checkpoints are chosen on validation loss by the shared trainer, never on test F1.
+  - checkpoints are chosen on validation loss by the shared trainer, never on test F1; the
+    classification stage runs all its epochs (no early stopping), as published.
 """
 
 from __future__ import annotations
@@ -198,14 +199,17 @@ class CARLAModule(nn.Module):
         self.register_buffer("majority_class", torch.tensor(0))
         self.stage = "classification"
         self.stage_epochs: dict[str, int] = {}
+        self.stage_patience: dict[str, int] = {}
         self.train_windows: torch.Tensor | None = None
         self.bank: NeighbourBank | None = None
 
     # -- hooks of the shared trainer --------------------------------------------------------------
     def on_fit_start(self, trainer, batches) -> None:
-        most = int(trainer.config["max_epochs"])
-        self.stage_epochs = {"pretext": min(self.pretext_epochs, most),
-                             "classification": min(self.classification_epochs, most)}
+        self.stage_epochs = {"pretext": trainer.epochs_for(self.pretext_epochs),
+                             "classification": trainer.epochs_for(self.classification_epochs)}
+        # The classification loss on validation windows is dominated by the batch-entropy term and
+        # drifts for several epochs before it falls; early stopping there kept barely trained heads.
+        self.stage_patience = {"classification": self.stage_epochs["classification"]}
         windows = torch.cat([self.anchor_part(batch["x"]) for batch in batches])
         if len(windows) > self.bank_size:
             windows = windows[torch.randperm(len(windows))[: self.bank_size]]

@@ -170,7 +170,7 @@ class PatchADModule(nn.Module):
         self.stage_epochs: dict[str, int] = {}
 
     def on_fit_start(self, trainer, batches) -> None:
-        self.stage_epochs = {"train": min(self.epochs, int(trainer.config["max_epochs"]))}
+        self.stage_epochs = {"train": trainer.epochs_for(self.epochs)}
 
     def forward(self, x: torch.Tensor) -> dict:
         """Windows [B, W, C] -> token distributions (lists over scales x layers) and reconstruction [B, W, C]."""

@@ -148,12 +148,16 @@ class ProDiffADModule(nn.Module):
         self.register_buffer("alpha_bar", alpha_bar.float(), persistent=False)
         self.register_buffer("distilled_rounds", torch.zeros((), dtype=torch.long))
         self.stages = ("teacher",) + tuple(f"distill_{r}" for r in range(1, distill_rounds + 1))
-        self.stage_epochs = {stage: distill_epochs for stage in self.stages[1:]}
+        self.distill_epochs = distill_epochs
+        self.stage_epochs: dict[str, int] = {}
         self.stage = "teacher"
         # The frozen teacher of the running distillation stage, held in a dict so that it is not a
         # submodule: it stays out of the state dict, the optimizer and the checkpoints.
         self.frozen: dict[str, nn.Module] = {}
         self.teacher_stage: str | None = None
+
+    def on_fit_start(self, trainer, batches) -> None:
+        self.stage_epochs = {stage: trainer.epochs_for(self.distill_epochs) for stage in self.stages[1:]}
 
     # -- diffusion ------------------------------------------------------------------
     def current_sampler_steps(self) -> int:
@@ -273,8 +277,6 @@ class ProDiffAD(TorchDetector):
         self.distill_rounds, self.distill_epochs, self.score_samples = distill_rounds, distill_epochs, score_samples
 
     def build_module(self, n_channels: int) -> ProDiffADModule:
-        # A distillation round never trains longer than the trainer's own epoch budget (trainer=fast stays fast).
-        distill_epochs = min(self.distill_epochs, int(self.trainer_config.get("max_epochs", self.distill_epochs)))
         return ProDiffADModule(n_channels, self.dim, self.depth, self.noise_steps, self.beta_start, self.beta_end,
-                               self.score_noise_step, self.sampler_steps, self.distill_rounds, distill_epochs,
+                               self.score_noise_step, self.sampler_steps, self.distill_rounds, self.distill_epochs,
                                self.score_samples)

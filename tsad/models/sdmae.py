@@ -78,7 +78,7 @@ class SDMAEModule(nn.Module):
 
     # -- training schedule hooks ------------------------------------------------------
     def on_fit_start(self, trainer, batches) -> None:
-        self.warmup_epochs = self.anomaly_warmup_fraction * trainer.config["max_epochs"]
+        self.warmup_epochs = self.anomaly_warmup_fraction * trainer.standard_epochs
 
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = epoch

@@ -192,7 +192,7 @@ def choose_n_segments(values: list[np.ndarray], largest: int, make_segmenter, sa
 class Seq2GMMModule(nn.Module):
     def __init__(self, n_channels: int, hidden_size: int, decoder_input: str, n_components: int,
                  covariance_type: str, estimation_hidden: int, lambda_energy: float, reg_covar: float,
-                 em_max_iter: int, jitter: float, seed: int, breakpoints):
+                 em_max_iter: int, jitter: float, seed: int, breakpoints, epochs: int):
         super().__init__()
         self.encoder = nn.GRU(n_channels, hidden_size, batch_first=True)
         self.feed_previous = decoder_input == "previous"
@@ -207,6 +207,8 @@ class Seq2GMMModule(nn.Module):
         self.jitter, self.seed = jitter, seed
         self.breakpoints = breakpoints          # series [T, C] -> breakpoints [S + 1]
         self.train_batches = None
+        self.epochs = epochs
+        self.stage_epochs: dict[str, int] = {}
         covariances = (torch.ones(n_components, dim_z, dtype=torch.float64) if covariance_type == "diag"
                        else torch.eye(dim_z, dtype=torch.float64).repeat(n_components, 1, 1))
         self.register_buffer("gmm_weights", torch.full((n_components,), 1.0 / n_components, dtype=torch.float64))
@@ -257,6 +259,7 @@ class Seq2GMMModule(nn.Module):
 
     # -- training: EM on fixed codes, then gradient steps with the GMM fixed --------------------
     def on_fit_start(self, trainer, batches) -> None:
+        self.stage_epochs = {"train": trainer.epochs_for(self.epochs)}
         self.train_batches = batches
 
     def on_epoch_start(self, epoch: int) -> None:
@@ -320,7 +323,7 @@ class Seq2GMM(TorchDetector):
                  segment_max_points: int = 100, pwlf_maxiter: int = 50, pwlf_popsize: int = 8, hidden_size: int = 15,
                  decoder_input: str = "previous", n_components: int = 1, covariance_type: str = "diag",
                  estimation_hidden: int = 128, lambda_energy: float = 1e-4, reg_covar: float = 1e-4,
-                 em_max_iter: int = 100, jitter: float = 1e-6):
+                 em_max_iter: int = 100, jitter: float = 1e-6, epochs: int = 100):
         super().__init__()
         if n_segments < 0 or (n_segments == 0 and max_auto_segments < 2):
             raise UserError("model.n_segments must be >= 1, or 0 (automatic) with model.max_auto_segments >= 2")
@@ -331,8 +334,8 @@ class Seq2GMM(TorchDetector):
                             f"got {covariance_type!r}")
         if decoder_input not in DECODER_INPUTS:
             raise UserError(f"model.decoder_input must be one of {', '.join(DECODER_INPUTS)}, got {decoder_input!r}")
-        if min(n_components, hidden_size, em_max_iter) < 1 or segment_max_points < 4:
-            raise UserError("model.n_components, hidden_size and em_max_iter must be >= 1 and "
+        if min(n_components, hidden_size, em_max_iter, epochs) < 1 or segment_max_points < 4:
+            raise UserError("model.n_components, hidden_size, em_max_iter and epochs must be >= 1 and "
                             "model.segment_max_points >= 4")
         self.n_segments, self.max_auto_segments = n_segments, max_auto_segments
         self.breakpoint_freedom = breakpoint_freedom
@@ -340,7 +343,7 @@ class Seq2GMM(TorchDetector):
         self.hidden_size, self.decoder_input = hidden_size, decoder_input
         self.n_components, self.covariance_type = n_components, covariance_type
         self.estimation_hidden, self.lambda_energy, self.reg_covar = estimation_hidden, lambda_energy, reg_covar
-        self.em_max_iter, self.jitter = em_max_iter, jitter
+        self.em_max_iter, self.jitter, self.epochs = em_max_iter, jitter, epochs
         self.segments_per_series = n_segments   # resolved from the train set when n_segments = 0
         self.segmenter: Segmenter | None = None
 
@@ -365,7 +368,7 @@ class Seq2GMM(TorchDetector):
             self.segmenter = self.make_segmenter(self.segments_per_series)
         return Seq2GMMModule(n_channels, self.hidden_size, self.decoder_input, self.n_components,
                              self.covariance_type, self.estimation_hidden, self.lambda_energy, self.reg_covar,
-                             self.em_max_iter, self.jitter, self.seed, self.segmenter)
+                             self.em_max_iter, self.jitter, self.seed, self.segmenter, self.epochs)
 
     def _save_state(self, directory: Path) -> None:
         super()._save_state(directory)

@@ -18,8 +18,10 @@ from tsad.errors import UserError
 
 log = logging.getLogger(__name__)
 
+# Epochs per stage for a model without its own training length, when trainer.max_epochs is null.
+STANDARD_EPOCHS = 30
 DEFAULTS = {
-    "max_epochs": 30,
+    "max_epochs": None,
     "batch_size": 64,
     "lr": 1e-3,
     "weight_decay": 1e-4,
@@ -53,6 +55,8 @@ class Trainer:
         if str(self.config["precision"]) not in PRECISIONS:
             raise UserError(f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.config['precision']!r}")
         for key in ("max_epochs", "batch_size", "patience"):
+            if key == "max_epochs" and self.config[key] is None:
+                continue
             if not isinstance(self.config[key], int) or self.config[key] < 1:
                 raise UserError(f"trainer.{key} must be a positive integer, got {self.config[key]!r}")
         for key in ("lr", "weight_decay", "grad_clip", "min_delta", "warmup_epochs"):
@@ -62,6 +66,15 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.batch_size = int(self.config["batch_size"])
         self.history: list[dict] = []
+
+    @property
+    def standard_epochs(self) -> int:
+        """Epochs per stage for a model that sets no length of its own."""
+        return self.config["max_epochs"] or STANDARD_EPOCHS
+
+    def epochs_for(self, own: int) -> int:
+        """A model's own training length, capped by trainer.max_epochs when that is set (trainer=fast stays fast)."""
+        return own if self.config["max_epochs"] is None else min(own, self.config["max_epochs"])
 
     # -- precision ----------------------------------------------------------------
     def _autocast_dtype(self):
@@ -101,7 +114,8 @@ class Trainer:
     def _fit_stage(self, module, stage: str, train_batches, val_batches, device) -> None:
         import torch
 
-        epochs = int(getattr(module, "stage_epochs", {}).get(stage, self.config["max_epochs"]))
+        epochs = int(getattr(module, "stage_epochs", {}).get(stage, self.standard_epochs))
+        patience = int(getattr(module, "stage_patience", {}).get(stage, self.config["patience"]))
         parameters = [p for p in module.parameters() if p.requires_grad]
         if not parameters or epochs == 0:
             return
@@ -156,7 +170,7 @@ class Trainer:
             else:
                 stale += 1
             self._save("last", module, optimizer, scheduler, stage, epoch, best, stale)
-            if stale >= self.config["patience"]:
+            if stale >= patience:
                 log.info("early stopping: no improvement in %d epochs", stale)
                 break
         if best_state is not None:
