@@ -6,7 +6,7 @@
 Each model is fitted once per seed on the synthetic data set of the config (train and val
 hold no anomalies unless asked, so they do not depend on the anomaly types), then scored on
 one test set per anomaly type, built with `dataset.anomaly_types=[<type>]`: that type's
-anomalous series next to normal ones. Prints mean ± std over seeds at the data set's level.
+anomalous series next to normal ones. Prints mean ± sample std over seeds at the data set's level.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def main() -> None:
     print(f"{'model':<12}" + "".join(f"{kind:>16}" for kind in kinds))
     for model, per_seed in rows.items():
         cells = [np.array([aucs[kind] for aucs in per_seed]) for kind in kinds]
-        print(f"{model:<12}" + "".join(f"{c.mean():>9.3f} ±{c.std():.3f}" for c in cells))
+        print(f"{model:<12}" + "".join(f"{c.mean():>9.3f} ±{c.std(ddof=1) if len(c) > 1 else 0.0:.3f}" for c in cells))
 
 
 if __name__ == "__main__":

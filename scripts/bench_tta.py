@@ -6,7 +6,7 @@
 Each (model, data set, seed) is fitted once with the default config (plus -o overrides) and
 scored twice on the test split: without augmentation (tta.n=1) and with tta.n=--tta. Every
 finished job is appended to --results as one JSON line and skipped when the script runs
-again, so a long benchmark can be stopped and resumed. Prints mean ± std over seeds.
+again, so a long benchmark can be stopped and resumed. Prints mean ± sample std over seeds.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def summary(results: list[dict], tta_n: int) -> str:
 
         def cell(n, metric):
             values = np.array([r[f"tta{n}"][metric] for r in rows])
-            return f"{values.mean():.3f} ± {values.std():.3f}"
+            return f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.3f}"
 
         lines.append(f"{model:<10} {dataset:<17} {len(rows):>5}  {cell(1, 'roc_auc'):>13} {cell(1, 'pr_auc'):>13}  "
                      f"{cell(tta_n, 'roc_auc'):>15} {cell(tta_n, 'pr_auc'):>15}  "
