@@ -32,6 +32,23 @@ def run_tsad(args: list[str], output_dir: Path, cwd: Path | None = None, check: 
     return result
 
 
+def reload_and_compare(detector, data, directory: Path):
+    """Save a fitted detector, load it back and check it scores `data` bit for bit the same; returns the copy."""
+    import numpy as np
+
+    from tsad.models.base import Detector
+
+    before = detector.score(data)
+    detector.save(directory)
+    loaded = Detector.load(directory)
+    after = loaded.score(data)
+    np.testing.assert_array_equal(before.series, after.series)
+    for a, b in zip(before.steps, after.steps):
+        assert np.isfinite(a).all()
+        np.testing.assert_array_equal(a, b)
+    return loaded
+
+
 def run_folders(output_dir: Path) -> list[Path]:
     return sorted(p.parent for p in Path(output_dir).rglob("metrics.json"))
 

@@ -7,7 +7,7 @@ import torch
 from conftest import read_metrics, run_folders, run_tsad
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
-from tsad.models.base import Detector, build_detector
+from tsad.models.base import build_detector
 from tsad.models.patchad import PatchADModule, mean_kl, patch_views, step_discrepancy
 
 SMALL_MODEL = ["model.window=30", "model.patch_sizes=[3,5]", "model.d_model=16", "model.e_layers=2"]
@@ -32,20 +32,6 @@ def small_data(n: int, seed: int, shift: float = 0.0) -> SeriesSet:
     values = [np.stack([np.sin(t / 4 + p), np.cos(t / 7 + p)], axis=1) + rng.normal(scale=0.05, size=(50, 2)) + shift
               for p in rng.uniform(0, 6, size=n)]
     return SeriesSet(values)
-
-
-def test_save_load_gives_identical_scores(tmp_path):
-    trainer = {"max_epochs": 1, "max_batches_per_epoch": 2, "batch_size": 16, "warmup_epochs": 0, "progress": False}
-    params = {"window": 20, "patch_sizes": [2, 5], "d_model": 8, "e_layers": 2, "score_beta": 0.5}
-    detector = build_detector("patchad", params, trainer=trainer, seed=1)
-    detector.fit(small_data(6, 0), small_data(2, 1))
-    data = small_data(3, 2, shift=1.0)
-    detector.save(tmp_path)
-    loaded = Detector.load(tmp_path)
-    before, after = detector.score(data), loaded.score(data)
-    np.testing.assert_array_equal(before.series, after.series)
-    for a, b in zip(before.steps, after.steps):
-        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("window,patch_size", [(12, 1), (12, 2), (12, 3), (12, 4), (105, 7), (128, 16), (12, 12)])

@@ -52,17 +52,6 @@ def fitted():
     return detector.fit(data.train, data.val), data
 
 
-def test_save_load_gives_identical_scores(fitted, tmp_path):
-    detector, data = fitted
-    before = detector.score(data.test)
-    detector.save(tmp_path)
-    after = Detector.load(tmp_path).score(data.test)
-    np.testing.assert_array_equal(before.series, after.series)
-    for a, b in zip(before.steps, after.steps):
-        assert np.isfinite(a).all()
-        np.testing.assert_array_equal(a, b)
-
-
 def test_default_schedule_spans_noise_steps_and_noises_visibly():
     params = yaml.safe_load(resources.files("tsad.conf").joinpath("model", "prodiffad.yaml").read_text())
     params.pop("name")

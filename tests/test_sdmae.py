@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from conftest import read_metrics, run_folders, run_tsad
+from conftest import read_metrics, reload_and_compare, run_folders, run_tsad
 from tsad.data.synthetic import build
 from tsad.errors import UserError
-from tsad.models.base import Detector, build_detector
+from tsad.models.base import build_detector
 from tsad.models.sdmae import SDMAE
 from tsad.training.trainer import Trainer
 
@@ -52,13 +51,7 @@ def test_save_load_gives_identical_scores(tmp_path):
     detector = build_detector("sdmae", {"window": 20, "tokens": "step", "score_steps": 5, "d_model": 16, "n_heads": 2,
                                         "ff_size": 32, "scoring": "last_steps", "score_stride": 1}, trainer=TINY_TRAINER)
     detector.fit(data.train, data.val)
-    before = detector.score(data.test)
-    detector.save(tmp_path)
-    after = Detector.load(tmp_path).score(data.test)
-    np.testing.assert_array_equal(before.series, after.series)
-    for a, b in zip(before.steps, after.steps):
-        assert np.isfinite(a).all()
-        np.testing.assert_array_equal(a, b)
+    reload_and_compare(detector, data.test, tmp_path)
 
 
 def test_unsupervised_batch_has_no_anomaly_term():
