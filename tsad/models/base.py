@@ -16,7 +16,9 @@ a module may return NaN for steps it does not score (e.g. only the last step of 
 
 Optional module hooks the shared trainer calls: on_fit_start(trainer, batches),
 on_epoch_start(epoch), after_step(step), on_fit_end(trainer, batches), and a `stages`
-tuple for models trained in several stages (the trainer sets `module.stage`).
+tuple for models trained in several stages (the trainer sets `module.stage`), with optional
+`stage_epochs` and `stage_patience` dicts by stage name (set in on_fit_start from
+`trainer.epochs_for(n)`, so that a user's trainer.max_epochs still caps them).
 """
 
 from __future__ import annotations
