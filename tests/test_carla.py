@@ -9,6 +9,7 @@ from tsad.data.series import SeriesSet
 from tsad.errors import UserError
 from tsad.models.base import build_detector
 from tsad.models.carla import INJECTIONS, CARLAModule, inject_anomalies, mine_neighbours
+from tsad.training.trainer import Trainer
 
 SMALL_MODEL = ["model.window=24", "model.positive_lag=4", "model.num_neighbors=3"]
 
@@ -84,6 +85,15 @@ def test_classification_anchors_get_neighbours_from_the_frozen_pretext_space():
     nearest, _ = bank.neighbours(anchors, k=1)
     expected, _ = mine_neighbours(bank.embedder(anchors), bank.embeddings, 1)
     torch.testing.assert_close(nearest, bank.windows[expected[:, 0]])
+
+
+@pytest.mark.parametrize("max_epochs, expected", [(None, {"pretext": 30, "classification": 50}),
+                                                   (2, {"pretext": 2, "classification": 2})])
+def test_stages_train_their_published_length_and_classification_is_not_stopped_early(max_epochs, expected):
+    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 30, 50, 100)
+    module.on_fit_start(Trainer({"max_epochs": max_epochs}), [{"x": torch.randn(4, 19, 2)}])
+    assert module.stage_epochs == expected
+    assert module.stage_patience == {"classification": expected["classification"]}
 
 
 @pytest.mark.parametrize("kind", INJECTIONS)
