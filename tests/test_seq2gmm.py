@@ -105,6 +105,13 @@ def test_automatic_number_of_segments_finds_three_regimes():
     assert seq2gmm.choose_n_segments(values, 5, make_segmenter, sample_size=16) == 3
 
 
+@pytest.mark.parametrize("max_epochs, expected", [(None, 5), (3, 3), (10, 5)])
+def test_trains_its_own_epochs_unless_the_trainer_caps_them(max_epochs, expected):
+    module = small_module()
+    module.on_fit_start(Trainer({"max_epochs": max_epochs}), random_batches())
+    assert module.stage_epochs == {"train": expected}
+
+
 @pytest.mark.parametrize("decoder_input", ["previous", "code"])
 def test_padding_never_changes_a_series_score(decoder_input):
     module = small_module(decoder_input=decoder_input)
