@@ -27,6 +27,7 @@ import importlib
 import inspect
 import json
 import pkgutil
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
@@ -151,7 +152,7 @@ class TestTimeAugmentation:
             yield jittered.astype(series.dtype), int(rng.integers(0, stride)) if stride > 1 else 0
 
 
-class Detector:
+class Detector(ABC):
     """Base class: normalisation fitted on train, then the model's own `_fit` / `_score`."""
 
     name: ClassVar[str] = "detector"
@@ -208,17 +209,17 @@ class Detector:
         return {k: getattr(self, k) for k in names}
 
     # -- what a model implements --------------------------------------------------
-    def _fit(self, train: SeriesSet, val: SeriesSet | None) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _fit(self, train: SeriesSet, val: SeriesSet | None) -> None: ...
 
-    def _score(self, data: SeriesSet) -> Scores:
-        raise NotImplementedError
+    @abstractmethod
+    def _score(self, data: SeriesSet) -> Scores: ...
 
-    def _save_state(self, directory: Path) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _save_state(self, directory: Path) -> None: ...
 
-    def _load_state(self, directory: Path) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _load_state(self, directory: Path) -> None: ...
 
     def _normalised(self, data: SeriesSet) -> SeriesSet:
         return data.with_values(self.normaliser.transform(data.values))
@@ -283,9 +284,9 @@ class TorchDetector(WindowScorer, Detector):
         self.module = None
         self.checkpoint_dir: Path | None = None
 
+    @abstractmethod
     def build_module(self, n_channels: int):
         """Return the nn.Module for `n_channels` input channels."""
-        raise NotImplementedError
 
     @property
     def can_reconstruct(self) -> bool:
@@ -372,14 +373,14 @@ def window_batch(x, label=None) -> dict:
     return batch
 
 
-class BatchSource:
+class BatchSource(ABC):
     """An iterable of batches; iterating again starts a new (reshuffled) epoch."""
 
-    def __len__(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def __len__(self) -> int: ...
 
-    def __iter__(self) -> Iterator[dict]:
-        raise NotImplementedError
+    @abstractmethod
+    def __iter__(self) -> Iterator[dict]: ...
 
 
 class WindowBatches(BatchSource):

@@ -6,6 +6,7 @@ score goes to every step it covers and overlapping windows are combined per step
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -46,12 +47,12 @@ class WindowBaseline(WindowScorer, Detector):
     def _score(self, data: SeriesSet) -> Scores:
         return self._window_scores_to_scores(data, self.score_windows)
 
-    def fit_windows(self, windows: np.ndarray):
-        raise NotImplementedError
+    @abstractmethod
+    def fit_windows(self, windows: np.ndarray): ...
 
+    @abstractmethod
     def score_windows(self, windows: np.ndarray) -> np.ndarray:
         """Windows [N, L, C] -> per-step scores [N, L]."""
-        raise NotImplementedError
 
     def _save_state(self, directory: Path) -> None:
         import joblib
