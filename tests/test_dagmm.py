@@ -5,13 +5,14 @@ import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad
 from tsad.data.registry import build_dataset
 from tsad.errors import UserError
 from tsad.models import gmm
 from tsad.models.base import Detector, build_detector, pad_batch
-from tsad.models.dagmm import DAGMMModule
+from tsad.models.dagmm import BidirectionalEncoder, DAGMMModule
 
 
 def small_module(n_channels=2, latent_size=2, n_components=2) -> DAGMMModule:
@@ -56,6 +57,21 @@ def test_padding_never_changes_a_series_score():
     assert torch.allclose(alone_series[0], mixed_series[1], rtol=1e-5, atol=1e-5)
     assert torch.allclose(alone_step[0], mixed_step[1, :12], atol=1e-6)
     assert (mixed_step[1, 12:] == 0).all()
+
+
+def test_encoder_equals_a_bidirectional_lstm_over_packed_sequences():
+    torch.manual_seed(0)
+    encoder = BidirectionalEncoder(3, 5, num_layers=2, dropout=0.0)
+    reference = torch.nn.LSTM(3, 5, num_layers=2, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for layer in range(2):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(reference, f"{name}_l{layer}").copy_(getattr(encoder.forward_layers[layer], f"{name}_l0"))
+                getattr(reference, f"{name}_l{layer}_reverse").copy_(getattr(encoder.backward_layers[layer], f"{name}_l0"))
+    lengths = torch.tensor([9, 4, 1, 7])
+    x = torch.randn(4, 9, 3) * (torch.arange(9)[None, :, None] < lengths[:, None, None])
+    _, (h_n, _) = reference(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+    torch.testing.assert_close(encoder(x, lengths), torch.cat([h_n[-2], h_n[-1]], dim=1))
 
 
 def test_scoring_gmm_is_fitted_on_the_whole_train_set():
