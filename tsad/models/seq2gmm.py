@@ -8,9 +8,10 @@ energies also say where in the series the anomaly is.
                 segment i spans breakpoints b_i..b_{i+1} inclusive (neighbours share a step).
                 Fitted once per data set and cached on disk ($TSAD_CACHE_DIR, default
                 ~/.cache/tsad). n_segments=0 picks S automatically (see choose_n_segments).
-  compression   GRU encoder over the packed segment -> code [M, H]; GRU decoder started from
-                the code and fed, at every step, the code and (decoder_input="previous") the
-                segment's previous true step -> reconstruction [M, L, C]. "code" feeds the code
+  compression   GRU encoder over the segment, its state at the last valid step -> code [M, H];
+                GRU decoder started from the code and fed, at every step, the code and
+                (decoder_input="previous") the segment's previous true step -> reconstruction
+                [M, L, C]. "code" feeds the code
                 alone, so the decoder never sees the segment (pure compression); "previous"
                 makes each step a prediction from the code and the past, which learns far faster
                 (the reference decoder runs free on its own outputs)
@@ -46,7 +47,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from tsad.errors import UserError
 from tsad.models import gmm
@@ -243,9 +243,10 @@ class Seq2GMMModule(nn.Module):
     def compress(self, segments: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """z = [relative distance, code, cosine] [M, H + 2] and the reconstruction distance |t - r| [M]."""
         target, valid = segments["x"], segments["valid"].unsqueeze(-1).to(segments["x"].dtype)
-        packed = pack_padded_sequence(target, segments["lengths"].cpu(), batch_first=True, enforce_sorted=False)
-        _, h_n = self.encoder(packed)                                                   # [1, M, H]
-        code = h_n[-1]
+        # The GRU is causal, so the zero padding after a segment never reaches the state at its last step.
+        states, _ = self.encoder(target)                                                # [M, L, H]
+        code = states[torch.arange(len(states), device=states.device), segments["lengths"] - 1]
+        h_n = code.unsqueeze(0)
         inputs = code.unsqueeze(1).expand(-1, target.shape[1], -1)                     # [M, L, H]
         if self.feed_previous:
             previous = torch.cat([torch.zeros_like(target[:, :1]), target[:, :-1]], dim=1)
