@@ -33,7 +33,7 @@ def run_tsad(args: list[str], output_dir: Path, cwd: Path | None = None, check: 
 
 
 def reload_and_compare(detector, data, directory: Path):
-    """Save a fitted detector, load it back and check it scores `data` bit for bit the same; returns the copy."""
+    """Save a fitted detector, load it back, check it scores `data` the same (to float32 rounding); return it."""
     import numpy as np
 
     from tsad.models.base import Detector
@@ -42,10 +42,10 @@ def reload_and_compare(detector, data, directory: Path):
     detector.save(directory)
     loaded = Detector.load(directory)
     after = loaded.score(data)
-    np.testing.assert_array_equal(before.series, after.series)
+    np.testing.assert_allclose(before.series, after.series, rtol=1e-6, atol=1e-6)
     for a, b in zip(before.steps, after.steps):
         assert np.isfinite(a).all()
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
     return loaded
 
 

@@ -74,7 +74,7 @@ def test_neighbour_mining_gives_each_sample_its_own_neighbours():
 
 def test_classification_anchors_get_neighbours_from_the_frozen_pretext_space():
     torch.manual_seed(0)
-    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 1, 1, 100)
+    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 1, 1, 100, 1e-2, 1e-3)
     module.train_windows = torch.randn(30, 16, 2)
     bank = module.build_bank(torch.device("cpu"))
     assert bank.windows.shape == (60, 16, 2) and bank.embeddings.shape == (60, 4)
@@ -90,10 +90,11 @@ def test_classification_anchors_get_neighbours_from_the_frozen_pretext_space():
 @pytest.mark.parametrize("max_epochs, expected", [(None, {"pretext": 30, "classification": 50}),
                                                    (2, {"pretext": 2, "classification": 2})])
 def test_stages_train_their_published_length_and_classification_is_not_stopped_early(max_epochs, expected):
-    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 30, 50, 100)
+    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 30, 50, 100, 1e-2, 1e-3)
     module.on_fit_start(Trainer({"max_epochs": max_epochs}), [{"x": torch.randn(4, 19, 2)}])
     assert module.stage_epochs == expected
-    assert module.stage_patience == {"classification": expected["classification"]}
+    assert module.stage_settings["classification"]["patience"] == expected["classification"]
+    assert module.stage_settings["classification"]["lr"] == 1e-2
 
 
 @pytest.mark.parametrize("kind", INJECTIONS)

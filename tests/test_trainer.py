@@ -61,7 +61,7 @@ def test_early_stopping_and_best_weights_restored():
 
 def test_warmup_then_cosine_schedule():
     trainer = Trainer(quiet(warmup_epochs=2, max_epochs=4))
-    factor = trainer._lr_lambda(total_steps=40, steps_per_epoch=10)
+    factor = trainer._lr_lambda(total_steps=40, steps_per_epoch=10, schedule="cosine")
     assert factor(0) == pytest.approx(0.05) and factor(19) == pytest.approx(1.0)
     assert factor(30) == pytest.approx(0.5) and factor(40) == pytest.approx(0.0, abs=1e-9)
 
@@ -90,13 +90,23 @@ def test_stages_get_their_own_epochs():
     assert [(h["stage"], h["epoch"]) for h in history] == [("pretext", 1), ("main", 1), ("main", 2)]
 
 
-def test_a_stage_can_set_its_own_patience():
+def test_a_stage_can_set_its_own_patience_and_optimiser():
     module = Autoencoder()
     module.stages = ("pretext", "main")
-    module.stage_patience = {"main": 6}
+    module.stage_settings = {"main": {"patience": 6, "lr": 0.0, "schedule": "constant"}}
     history = Trainer(quiet(max_epochs=20, lr=0.0, patience=2)).fit(module, Batches(), Batches())
     stages = [h["stage"] for h in history]
     assert (stages.count("pretext"), stages.count("main")) == (1 + 2, 1 + 6)
+    module.stage_settings = {"main": {"lr": 0.05, "schedule": "constant"}}
+    history = Trainer(quiet(max_epochs=3, lr=0.001)).fit(module, Batches(), Batches())
+    assert [h["lr"] for h in history if h["stage"] == "main"] == [0.05] * 3
+
+
+def test_a_stage_setting_outside_the_allowed_keys_is_refused():
+    module = Autoencoder()
+    module.stage_settings = {"train": {"batch_size": 4}}
+    with pytest.raises(ValueError, match="stage_settings"):
+        Trainer(quiet(max_epochs=1)).fit(module, Batches())
 
 
 @pytest.mark.parametrize("max_epochs, expected", [(None, (30, 100)), (5, (5, 5)), (200, (200, 100))])

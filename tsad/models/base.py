@@ -16,9 +16,10 @@ a module may return NaN for steps it does not score (e.g. only the last step of 
 
 Optional module hooks the shared trainer calls: on_fit_start(trainer, batches),
 on_epoch_start(epoch), after_step(step), on_fit_end(trainer, batches), and a `stages`
-tuple for models trained in several stages (the trainer sets `module.stage`), with optional
-`stage_epochs` and `stage_patience` dicts by stage name (set in on_fit_start from
-`trainer.epochs_for(n)`, so that a user's trainer.max_epochs still caps them).
+tuple for models trained in several stages (the trainer sets `module.stage`). By stage name,
+optional `stage_epochs` (set in on_fit_start from `trainer.epochs_for(n)`, so that a user's
+trainer.max_epochs still caps them) and `stage_settings`: a stage's own lr, weight_decay,
+schedule or patience.
 """
 
 from __future__ import annotations

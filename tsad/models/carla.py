@@ -35,7 +35,8 @@ Deliberate differences from the official code:
   - the positive comes from the window's own history (training windows carry positive_lag
     extra steps), so it never crosses into another series;
   - checkpoints are chosen on validation loss by the shared trainer, never on test F1; the
-    classification stage runs all its epochs (no early stopping), as published.
+    classification stage runs all its epochs (no early stopping) with its published optimiser
+    settings (lr 1e-2, weight decay 1e-3, constant schedule); the pretext stage uses the trainer's.
 """
 
 from __future__ import annotations
@@ -188,18 +189,19 @@ class CARLAModule(nn.Module):
     def __init__(self, n_channels: int, window: int, positive_lag: int, mid_channels: int, features_dim: int,
                  temperature: float, margin: float, injections: list[str], num_classes: int, num_neighbors: int,
                  entropy_weight: float, inconsistency_weight: float, pretext_epochs: int, classification_epochs: int,
-                 bank_size: int):
+                 bank_size: int, classification_lr: float, classification_weight_decay: float):
         super().__init__()
         self.window, self.positive_lag = window, positive_lag
         self.temperature, self.margin, self.injections = temperature, margin, injections
         self.num_neighbors, self.entropy_weight, self.inconsistency_weight = num_neighbors, entropy_weight, inconsistency_weight
         self.pretext_epochs, self.classification_epochs, self.bank_size = pretext_epochs, classification_epochs, bank_size
+        self.classification_lr, self.classification_weight_decay = classification_lr, classification_weight_decay
         self.embedder = PretextEmbedder(n_channels, mid_channels, features_dim)
         self.classifier = nn.Linear(2 * mid_channels, num_classes)
         self.register_buffer("majority_class", torch.tensor(0))
         self.stage = "classification"
         self.stage_epochs: dict[str, int] = {}
-        self.stage_patience: dict[str, int] = {}
+        self.stage_settings: dict[str, dict] = {}
         self.train_windows: torch.Tensor | None = None
         self.bank: NeighbourBank | None = None
 
@@ -207,9 +209,12 @@ class CARLAModule(nn.Module):
     def on_fit_start(self, trainer, batches) -> None:
         self.stage_epochs = {"pretext": trainer.epochs_for(self.pretext_epochs),
                              "classification": trainer.epochs_for(self.classification_epochs)}
-        # The classification loss on validation windows is dominated by the batch-entropy term and
-        # drifts for several epochs before it falls; early stopping there kept barely trained heads.
-        self.stage_patience = {"classification": self.stage_epochs["classification"]}
+        # Published stage-2 optimiser, and no early stopping: the classification loss on validation
+        # windows is dominated by the batch-entropy term and drifts for several epochs before it
+        # falls, so patience kept barely trained heads.
+        self.stage_settings = {"classification": {"lr": self.classification_lr, "schedule": "constant",
+                                                  "weight_decay": self.classification_weight_decay,
+                                                  "patience": max(1, self.stage_epochs["classification"])}}
         windows = torch.cat([self.anchor_part(batch["x"]) for batch in batches])
         if len(windows) > self.bank_size:
             windows = windows[torch.randperm(len(windows))[: self.bank_size]]
@@ -305,7 +310,8 @@ class CARLA(TorchDetector):
                  temperature: float = 0.4, margin: float = 1.0,
                  injections: tuple = INJECTIONS, num_classes: int = 10,
                  num_neighbors: int = 5, entropy_weight: float = 2.0, inconsistency_weight: float = 1.0,
-                 pretext_epochs: int = 30, classification_epochs: int = 50, bank_size: int = 20000):
+                 pretext_epochs: int = 30, classification_epochs: int = 50, bank_size: int = 20000,
+                 classification_lr: float = 1e-2, classification_weight_decay: float = 1e-3):
         super().__init__(window, train_stride, score_stride, step_reduce, series_aggregate)
         if isinstance(injections, str) or not injections or any(k not in INJECTIONS for k in injections):
             raise UserError(f"model.injections must be a non-empty list drawn from [{','.join(INJECTIONS)}], "
@@ -319,11 +325,14 @@ class CARLA(TorchDetector):
             raise UserError(f"model.num_classes must be >= 2, got {num_classes}")
         if temperature <= 0:
             raise UserError(f"model.temperature must be > 0, got {temperature}")
+        if classification_lr <= 0 or classification_weight_decay < 0:
+            raise UserError("model.classification_lr must be > 0 and model.classification_weight_decay >= 0")
         self.positive_lag, self.mid_channels, self.features_dim = positive_lag, mid_channels, features_dim
         self.temperature, self.margin, self.injections = temperature, margin, list(injections)
         self.num_classes, self.num_neighbors = num_classes, num_neighbors
         self.entropy_weight, self.inconsistency_weight = entropy_weight, inconsistency_weight
         self.pretext_epochs, self.classification_epochs, self.bank_size = pretext_epochs, classification_epochs, bank_size
+        self.classification_lr, self.classification_weight_decay = classification_lr, classification_weight_decay
 
     def batches(self, data, batch_size: int, shuffle: bool, stride: int | None = None) -> WindowBatches:
         """Training and validation windows carry positive_lag extra steps: the anchors' positives."""
@@ -334,4 +343,5 @@ class CARLA(TorchDetector):
         return CARLAModule(n_channels, self.window, self.positive_lag, self.mid_channels, self.features_dim,
                            self.temperature, self.margin, self.injections, self.num_classes, self.num_neighbors,
                            self.entropy_weight, self.inconsistency_weight, self.pretext_epochs,
-                           self.classification_epochs, self.bank_size)
+                           self.classification_epochs, self.bank_size, self.classification_lr,
+                           self.classification_weight_decay)

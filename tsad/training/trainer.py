@@ -37,6 +37,8 @@ DEFAULTS = {
     "resume_from": None,
 }
 SCHEDULES = ("cosine", "constant")
+# Trainer settings a training stage may set for itself (module.stage_settings[stage]).
+STAGE_SETTINGS = ("lr", "weight_decay", "schedule", "patience")
 PRECISIONS = ("auto", "32", "bf16", "16")
 
 
@@ -115,13 +117,17 @@ class Trainer:
         import torch
 
         epochs = int(getattr(module, "stage_epochs", {}).get(stage, self.standard_epochs))
-        patience = int(getattr(module, "stage_patience", {}).get(stage, self.config["patience"]))
+        own = getattr(module, "stage_settings", {}).get(stage, {})
+        if set(own) - set(STAGE_SETTINGS):
+            raise ValueError(f"stage_settings[{stage!r}] may set only {STAGE_SETTINGS}, got {sorted(own)}")
+        settings = {**self.config, **own}
         parameters = [p for p in module.parameters() if p.requires_grad]
         if not parameters or epochs == 0:
             return
-        optimizer = torch.optim.AdamW(parameters, lr=self.config["lr"], weight_decay=self.config["weight_decay"])
+        optimizer = torch.optim.AdamW(parameters, lr=settings["lr"], weight_decay=settings["weight_decay"])
         steps_per_epoch = self._steps_per_epoch(train_batches)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_lambda(epochs * steps_per_epoch, steps_per_epoch))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, self._lr_lambda(epochs * steps_per_epoch, steps_per_epoch, settings["schedule"]))
         dtype = self._autocast_dtype()
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         start_epoch, best, best_state, stale = self._maybe_resume(module, optimizer, scheduler, stage)
@@ -170,7 +176,7 @@ class Trainer:
             else:
                 stale += 1
             self._save("last", module, optimizer, scheduler, stage, epoch, best, stale)
-            if stale >= patience:
+            if stale >= settings["patience"]:
                 log.info("early stopping: no improvement in %d epochs", stale)
                 break
         if best_state is not None:
@@ -203,9 +209,9 @@ class Trainer:
         limit = self.config["max_batches_per_epoch"]
         return max(1, min(len(batches), limit) if limit is not None else len(batches))
 
-    def _lr_lambda(self, total_steps: int, steps_per_epoch: int):
+    def _lr_lambda(self, total_steps: int, steps_per_epoch: int, schedule: str):
         warmup = int(self.config["warmup_epochs"] * steps_per_epoch)
-        cosine = self.config["schedule"] == "cosine"
+        cosine = schedule == "cosine"
 
         def factor(step: int) -> float:
             if step < warmup:
