@@ -57,6 +57,17 @@ def read_metrics(folder: Path) -> dict:
     return json.loads((folder / "metrics.json").read_text())
 
 
+def run_model_on_tiny_series(model: str, output_dir: Path, *overrides: str) -> tuple[Path, dict]:
+    """tsad-run one model on TINY_SERIES; check it finished and scored both label levels."""
+    run_tsad([f"model={model}", *TINY_SERIES, *overrides], output_dir)
+    folder = run_folders(output_dir)[0]
+    record = read_metrics(folder)
+    assert record["status"] == "OK" and record["model"] == model
+    for level in ("series", "point"):
+        assert 0.0 <= record["metrics"][level]["roc_auc"] <= 1.0
+    return folder, record
+
+
 @pytest.fixture
 def tiny_series() -> list[str]:
     return list(TINY_SERIES)

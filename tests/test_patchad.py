@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from conftest import read_metrics, run_folders, run_tsad
-from tsad.data.series import SeriesSet
 from tsad.errors import UserError
 from tsad.models.base import build_detector
 from tsad.models.patchad import PatchADModule, mean_kl, patch_views, step_discrepancy
@@ -24,14 +23,6 @@ def test_patchad_trains_and_scores_through_tsad_run(tmp_path, dataset):
     record = read_metrics(folder)
     assert record["status"] == "OK"
     assert np.isfinite(record["headline"]["roc_auc"])
-
-
-def small_data(n: int, seed: int, shift: float = 0.0) -> SeriesSet:
-    rng = np.random.default_rng(seed)
-    t = np.arange(50)
-    values = [np.stack([np.sin(t / 4 + p), np.cos(t / 7 + p)], axis=1) + rng.normal(scale=0.05, size=(50, 2)) + shift
-              for p in rng.uniform(0, 6, size=n)]
-    return SeriesSet(values)
 
 
 @pytest.mark.parametrize("window,patch_size", [(12, 1), (12, 2), (12, 3), (12, 4), (105, 7), (128, 16), (12, 12)])

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from conftest import run_model_on_tiny_series
 from tsad.data.synthetic import build
 from tsad.errors import UserError
 from tsad.models.base import build_detector
@@ -22,17 +17,7 @@ TINY_MODEL = {"window": 16, "patch_len": 4, "patch_stride": 3, "d_model": 16, "n
 
 
 def test_tsad_run_trains_and_scores(tmp_path):
-    command = [str(Path(sys.executable).with_name("tsad-run")), "model=patchtrad", "trainer=fast",
-               "dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30", "dataset.max_length=80",
-               "model.train_stride=4", "plots=false", f"paths.output_dir={tmp_path}"]
-    # One thread: these models are tiny, and on a busy 2-core machine extra threads only spin.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    record = json.loads(next(tmp_path.glob("runs/*/*/metrics.json")).read_text())
-    assert record["status"] == "OK" and record["model"] == "patchtrad"
-    for level in ("series", "point"):
-        assert 0.0 <= record["metrics"][level]["roc_auc"] <= 1.0
+    run_model_on_tiny_series("patchtrad", tmp_path, "model.train_stride=4")
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import csv
-import json
-import os
-import subprocess
-import sys
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
+from conftest import run_model_on_tiny_series
 from tsad.data.synthetic import build
 from tsad.errors import UserError
 from tsad.models.base import Detector, build_detector
@@ -28,18 +24,7 @@ TINY_MODEL = {"window": 16, "train_stride": 4, "score_stride": 4, "dim": 8, "dep
 
 
 def test_tsad_run_trains_teacher_then_distils(tmp_path):
-    command = [str(Path(sys.executable).with_name("tsad-run")), "model=prodiffad", "trainer=fast",
-               "model.distill_epochs=1", "dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30",
-               "dataset.max_length=80", "plots=false", f"paths.output_dir={tmp_path}"]
-    # One thread: these models are tiny, and on a busy 2-core machine extra threads only spin.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    folder = next(tmp_path.glob("runs/*/*"))
-    record = json.loads((folder / "metrics.json").read_text())
-    assert record["status"] == "OK" and record["model"] == "prodiffad"
-    for level in ("series", "point"):
-        assert 0.0 <= record["metrics"][level]["roc_auc"] <= 1.0
+    folder, _ = run_model_on_tiny_series("prodiffad", tmp_path, "model.distill_epochs=1")
     with open(folder / "history.csv") as handle:
         stages = [row["stage"] for row in csv.DictReader(handle)]
     assert stages == ["teacher", "teacher", "distill_1"]

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
+from conftest import run_model_on_tiny_series
 from tsad.data.series import SeriesSet
 from tsad.data.synthetic import build
 from tsad.errors import UserError
@@ -23,17 +18,7 @@ TINY_MODEL = {"window": 24, "train_stride": 4, "score_stride": 5, "n_bins": 32, 
 
 
 def test_tsad_run_trains_and_scores(tmp_path):
-    command = [str(Path(sys.executable).with_name("tsad-run")), "model=tracegpt", "trainer=fast",
-               "dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30", "dataset.max_length=80",
-               "plots=false", f"paths.output_dir={tmp_path}"]
-    # One thread: these models are tiny, and on a busy 2-core machine extra threads only spin.
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    record = json.loads(next(tmp_path.glob("runs/*/*/metrics.json")).read_text())
-    assert record["status"] == "OK" and record["model"] == "tracegpt"
-    for level in ("series", "point"):
-        assert 0.0 <= record["metrics"][level]["roc_auc"] <= 1.0
+    run_model_on_tiny_series("tracegpt", tmp_path)
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["joint", "channel_independent"])
