@@ -49,6 +49,18 @@ def reload_and_compare(detector, data, directory: Path):
     return loaded
 
 
+def score_alone_and_padded(module, short, long):
+    """Scores of `short` [T, C] alone and of the batch [long, short], where `short` is padded to len(long):
+    (alone_step, alone_series, mixed_step, mixed_series), for checks that padding changes nothing."""
+    import numpy as np
+
+    from tsad.models.base import pad_batch
+
+    alone_step, alone_series = module.score(pad_batch([short], np.array([-1])))
+    mixed_step, mixed_series = module.score(pad_batch([long, short], np.array([-1, -1])))
+    return alone_step, alone_series, mixed_step, mixed_series
+
+
 def run_folders(output_dir: Path) -> list[Path]:
     return sorted(p.parent for p in Path(output_dir).rglob("metrics.json"))
 

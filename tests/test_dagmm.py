@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad
+from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad, score_alone_and_padded
 from tsad.data.registry import build_dataset
 from tsad.errors import UserError
 from tsad.models import gmm
@@ -52,8 +52,7 @@ def test_padding_never_changes_a_series_score():
     module.eval()
     rng = np.random.default_rng(1)
     short, long = rng.normal(size=(12, 2)).astype(np.float32), rng.normal(size=(60, 2)).astype(np.float32)
-    alone_step, alone_series = module.score(pad_batch([short], np.array([-1])))
-    mixed_step, mixed_series = module.score(pad_batch([long, short], np.array([-1, -1])))
+    alone_step, alone_series, mixed_step, mixed_series = score_alone_and_padded(module, short, long)
     assert torch.allclose(alone_series[0], mixed_series[1], rtol=1e-5, atol=1e-5)
     assert torch.allclose(alone_step[0], mixed_step[1, :12], atol=1e-6)
     assert (mixed_step[1, 12:] == 0).all()

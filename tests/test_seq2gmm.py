@@ -6,7 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad
+from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad, score_alone_and_padded
 from tsad.data.registry import build_dataset
 from tsad.errors import UserError
 from tsad.models import gmm, seq2gmm
@@ -120,8 +120,7 @@ def test_padding_never_changes_a_series_score(decoder_input):
     module.eval()
     rng = np.random.default_rng(3)
     short, long = rng.normal(size=(15, 2)).astype(np.float32), rng.normal(size=(70, 2)).astype(np.float32)
-    alone_step, alone_series = module.score(pad_batch([short], np.array([-1])))
-    mixed_step, mixed_series = module.score(pad_batch([long, short], np.array([-1, -1])))
+    alone_step, alone_series, mixed_step, mixed_series = score_alone_and_padded(module, short, long)
     assert torch.allclose(alone_series[0], mixed_series[1], rtol=1e-5, atol=1e-5)
     assert torch.allclose(alone_step[0], mixed_step[1, :15], rtol=1e-5, atol=1e-5)
     assert (mixed_step[1, 15:] == 0).all()
