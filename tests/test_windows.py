@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from tsad.data.series import SeriesSet
 from tsad.data.windows import aggregate_series, make_windows, window_starts, windows_to_steps
 
 
@@ -53,3 +54,43 @@ def test_series_aggregates():
     assert aggregate_series(scores, "max") == 19
     assert aggregate_series(scores, "mean") == 9.5
     assert aggregate_series(scores, "top10") == 18.5
+
+
+def spike_series(length: int = 100, row: int = 50) -> np.ndarray:
+    series = np.zeros((length, 1))
+    series[row] = 10.0
+    return series
+
+
+def last_value_of_each_window(windows: np.ndarray) -> np.ndarray:
+    """A model whose step scores are the window's values (so a window's score is its last value)."""
+    return windows[:, :, 0]
+
+
+def test_causal_scores_give_every_row_its_own_window_whatever_the_score_stride():
+    from tsad.models.baselines import PCADetector
+
+    for stride in (1, 8):
+        detector = PCADetector(window=16, score_stride=stride)
+        detector.causal = True
+        scores = detector._window_scores_to_scores(SeriesSet([spike_series()]), last_value_of_each_window).steps[0]
+        assert np.isnan(scores[:15]).all()
+        assert scores[50] == 10.0, f"score_stride={stride}: the spike's row got {scores[50]}"
+        np.testing.assert_array_equal(np.delete(scores[15:], 50 - 15), 0.0)
+
+
+def test_causal_scores_with_a_stride_never_change_when_later_rows_change():
+    from tsad.models.baselines import PCADetector
+
+    detector = PCADetector(window=16, score_stride=8)
+    detector.causal = True
+    rng = np.random.default_rng(0)
+    series = rng.normal(size=(120, 2))
+    mean_of_window = lambda windows: np.repeat(windows.mean(axis=(1, 2))[:, None], windows.shape[1], axis=1)  # noqa: E731
+    before = detector._window_scores_to_scores(SeriesSet([series]), mean_of_window).steps[0]
+    for row in (15, 40, 119):
+        altered = series.copy()
+        altered[row] += 5.0
+        after = detector._window_scores_to_scores(SeriesSet([altered]), mean_of_window).steps[0]
+        np.testing.assert_array_equal(after[:row], before[:row])
+        assert after[row] != before[row]

@@ -97,21 +97,20 @@ def aggregate_series(step_scores: np.ndarray, how: str) -> float:
     raise ValueError(f"series aggregate must be max, mean or top10, got {how!r}")
 
 
-def causal_window_scores(series: np.ndarray, window: int, stride: int, score_windows) -> np.ndarray:
+def causal_window_scores(series: np.ndarray, window: int, score_windows) -> np.ndarray:
     """[T] scores of a series [T, C]: each row from the window ending at it (NaN before the first full one).
 
+    Every row is scored by its own window, whatever the model's score_stride: a stride would make the
+    rows between two scored window ends reuse an older score and miss what arrived since.
     score_windows maps windows [N, window, C] to per-step scores [N, window]; a window's score is
     its last finite step score.
     """
     scores = np.full(len(series), np.nan)
     if len(series) < window:
         return scores
-    ends = np.arange(window - 1, len(series), stride)
-    windows = np.lib.stride_tricks.sliding_window_view(series, window, axis=0)[ends - window + 1]
+    windows = np.lib.stride_tricks.sliding_window_view(series, window, axis=0)      # [T - window + 1, C, window]
     step_scores = np.asarray(score_windows(windows.transpose(0, 2, 1)), dtype=np.float64)  # [N, window]
     finite = np.isfinite(step_scores)
     last = window - 1 - np.argmax(finite[:, ::-1], axis=1)
-    window_scores = np.where(finite.any(axis=1), step_scores[np.arange(len(ends)), last], np.nan)
-    latest = np.searchsorted(ends, np.arange(window - 1, len(series)), side="right") - 1
-    scores[window - 1:] = window_scores[latest]
+    scores[window - 1:] = np.where(finite.any(axis=1), step_scores[np.arange(len(step_scores)), last], np.nan)
     return scores

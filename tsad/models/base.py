@@ -261,7 +261,7 @@ class WindowScorer:
             variants = []
             for augmented, offset in self.tta.variants(series, self.score_stride):
                 if self.causal:
-                    variants.append(causal_window_scores(augmented, self.window, self.score_stride, score_windows))
+                    variants.append(causal_window_scores(augmented, self.window, score_windows))
                     continue
                 windows, starts, n_pad = make_windows(augmented, self.window, self.score_stride, offset)
                 variants.append(windows_to_steps(score_windows(windows), starts, len(series), self.step_reduce, n_pad))
