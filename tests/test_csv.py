@@ -83,6 +83,24 @@ def test_nan_policies(tmp_path, policy):
         assert len(train) + len(data.val.values[0]) + len(data.test.values[0]) == 97
 
 
+def test_interpolation_fills_each_split_part_from_its_own_rows_only(tmp_path):
+    """Gaps at the end of train are filled from train rows, never from the val/test rows after the cut."""
+    frame = sensor_frame(100)
+    frame.loc[45:49, "a"] = np.nan  # the last five train rows (split 0.5 / 0.3 / 0.2)
+    frame.loc[80, "b"] = np.nan  # the first test row
+    first = build(path=str(write(frame, tmp_path / "one.csv")), nan_policy="interpolate", split=[0.5, 0.3, 0.2])
+    changed = frame.copy()
+    changed.loc[50:, ["a", "b"]] += 100.0  # other val/test values
+    second = build(path=str(write(changed, tmp_path / "two.csv")), nan_policy="interpolate", split=[0.5, 0.3, 0.2])
+    np.testing.assert_array_equal(first.train.values[0], second.train.values[0])
+    np.testing.assert_allclose(first.train.values[0][45:, 0], frame["a"][44], rtol=1e-6), "held at the last train value"
+    np.testing.assert_allclose(first.test.values[0][0, 1], frame["b"][81], rtol=1e-6), "test starts at its own next value"
+    gap = frame.copy()
+    gap.loc[80:, "b"] = np.nan  # a whole part without a value in one column
+    with pytest.raises(UserError, match="the test part has no finite value in column 'b'"):
+        build(path=str(write(gap, tmp_path / "gap.csv")), nan_policy="interpolate", split=[0.5, 0.3, 0.2])
+
+
 def test_series_folder_with_label_file_drops_train_anomalies_by_default(tmp_path):
     folder = series_folder(tmp_path / "beats")
     data = build(path=str(folder), level="series", series_labels="labels.csv", seed=1)

@@ -39,7 +39,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Table:
-    """One CSV file after validation: values [T, C], optional labels [T] (NaN = unlabelled row) and timestamps."""
+    """One CSV file after validation: values [T, C], optional labels [T] (NaN = unlabelled row) and timestamps.
+
+    With dataset.nan_policy=interpolate, values keep NaN at the gaps; fill_gaps fills them per split part.
+    """
 
     path: Path
     values: np.ndarray
@@ -97,9 +100,7 @@ def _value_columns(frame, requested, reserved: set, path: Path) -> list[str]:
 
 
 def _finite_values(frame, columns: list[str], nan_policy: str, path: Path):
-    """(frame, values [T, C]) with NaN/inf refused, interpolated, or their rows dropped."""
-    import pandas as pd
-
+    """(frame, values [T, C]) with NaN/inf refused, marked as NaN gaps to interpolate, or their rows dropped."""
     values = frame[columns].to_numpy(dtype=np.float64)
     finite = np.isfinite(values)
     if finite.all():
@@ -109,15 +110,39 @@ def _finite_values(frame, columns: list[str], nan_policy: str, path: Path):
         raise UserError(f"{path}: {int((~finite).sum())} NaN/inf values (first in column {columns[col]!r} at "
                         f"line {row + 2}); fix the file or set dataset.nan_policy=interpolate or drop")
     if nan_policy == "interpolate":
-        filled = pd.DataFrame(np.where(finite, values, np.nan)).interpolate(limit_direction="both")
-        if filled.isna().any().any():
-            raise UserError(f"{path}: a value column has no finite value to interpolate from; "
+        # Only mark the gaps here: they are filled later within each train/val/test part, so that
+        # no part is filled from another part's rows (fill_gaps).
+        if not finite.any(axis=0).all():
+            column = columns[int(np.argmin(finite.any(axis=0)))]
+            raise UserError(f"{path}: value column {column!r} has no finite value to interpolate from; "
                             f"leave it out with dataset.value_columns")
-        return frame, filled.to_numpy()
+        return frame, np.where(finite, values, np.nan)
     keep = finite.all(axis=1)
     if not keep.any():
         raise UserError(f"{path}: dataset.nan_policy=drop removed every row; every row has a NaN/inf value")
     return frame[keep].reset_index(drop=True), values[keep]
+
+
+def fill_gaps(values: np.ndarray, columns: list[str], what: str) -> np.ndarray:
+    """values [T, C] with NaN gaps filled linearly per column, and gaps at either end by the nearest value.
+
+    Called on one train/val/test part (or one whole series at series level), never on a whole file
+    before it is cut: filling the end of train from the first test rows would leak test data into train.
+    """
+    gaps = np.isnan(values)
+    if not gaps.any():
+        return values
+    if gaps.all(axis=0).any():
+        column = columns[int(np.argmax(gaps.all(axis=0)))]
+        raise UserError(f"{what} has no finite value in column {column!r} to interpolate from; "
+                        f"change dataset.split, leave the column out with dataset.value_columns, or fix the file")
+    steps = np.arange(len(values))
+    filled = values.copy()
+    for column in np.flatnonzero(gaps.any(axis=0)):
+        known = ~gaps[:, column]
+        # np.interp holds the first/last known value beyond the ends
+        filled[:, column] = np.interp(steps, steps[known], values[known, column].astype(np.float64))
+    return filled
 
 
 def _binary_labels(column, path: Path) -> np.ndarray:
@@ -219,6 +244,7 @@ def build(path: str | None = None, name: str = "csv", level: str = "point", seed
         _same_columns(tables)
         for table in tables:
             _check_length(len(table.values), min_length, str(table.path))
+            table.values = fill_gaps(table.values, table.columns, str(table.path))  # a series lies in one split part only
         parts = _series_splits(tables, label_file, fractions, seed, train_anomalies)
     info = {"path": str(source), "columns": tables[0].columns, "n_files": len(tables)}
     log.info("csv: %d file(s) from %s, value columns %s, %s", len(tables), source, tables[0].columns,
@@ -247,7 +273,7 @@ def _point_splits(tables: list[Table], fractions, min_length: int) -> tuple[Seri
         if labels is not None and any(np.isnan(y).any() for y in labels):
             labels = None  # unlabelled train/val rows are allowed; the split then carries no labels
         return SeriesSet(
-            values=[table.values[rows] for table, rows in chosen],
+            values=[fill_gaps(table.values[rows], table.columns, f"{table.path}: the {split} part") for table, rows in chosen],
             step_labels=None if labels is None else [y.astype(np.int64) for y in labels],
             series_labels=None if labels is None else np.array([int(y.any()) for y in labels]),
             timestamps=None if chosen[0][0].timestamps is None else [table.timestamps[rows] for table, rows in chosen],
