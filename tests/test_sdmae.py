@@ -9,8 +9,9 @@ import torch
 
 from conftest import read_metrics, reload_and_compare, run_folders, run_tsad
 from tsad.data.synthetic import build
+from tsad.data.windows import window_starts
 from tsad.errors import UserError
-from tsad.models.base import build_detector
+from tsad.models.base import WindowBatches, build_detector
 from tsad.models.sdmae import SDMAE
 from tsad.training.trainer import Trainer
 
@@ -91,6 +92,80 @@ def test_normal_term_pulls_student_to_teacher_without_moving_the_teacher():
     optimizer = torch.optim.SGD(module.parameters(), lr=0.05)
     optimizer.step()
     assert loss_at(module, batch)["discrepancy_normal"].item() < losses["discrepancy_normal"].item()
+
+
+# Parameters the student's output depends on: the discrepancy terms may train these and nothing else.
+STUDENT_PATH = ("embed.", "mask_token", "encoder.", "student.", "student_head.")
+
+
+@pytest.mark.parametrize("term", ["discrepancy_normal", "anomaly_hinge"])
+def test_discrepancy_terms_never_reach_the_teacher_decoder_or_its_head(term):
+    module = tiny_module(margin=50.0).train()
+    batch = {"x": windows(), "label": torch.tensor([0, 0, 0, 0, 1, 1])}
+    loss_at(module, batch)[term].backward()
+    moved = {name for name, p in module.named_parameters() if p.grad is not None and torch.count_nonzero(p.grad) > 0}
+    assert sorted(name for name in moved if not name.startswith(STUDENT_PATH)) == []
+    assert any(name.startswith("teacher.") for name, _ in module.named_parameters())
+    for prefix in STUDENT_PATH:
+        assert any(name.startswith(prefix) for name in moved), f"{term} does not train {prefix}"
+
+
+def test_weights_saved_with_one_shared_head_load_into_both_heads():
+    old = tiny_module().state_dict()
+    shared = {"output.weight": old.pop("teacher_head.weight"), "output.bias": old.pop("teacher_head.bias")}
+    old.pop("student_head.weight"), old.pop("student_head.bias")
+    module = tiny_module()
+    module.load_state_dict({**old, **shared})
+    for name in ("weight", "bias"):
+        torch.testing.assert_close(module.teacher_head.state_dict()[name], shared[f"output.{name}"])
+        torch.testing.assert_close(module.student_head.state_dict()[name], shared[f"output.{name}"])
+
+
+def test_training_windows_carry_the_step_labels_of_labelled_series():
+    data = build(n_train=6, n_val=2, n_test=2, min_length=30, max_length=40, train_labelled_anomalies=0.5)
+    detector = SDMAE(window=20, patch_size=5, score_steps=5, train_stride=5)
+    batches = list(detector.batches(data.train, batch_size=8, shuffle=False))
+    step_label = torch.cat([b["step_label"] for b in batches])
+    x, label = torch.cat([b["x"] for b in batches]), torch.cat([b["label"] for b in batches])
+    row = 0
+    for values, steps, seen in zip(data.train.values, data.train.step_labels, data.train.labelled):
+        for start in window_starts(len(values), 20, 5):
+            torch.testing.assert_close(x[row], torch.from_numpy(values[start:start + 20]))
+            expected = torch.from_numpy(steps[start:start + 20]) if seen else torch.full((20,), -1)
+            assert torch.equal(step_label[row].long(), expected)
+            row += 1
+    assert row == len(x)
+    # Windows of a labelled anomalous series without an anomalous step: the series label alone would count them.
+    assert ((label == 1) & (step_label != 1).all(dim=1)).any()
+    # Other models' batches stay as they were, and without labelled series SD-MAE's do too.
+    assert "step_label" not in next(iter(WindowBatches(data.train, 20, 5, 8, False, 0)))
+    assert "step_label" not in next(iter(detector.batches(data.val, batch_size=8, shuffle=False)))
+
+
+def test_anomaly_term_counts_only_masked_anomalous_steps():
+    module = tiny_module(margin=50.0).train()    # 4 patches of 5 steps, 2 of them masked
+    x = windows()
+    torch.manual_seed(0)
+    hidden = module.random_mask(6, torch.device("cpu"))                             # the mask loss_at(..., 0) draws
+    masked = module.step_mask(hidden)
+    label = torch.tensor([0, 0, 0, -1, 1, 1])
+    step_label = torch.zeros(6, 20, dtype=torch.int8)
+    step_label[3] = -1
+    step_label[4, (~masked[4]).nonzero()[0]] = 1      # anomaly only in the visible context: a normal window
+    anomalous_step = masked[5].nonzero()[0].item()    # anomaly in one step of a masked patch
+    step_label[5, anomalous_step] = 1
+    losses = loss_at(module, {"x": x, "label": label, "step_label": step_label})
+    with torch.no_grad():
+        teacher, student = module(x, hidden)
+    per_token = ((teacher - student) ** 2).reshape(6, 4, -1).mean(dim=2)            # [6, 4]
+    per_window = (per_token * hidden).sum(dim=1) / hidden.sum(dim=1)
+    # The hinge sees window 5's anomalous patch alone; windows 0-4 are the normal ones.
+    assert losses["anomaly_hinge"].item() == pytest.approx(50.0 - per_token[5, anomalous_step // 5].item(), rel=1e-6)
+    assert losses["discrepancy_normal"].item() == pytest.approx(per_window[:5].mean().item(), rel=1e-6)
+    # The same windows with series labels only: window 4 counts as an anomaly again, over all its masked patches.
+    series_only = loss_at(module, {"x": x, "label": label})
+    expected = torch.relu(50.0 - per_window[4:]).mean()
+    assert series_only["anomaly_hinge"].item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_anomaly_warmup_ramps_over_the_configured_fraction():

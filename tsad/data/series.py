@@ -69,6 +69,13 @@ class SeriesSet:
             visible[self.labelled] = self.series_labels[self.labelled]
         return visible
 
+    def visible_step_labels(self) -> list[np.ndarray] | None:
+        """Step labels a detector may train on: those of labelled series, -1 (unknown) elsewhere;
+        None when no labelled series has step labels."""
+        if self.labelled is None or self.step_labels is None or not self.labelled.any():
+            return None
+        return [y if seen else np.full(len(y), -1, dtype=np.int64) for y, seen in zip(self.step_labels, self.labelled)]
+
     def subset(self, index) -> "SeriesSet":
         index = np.asarray(index)
         if index.dtype == bool:

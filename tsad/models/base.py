@@ -10,7 +10,8 @@ Torch models subclass `TorchDetector` and only build an `nn.Module` exposing
   loss(batch) -> dict with a "loss" entry (plus any components worth logging)
   score(batch) -> (step_scores [B, T], series_scores [B])
 where batch = {"x": [B, T, C], "mask": [B, T] bool, "lengths": [B], "label": [B]} and
-label is the series label the detector may see (1 anomaly, 0 normal, -1 unknown).
+label is the series label the detector may see (1 anomaly, 0 normal, -1 unknown); window batches
+built with step_labels=True add "step_label" [B, T] likewise, when the data has visible step labels.
 In window mode T is the window length and the wrapper maps window scores back to steps;
 a module may return NaN for steps it does not score (e.g. only the last step of a window).
 
@@ -385,9 +386,10 @@ class BatchSource(ABC):
 
 
 class WindowBatches(BatchSource):
-    """All windows of all series, with each window's visible series label."""
+    """All windows of all series, with each window's visible series label (and step labels if asked)."""
 
-    def __init__(self, data: SeriesSet, window: int, stride: int, batch_size: int, shuffle: bool, seed: int):
+    def __init__(self, data: SeriesSet, window: int, stride: int, batch_size: int, shuffle: bool, seed: int,
+                 step_labels: bool = False):
         import torch
 
         windows, labels = [], []
@@ -398,6 +400,9 @@ class WindowBatches(BatchSource):
             labels.append(np.full(len(w), label))
         self.x = torch.from_numpy(np.concatenate(windows))
         self.label = torch.from_numpy(np.concatenate(labels))
+        steps = data.visible_step_labels() if step_labels else None
+        self.step_label = None if steps is None else torch.from_numpy(np.concatenate(
+            [make_windows(y[:, None].astype(np.int8), window, stride)[0][..., 0] for y in steps]))
         self.batch_size, self.shuffle = batch_size, shuffle
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -410,7 +415,10 @@ class WindowBatches(BatchSource):
         order = torch.randperm(len(self.x), generator=self.generator) if self.shuffle else torch.arange(len(self.x))
         for start in range(0, len(order), self.batch_size):
             index = order[start:start + self.batch_size]
-            yield window_batch(self.x[index], self.label[index])
+            batch = window_batch(self.x[index], self.label[index])
+            if self.step_label is not None:
+                batch["step_label"] = self.step_label[index]                            # [B, L] int8
+            yield batch
 
 
 class SeriesBatches(BatchSource):

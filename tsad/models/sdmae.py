@@ -1,17 +1,25 @@
 """SD-MAE: a self-distilled masked autoencoder. A Transformer encoder reads a window whose
 masked tokens are replaced by a learned mask token; a deep teacher decoder reconstructs the
-masked steps and a shallow student decoder learns to mimic the teacher. Labelled anomalies
-in train teach the two to disagree on anomalous windows.
+masked steps and a shallow student decoder learns to mimic the teacher; each decoder has its
+own output head. Labelled anomalies in train teach the two to disagree on anomalous steps.
+
+A window counts as a labelled anomaly when one of its masked tokens (patches, or steps) holds a
+labelled anomalous step. The step labels of labelled train series travel with the windows
+(batch["step_label"], -1 where unknown); a window without step labels falls back to its series
+label (1: all its masked tokens count). Other windows, including those of a labelled anomalous
+series whose anomaly lies only in the visible context, count as normal.
 
 Loss per batch, with d(x) = mean over masked values of (teacher.detach() - student)^2:
     reconstruction   mean over masked values of (teacher - x)^2, normal windows only
-    normal term      mean of d(x) over normal windows (label 0 or unknown -1)
-    anomaly term     mean of max(0, margin - d(x)) over labelled anomalies (label 1);
-                     its weight ramps from 0 to 1 over the first part of training
+    normal term      mean of d(x) over normal windows
+    anomaly term     mean over anomalous windows of max(0, margin - d_a(x)), d_a the same mean
+                     over the masked tokens that hold an anomaly; its weight ramps from 0 to 1
+                     over the first part of training
     loss = reconstruction + lambda_disc * (normal term + warm-up weight * anomaly term)
 Without labelled anomalies in a batch the anomaly term is zero, so the model also trains
-unsupervised. The teacher is detached in d(x) so the normal term cannot drag the teacher
-towards the student; encoder and student still learn from it.
+unsupervised. The teacher is detached in d(x) and the student has its own head, so the
+discrepancy terms never reach the teacher decoder or its head: they train the student decoder
+and head, and through the student the shared encoder, token embedding and mask token.
 
 Score of a masked step: (teacher - student)^2 + score_reconstruction * (teacher - x)^2,
 averaged over channels. The discrepancy alone never looks at the masked values: both
@@ -31,7 +39,7 @@ from torch import nn
 
 from tsad.data.windows import window_starts
 from tsad.errors import UserError
-from tsad.models.base import TorchDetector, register
+from tsad.models.base import TorchDetector, WindowBatches, register
 
 TOKENS = ("patch", "step")
 SCORINGS = ("last_steps", "sliding")
@@ -72,7 +80,8 @@ class SDMAEModule(nn.Module):
         self.encoder = nn.TransformerEncoder(encoder_layer(), encoder_layers, enable_nested_tensor=False)
         self.teacher = nn.TransformerDecoder(decoder_layer(), teacher_layers)
         self.student = nn.TransformerDecoder(decoder_layer(), student_layers)
-        self.output = nn.Linear(d_model, token_size * n_channels)   # shared by teacher and student
+        self.teacher_head = nn.Linear(d_model, token_size * n_channels)
+        self.student_head = nn.Linear(d_model, token_size * n_channels)
         self.warmup_epochs = 0.0
         self.epoch = 0
 
@@ -97,9 +106,18 @@ class SDMAEModule(nn.Module):
         tokens = torch.where(hidden[..., None], self.mask_token.to(tokens.dtype), tokens)
         memory = self.encoder(tokens + self.positions)                                  # [B, N, d]
         queries = self.positions.expand(batch, -1, -1)
-        teacher = self.output(self.teacher(queries, memory)).reshape(x.shape)
-        student = self.output(self.student(queries, memory)).reshape(x.shape)
+        teacher = self.teacher_head(self.teacher(queries, memory)).reshape(x.shape)
+        student = self.student_head(self.student(queries, memory)).reshape(x.shape)
         return teacher, student
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Weights saved when both decoders shared one `output` head load with that head in both."""
+        if "output.weight" in state_dict:
+            state_dict = dict(state_dict)
+            for name in ("weight", "bias"):
+                shared = state_dict.pop(f"output.{name}")
+                state_dict[f"teacher_head.{name}"], state_dict[f"student_head.{name}"] = shared, shared.clone()
+        return super().load_state_dict(state_dict, strict, assign)
 
     def random_mask(self, batch: int, device: torch.device) -> torch.Tensor:
         """Mask [B, N]: each window hides a random mask_ratio of its tokens (fixed pattern in eval)."""
@@ -127,21 +145,41 @@ class SDMAEModule(nn.Module):
         """Token mask [..., N] -> step mask [..., L]."""
         return hidden.repeat_interleave(self.token_size, dim=-1)
 
+    def anomalous_tokens(self, batch: dict, hidden: torch.Tensor) -> torch.Tensor:
+        """Masked tokens [B, N] holding a labelled anomaly: a labelled anomalous step where the window
+        has step labels, every masked token of a window labelled 1 where it has series labels only."""
+        from_series = hidden & (batch["label"] == 1)[:, None]
+        step_label = batch.get("step_label")                                            # [B, L], -1 unknown
+        if step_label is None:
+            return from_series
+        known = (step_label >= 0).all(dim=1, keepdim=True)                              # [B, 1]
+        anomalous_steps = (step_label == 1).reshape(hidden.shape[0], self.n_tokens, self.token_size).any(dim=2)
+        return torch.where(known, hidden & anomalous_steps, from_series)
+
     # -- loss -----------------------------------------------------------------------------
     def loss(self, batch: dict) -> dict:
         x = batch["x"]                                                                  # [B, L, C]
-        hidden = self.random_mask(x.shape[0], x.device)
+        hidden = self.random_mask(x.shape[0], x.device)                                 # [B, N]
         teacher, student = self(x, hidden)
-        weight = self.step_mask(hidden)[..., None].to(x.dtype)                           # [B, L, 1]
-        n_values = weight.sum(dim=(1, 2)) * x.shape[2]
-        reconstruction = (((teacher - x) ** 2) * weight).sum(dim=(1, 2)) / n_values     # [B]
-        discrepancy = (((teacher.detach() - student) ** 2) * weight).sum(dim=(1, 2)) / n_values
-        anomalous, normal = batch["label"] == 1, batch["label"] != 1
+
+        def token_mean(values: torch.Tensor) -> torch.Tensor:                            # [B, L, C] -> [B, N]
+            return values.reshape(x.shape[0], self.n_tokens, -1).mean(dim=2)
+
+        def masked_mean(values: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:     # [B, N] -> [B]
+            return (values * tokens).sum(dim=1) / tokens.sum(dim=1).clamp(min=1)
+
+        token_discrepancy = token_mean((teacher.detach() - student) ** 2)
+        reconstruction = masked_mean(token_mean((teacher - x) ** 2), hidden)
+        discrepancy = masked_mean(token_discrepancy, hidden)
+        anomalous_tokens = self.anomalous_tokens(batch, hidden)
+        anomalous = anomalous_tokens.any(dim=1)
+        normal = ~anomalous
         zero = discrepancy.new_zeros(())
         # The teacher models normal data only: labelled anomalies enter through the hinge alone.
         reconstruction_term = reconstruction[normal].mean() if normal.any() else zero
         normal_term = discrepancy[normal].mean() if normal.any() else zero
-        anomaly_term = torch.relu(self.margin - discrepancy[anomalous]).mean() if anomalous.any() else zero
+        anomaly_discrepancy = masked_mean(token_discrepancy, anomalous_tokens)[anomalous]
+        anomaly_term = torch.relu(self.margin - anomaly_discrepancy).mean() if anomalous.any() else zero
         discrepancy_term = normal_term + self.anomaly_weight() * anomaly_term
         return {"loss": reconstruction_term + self.lambda_disc * discrepancy_term,
                 "reconstruction": reconstruction_term, "discrepancy_normal": normal_term, "anomaly_hinge": anomaly_term}
@@ -209,6 +247,12 @@ class SDMAE(TorchDetector):
         self.mask_ratio, self.margin, self.lambda_disc = mask_ratio, margin, lambda_disc
         self.anomaly_warmup_fraction, self.scoring, self.score_steps = anomaly_warmup_fraction, scoring, score_steps
         self.score_reconstruction = score_reconstruction
+
+    def batches(self, data, batch_size: int, shuffle: bool, stride: int | None = None) -> WindowBatches:
+        """Training windows with the step labels of labelled series, so that the loss can tell which
+        masked steps are anomalous."""
+        return WindowBatches(data, self.window, stride or self.train_stride, batch_size, shuffle, self.seed,
+                             step_labels=True)
 
     def build_module(self, n_channels: int) -> SDMAEModule:
         token_size = self.patch_size if self.tokens == "patch" else 1
