@@ -3,6 +3,8 @@
     python scripts/nab_score.py --nab-root ROOT --detector-dir DIR [--thresholds published|optimize] [--detector-name NAME]
 
 Prints a per-profile summary and, as its last line, the normalised scores as a JSON object.
+Both published and optimize thresholds were optimised on the corpus labels (NAB's scoreboard
+procedure), so these are oracle scores: what tsad's NAB protocol reports as `oracle_nab`.
 """
 
 from __future__ import annotations
@@ -30,14 +32,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--nab-root", required=True, help="NAB copy with data/, labels/ and config/")
     parser.add_argument("--detector-dir", required=True, help="folder of <category>/<detector>_<name>.csv results")
     parser.add_argument("--thresholds", choices=("published", "optimize"), default="published",
-                        help="published: ROOT/config/thresholds.json; optimize: the best threshold per profile")
+                        help="published: ROOT/config/thresholds.json; optimize: the best threshold per profile; "
+                             "both are optimised on the corpus labels (oracle scores, as NAB's scoreboard)")
     parser.add_argument("--detector-name", help="detector name for result files and published thresholds "
                                                 "(default: the folder's name)")
     return parser.parse_args(argv)
 
 
+LABEL_OPTIMISED = ("published", "optimize")  # threshold sources chosen on the corpus labels
+
+
 def summary_lines(result: dict) -> list[str]:
-    lines = [f"NAB scores of {result['detector']} ({result['threshold_source']} thresholds, "
+    source = result["threshold_source"]
+    oracle = ", oracle: optimised on the corpus labels" if source in LABEL_OPTIMISED else ""
+    lines = [f"NAB scores of {result['detector']} ({source} thresholds{oracle}, "
              f"{len(next(iter(result['per_file'].values())))} files)",
              f"{'profile':<20} {'threshold':>12} {'raw score':>12} {'score':>9} {'windows hit':>12} "
              f"{'TP rows':>8} {'FP rows':>8}"]

@@ -300,7 +300,7 @@ def test_protocol_run_writes_nab_results_that_the_rescoring_script_reproduces(na
     config = protocol_config(nab_mini, "model=iforest", "model.window=16", "model.n_estimators=25",
                              "threshold=fixed", "threshold.value=1.0")
     record = run_nab_protocol(config, tmp_path)
-    assert record["level"] == "point" and set(record["nab"]) == set(PROFILES)
+    assert record["level"] == "point" and set(record["oracle_nab"]) == set(PROFILES)
     assert record["data"]["n_files"] == 3 and record["data"]["n_windows"] == 2 and record["data"]["n_fits"] == 3
     assert record["threshold"]["values"]["point"] == 1.0 and set(record["nab_label_free"]) == set(PROFILES)
     assert record["metrics"]["point"]["n"] == 1300 - (90 + 60 + 45), "probationary rows are not evaluated"
@@ -319,7 +319,35 @@ def test_protocol_run_writes_nab_results_that_the_rescoring_script_reproduces(na
                          capture_output=True, text=True, check=True)
     rescored = json.loads(out.stdout.strip().splitlines()[-1])
     for profile in PROFILES:
-        assert rescored[profile] == pytest.approx(record["nab"][profile], abs=1e-9)
+        assert rescored[profile] == pytest.approx(record["oracle_nab"][profile], abs=1e-9)
+
+
+def test_scores_that_read_the_labels_say_so_and_the_headline_is_label_free(nab_mini, tmp_path):
+    # A low threshold raises many false alarms, so the label-free score is far below the oracle one.
+    config = protocol_config(nab_mini, "model=zscore", "threshold=fixed", "threshold.value=0.5")
+    record = run_nab_protocol(config, tmp_path)
+    assert "nab" not in record, "the label-optimised NAB score is oracle_nab, never a bare nab"
+    assert set(record["oracle_nab"]) == set(record["nab_label_free"]) == set(PROFILES)
+    detail = record["nab_detail"]
+    assert set(detail["oracle_thresholds"]) == set(PROFILES) and detail["label_free_threshold"] == 0.5
+    assert not [key for key in detail if key.startswith("nab_")], "detail keys say oracle_ or label_free_"
+    headline = record["headline"]
+    assert "nab_standard" not in headline
+    assert headline["nab_label_free_standard"] == record["nab_label_free"]["standard"]
+    assert headline["oracle_nab_standard"] == record["oracle_nab"]["standard"]
+    assert headline["nab_label_free_standard"] < headline["oracle_nab_standard"], "the run must tell them apart"
+    assert list(headline).index("nab_label_free_standard") < list(headline).index("oracle_nab_standard")
+
+    per_file = pd.read_csv(tmp_path / "nab_per_file.csv")
+    assert list(per_file.columns[:4]) == ["threshold_source", "profile", "threshold", "file"]
+    assert len(per_file) == 2 * len(PROFILES) * 3
+    for source, thresholds, raw_scores in [
+            ("label_free", dict.fromkeys(PROFILES, 0.5), detail["label_free_raw_scores"]),
+            ("oracle_label_optimised", detail["oracle_thresholds"], detail["oracle_raw_scores"])]:
+        for profile in PROFILES:
+            rows = per_file[(per_file["threshold_source"] == source) & (per_file["profile"] == profile)]
+            assert len(rows) == 3 and (rows["threshold"] == thresholds[profile]).all()
+            assert rows["raw_score"].sum() == pytest.approx(raw_scores[profile], abs=1e-9)
 
 
 def test_dataset_config_reads_lists_of_files_and_rejects_unknown_keys(nab_mini, tmp_path):
@@ -338,11 +366,13 @@ def test_dataset_config_reads_lists_of_files_and_rejects_unknown_keys(nab_mini, 
 def test_tsad_run_runs_nab_under_the_protocol(nab_mini, tmp_path):
     result = run_tsad(["dataset=nab", f"dataset.root={nab_mini}", "dataset.category=synthA", "model=zscore",
                        "plots=true"], tmp_path)
-    assert "nab_standard=" in result.stdout
+    assert "nab_label_free_standard=" in result.stdout and "oracle_nab_standard=" in result.stdout
+    assert " nab_standard=" not in result.stdout
     (folder,) = run_folders(tmp_path)
     record = read_metrics(folder)
     assert record["status"] == "OK" and record["level"] == "point" and record["data"]["n_files"] == 2
-    assert set(record["nab"]) == set(record["nab_label_free"]) == set(PROFILES)
+    assert set(record["oracle_nab"]) == set(record["nab_label_free"]) == set(PROFILES) and "nab" not in record
     assert sorted(p.name for p in (folder / "nab_results" / "zscore" / "synthA").iterdir()) == [
         "zscore_cos_glitch.csv", "zscore_sine_spike.csv"]
-    assert (folder / "plots" / "nab_examples.png").is_file()
+    assert (folder / "plots" / "oracle_nab_examples.png").is_file()
+    assert not (folder / "plots" / "nab_examples.png").exists()

@@ -310,6 +310,7 @@ def test_script_prints_scores_as_json_on_its_last_line():
     completed = run_script("--nab-root", str(NAB_ROOT), "--detector-dir", str(NAB_ROOT / "results" / "numenta"),
                            "--thresholds", "optimize")
     assert completed.returncode == 0, completed.stderr
+    assert "oracle: optimised on the corpus labels" in completed.stdout.splitlines()[0]
     last_line = json.loads(completed.stdout.strip().splitlines()[-1])
     assert list(last_line) == list(PROFILES)
     assert last_line["reward_low_FP_rate"] == pytest.approx(63.20918500249927, abs=1e-6)

@@ -153,6 +153,30 @@ def test_by_groups_rows_by_any_config_key_and_warns_about_mixed_cells(runs, tmp_
     assert "| random / 50 |" in markdown and "| random / 200 |" in markdown
 
 
+def test_nab_scores_keep_their_names_and_the_oracle_table_says_it_read_the_labels(tmp_path):
+    scores = {"nab_label_free": {"standard": 20.0, "reward_low_FP_rate": 10.0},
+              "oracle_nab": {"standard": 40.0, "reward_low_FP_rate": 30.0}}
+    for seed in range(2):
+        write_run(tmp_path / "runs" / f"zscore_nab_{seed}", "zscore", "nab", seed,
+                  {**ok_record("iforest", "synthetic_points", seed, "point"), "model": "zscore", "dataset": "nab",
+                   **scores}, "point")
+    # An older run named the label-optimised score plain `nab`: it is read as oracle_nab.
+    write_run(tmp_path / "runs" / "old_zscore_nab", "zscore", "nab", 2,
+              {**ok_record("iforest", "synthetic_points", 2, "point"), "model": "zscore", "dataset": "nab",
+               "nab": {"standard": 46.0}, "nab_label_free": {"standard": 26.0}}, "point")
+    main([str(tmp_path / "runs"), "--metric", "oracle_nab.standard", "--out", str(tmp_path / "out"),
+          "--format", "csv,md"])
+    rows = read_csv(tmp_path / "out" / "results.csv")
+    assert not [column for column in rows[0] if column.startswith("nab.")]
+    assert sorted(float(r["oracle_nab.standard"]) for r in rows) == [40.0, 40.0, 46.0]
+    assert sorted(float(r["nab_label_free.standard"]) for r in rows) == [20.0, 20.0, 26.0]
+    markdown = (tmp_path / "out" / "table_oracle_nab.standard.md").read_text()
+    assert "**42.000 ± 3.464** (3)" in markdown and "optimised on the test labels" in markdown
+    main([str(tmp_path / "runs"), "--metric", "nab_label_free.standard", "--out", str(tmp_path / "out"),
+          "--format", "md"])
+    assert "optimised on the test labels" not in (tmp_path / "out" / "table_nab_label_free.standard.md").read_text()
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["{empty}"], "no run folders"),
     (["{runs}", "--metric", "nope"], "unknown metric 'nope'"),

@@ -10,6 +10,11 @@ How NAB scores a detector:
   and is not scored at all.
 - One threshold per profile holds for the whole corpus. The raw corpus score is normalised
   so that the null detector (no detections) gets 0 and the perfect detector gets 100.
+- NAB chooses that threshold by optimising the corpus score on the labels being scored, and
+  its published thresholds (config/thresholds.json) and scoreboard come from that optimiser.
+  A score at optimised or published thresholds has therefore read the test labels: tsad's NAB
+  protocol reports it as `oracle_nab`, and the score at a threshold chosen without labels as
+  `nab_label_free`.
 
 Rows are identified by their position in a file, never by time arithmetic: some NAB files
 repeat timestamps or go back in time. A window boundary maps to the first row carrying
@@ -350,7 +355,8 @@ def score_corpus(
                 other files are ignored, so normalisation uses the windows of the scored files.
     profiles:   {profile: {"tpWeight", "fpWeight", "fnWeight"}}; NAB's three profiles by default.
     thresholds: one threshold per profile, one for all, or None to choose, per profile, the
-                threshold with the best raw corpus score (NAB's optimiser).
+                threshold with the best raw corpus score (NAB's optimiser; it reads the labels
+                in `windows`, so its scores are oracle figures).
 
     Returns {"scores": {profile: normalised score (0 = null detector, 100 = perfect)},
     "raw_scores", "thresholds", "counts" (tp/tn/fp/fn rows and windows detected) per profile,
@@ -452,7 +458,8 @@ def score_detector_dir(nab_root, detector_dir, detector_name: str | None = None,
     """Score a NAB results folder: score_corpus's result plus "detector" and "threshold_source".
 
     thresholds: "published" (config/thresholds.json for detector_name, which defaults to the
-    folder's name), "optimize" (NAB's optimiser), or a {profile: threshold} mapping.
+    folder's name), "optimize" (NAB's optimiser), or a {profile: threshold} mapping. Both
+    "published" and "optimize" are thresholds optimised on the corpus labels (oracle scores).
     """
     root, folder = _input_folders(nab_root, detector_dir)
     detector_name = detector_name or folder.resolve().name
