@@ -81,7 +81,8 @@ def test_scoring_gmm_is_fitted_on_the_whole_train_set():
     with torch.no_grad():
         z = torch.cat([module(b)[1] for b in batches])
         standard = (z - z.mean(0)) / (z.var(0, unbiased=False) + 1e-5).sqrt()
-        weights, means, covariances = gmm.params_from_memberships(standard, module.memberships(standard))
+        weights, means, covariances = gmm.params_from_memberships(standard, module.memberships(standard), "full",
+                                                                  module.reg_covar)
     assert torch.allclose(module.gmm_means, means, atol=1e-5)
     assert torch.allclose(module.gmm_covariances, covariances, atol=1e-5)
     assert torch.allclose(module.gmm_weights, weights, atol=1e-6)
@@ -89,6 +90,28 @@ def test_scoring_gmm_is_fitted_on_the_whole_train_set():
     _, series = module.score(batches[0])
     expected = gmm.energy(standard[:16], weights.log(), means, covariances)
     assert torch.allclose(series, expected, rtol=1e-4)
+
+
+def test_scoring_gmm_has_a_covariance_floor_when_the_latent_lies_on_a_subspace():
+    """z on a 2-D plane of its 6 dims (a singular covariance): energies stay finite and a small step
+    off the plane costs at most step^2 / (2 reg_covar), as a floored covariance promises."""
+    module = small_module(latent_size=2)             # z has 6 dims
+    rng = np.random.default_rng(3)
+    basis = rng.normal(size=(2, 6))
+    z = torch.tensor(rng.normal(size=(300, 2)) @ basis, dtype=torch.float32)
+    module.fit_scoring_gmm(z)
+    eigenvalues = torch.linalg.eigvalsh(module.gmm_covariances)
+    assert eigenvalues.min() >= 0.999 * module.reg_covar, "the floor is in the stored scoring GMM"
+    on_plane = torch.tensor(rng.normal(size=(20, 2)) @ basis, dtype=torch.float32)
+    scale = (module.z_var + 1e-5).sqrt()
+    plane = torch.linalg.qr((torch.tensor(basis, dtype=torch.float32) / scale).T).Q        # the plane, standardised
+    step = torch.tensor(rng.normal(size=(20, 6)), dtype=torch.float32)
+    step = step - step @ plane @ plane.T                             # orthogonal to the plane
+    step = 0.01 * step / step.norm(dim=1, keepdim=True)              # 0.01 standardised units
+    energies_on, energies_off = module.energy(on_plane), module.energy(on_plane + step * scale)
+    assert torch.isfinite(energies_on).all() and torch.isfinite(energies_off).all()
+    bound = 0.5 * 0.01**2 / module.reg_covar                         # 0.05 with the default floor
+    assert (energies_off - energies_on).max() <= bound * 1.01, (energies_off - energies_on).max()
 
 
 def test_batch_size_guard_and_small_remainder_batches():

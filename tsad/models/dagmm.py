@@ -20,6 +20,13 @@ training set after training and stored as buffers; the series score is the energ
 the step score the reconstruction error. Energies come from tsad/models/gmm.py (log space,
 float64 Cholesky with a growing jitter).
 
+Covariance floor: every covariance, per batch in the loss and in the scoring GMM alike, gets
+reg_covar * I added (a ridge, as scikit-learn's GaussianMixture reg_covar). The penalty above
+only keeps the diagonal away from 0; it does not stop the latent from collapsing onto a
+lower-dimensional subspace, and trained models do collapse (smallest eigenvalue ~1e-7 against a
+diagonal ~0.5 in standardised units on dataset=synthetic). Without a floor, a series a hair off
+that subspace gets an energy of hundreds, far above a series 3 standard deviations away along it.
+
 A covariance estimated from fewer points than dimensions is singular, so batches must be
 much larger than D: fitting stops with an error when the largest batch is smaller than
 2 * D, and a smaller remainder batch at the end of an epoch trains the autoencoder only.
@@ -74,7 +81,7 @@ class BidirectionalEncoder(nn.Module):
 class DAGMMModule(nn.Module):
     def __init__(self, n_channels: int, hidden_size: int, num_layers: int, latent_size: int, dropout: float,
                  n_components: int, estimation_hidden: int, estimation_dropout: float, lambda_energy: float,
-                 lambda_cov: float, jitter: float):
+                 lambda_cov: float, jitter: float, reg_covar: float = 1e-3):
         super().__init__()
         inner_dropout = dropout if num_layers > 1 else 0.0
         self.encoder = BidirectionalEncoder(n_channels, hidden_size, num_layers, inner_dropout)
@@ -88,6 +95,7 @@ class DAGMMModule(nn.Module):
                                         nn.Dropout(estimation_dropout), nn.Linear(estimation_hidden, n_components))
         self.num_layers, self.hidden_size = num_layers, hidden_size
         self.lambda_energy, self.lambda_cov, self.jitter = lambda_energy, lambda_cov, jitter
+        self.reg_covar = reg_covar
         self.min_gmm_batch = 2 * self.dim_z
         # standardisation of z and the scoring GMM: set from the whole train set in on_fit_end
         self.register_buffer("z_mean", torch.zeros(self.dim_z))
@@ -157,7 +165,7 @@ class DAGMMModule(nn.Module):
             return {"loss": reconstruction, "reconstruction": reconstruction}
         z_standard = self.standardise(z, batch_statistics=True)
         gamma = self.memberships(z_standard)
-        weights, means, covariances = gmm.params_from_memberships(z_standard, gamma, "full")
+        weights, means, covariances = gmm.params_from_memberships(z_standard, gamma, "full", self.reg_covar)
         energy = gmm.energy(z_standard, weights.log(), means, covariances, self.jitter).mean()
         penalty = gmm.covariance_penalty(covariances)
         total = reconstruction + self.lambda_energy * energy.float() + self.lambda_cov * penalty.float()
@@ -171,15 +179,26 @@ class DAGMMModule(nn.Module):
         self.eval()
         device = self.z_mean.device
         z = torch.cat([self({k: v.to(device) for k, v in batch.items()})[1] for batch in batches])   # [N, D]
+        self.fit_scoring_gmm(z)
+        self.train(was_training)
+
+    @torch.no_grad()
+    def fit_scoring_gmm(self, z: torch.Tensor) -> None:
+        """Store z's train-set statistics and the GMM of the standardised z [N, D], with the same floor as the loss."""
         self.z_mean.copy_(z.mean(0))
         self.z_var.copy_(z.var(0, unbiased=False))
         z_standard = self.standardise(z, batch_statistics=False)
-        weights, means, covariances = gmm.params_from_memberships(z_standard, self.memberships(z_standard), "full")
+        weights, means, covariances = gmm.params_from_memberships(z_standard, self.memberships(z_standard), "full",
+                                                                  self.reg_covar)
         self.gmm_weights.copy_(weights)
         self.gmm_means.copy_(means)
         self.gmm_covariances.copy_(covariances)
         self.gmm_fitted.fill_(True)
-        self.train(was_training)
+
+    def energy(self, z: torch.Tensor) -> torch.Tensor:
+        """Energies [B] (float64) of z [B, D] under the scoring GMM."""
+        z_standard = self.standardise(z, batch_statistics=False)
+        return gmm.energy(z_standard, self.gmm_weights.log(), self.gmm_means, self.gmm_covariances, self.jitter)
 
     # -- scoring ------------------------------------------------------------------------
     def score(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -187,8 +206,7 @@ class DAGMMModule(nn.Module):
             raise RuntimeError("dagmm: the scoring GMM is fitted at the end of training; fit the model first")
         x, mask = batch["x"], batch["mask"]
         x_hat, z = self(batch)
-        z_standard = self.standardise(z, batch_statistics=False)
-        energies = gmm.energy(z_standard, self.gmm_weights.log(), self.gmm_means, self.gmm_covariances, self.jitter)
+        energies = self.energy(z)
         step = ((x - x_hat) ** 2).mean(2) * mask             # [B, T]
         return step, energies
 
@@ -199,16 +217,25 @@ class DAGMM(TorchDetector):
 
     def __init__(self, hidden_size: int = 64, num_layers: int = 2, latent_size: int = 8, dropout: float = 0.2,
                  n_components: int = 4, estimation_hidden: int = 10, estimation_dropout: float = 0.5,
-                 lambda_energy: float = 0.1, lambda_cov: float = 0.005, jitter: float = 1e-6):
+                 lambda_energy: float = 0.1, lambda_cov: float = 0.005, jitter: float = 1e-6,
+                 reg_covar: float = 1e-3):
         super().__init__()
         if n_components < 1 or latent_size < 1 or hidden_size < 1 or num_layers < 1:
             raise UserError("model.n_components, latent_size, hidden_size and num_layers must be >= 1")
+        if not reg_covar >= 0:
+            raise UserError(f"model.reg_covar must be >= 0 (a variance added to every covariance), got {reg_covar}")
         self.hidden_size, self.num_layers, self.latent_size = hidden_size, num_layers, latent_size
         self.dropout, self.n_components = dropout, n_components
         self.estimation_hidden, self.estimation_dropout = estimation_hidden, estimation_dropout
-        self.lambda_energy, self.lambda_cov, self.jitter = lambda_energy, lambda_cov, jitter
+        # reg_covar is a variance in units of the standardised z (unit variance per dimension over train):
+        # 1e-3 keeps every component at least ~3% of a train standard deviation wide in every direction.
+        # That is far above float round-off and the ~1e-7 eigenvalues of a collapsed latent, and far below
+        # the spread the mixture models (component variances ~0.5), so it bounds the energy a small step
+        # off the latent subspace can cost (at most step^2 / (2 reg_covar)) without blurring the mixture.
+        # scikit-learn's default 1e-6 is for raw data; here it would leave the collapse nearly untouched.
+        self.lambda_energy, self.lambda_cov, self.jitter, self.reg_covar = lambda_energy, lambda_cov, jitter, reg_covar
 
     def build_module(self, n_channels: int) -> DAGMMModule:
         return DAGMMModule(n_channels, self.hidden_size, self.num_layers, self.latent_size, self.dropout,
                            self.n_components, self.estimation_hidden, self.estimation_dropout, self.lambda_energy,
-                           self.lambda_cov, self.jitter)
+                           self.lambda_cov, self.jitter, self.reg_covar)

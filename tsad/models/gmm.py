@@ -10,7 +10,10 @@ never saturate the way exp-then-log implementations do.
 A covariance that is not positive definite (too few points for its dimension, collinear
 features) gets a jitter on its diagonal: `jitter` times its mean variance, grown tenfold
 until the Cholesky factorisation succeeds. The same jittered matrix gives both the
-log-determinant and the Mahalanobis term, so the density stays a proper density.
+log-determinant and the Mahalanobis term, so the density stays a proper density. The jitter
+only makes the factorisation succeed; it is not a variance floor (a singular direction keeps a
+variance ~1e-6 of the component's own scale, so tiny steps off it cost huge energies). A floor
+is reg_covar, a ridge added by params_from_memberships and fit_em to every covariance they estimate.
 
 Covariances are either full [K, D, D] or diagonal [K, D] (variances); every function below
 accepts both. Mixture weights are either shared [K] (a GMM's weights) or per sample [N, K]
