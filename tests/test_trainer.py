@@ -120,3 +120,64 @@ def test_max_epochs_caps_a_models_own_length_and_null_leaves_it(max_epochs, expe
 def test_bad_trainer_settings_name_the_key(config, key):
     with pytest.raises(UserError, match=key):
         Trainer(config)
+
+
+class WarmingUpPenalty(Autoencoder):
+    """A loss with a term whose weight grows with the epoch in training (like a KL warm-up) and sits at its
+    final value in eval: the running training loss rises while the model improves."""
+
+    epoch = 0
+
+    def on_epoch_start(self, epoch):
+        self.epoch = epoch
+
+    def loss(self, batch):
+        reconstruction = super().loss(batch)["loss"]
+        weight = float(self.epoch) if self.training else 10.0
+        return {"loss": reconstruction + weight, "reconstruction": reconstruction}
+
+
+def test_without_validation_data_early_stopping_follows_the_eval_mode_training_loss():
+    module = WarmingUpPenalty()
+    history = Trainer(quiet(max_epochs=8, lr=0.05, patience=2)).fit(module, Batches())
+    assert all(h["monitor"] == "train_eval_loss" for h in history)
+    assert history[-1]["train_loss"] > history[0]["train_loss"], "the running training loss rises"
+    assert len(history) == 8, "training was not stopped by the rising running loss"
+    monitored = [h["train_eval_loss"] for h in history]
+    assert monitored[-1] < monitored[0]
+    final = Trainer(quiet()).evaluate(module, Batches(), torch.device("cpu"))
+    assert final == pytest.approx(min(monitored)), "the weights kept are those of the best monitored epoch"
+
+
+def test_with_validation_data_the_history_names_the_validation_loss_as_monitored():
+    history = Trainer(quiet(max_epochs=2)).fit(Autoencoder(), Batches(), Batches())
+    assert [h["monitor"] for h in history] == ["val_loss", "val_loss"] and "train_eval_loss" not in history[0]
+
+
+class WorsensAfterTwoEpochs(Autoencoder):
+    """Learns to reconstruct for two epochs, then trains towards a wrong target: the best epoch is the second."""
+
+    epoch = 0
+
+    def on_epoch_start(self, epoch):
+        self.epoch = epoch
+
+    def loss(self, batch):
+        if self.training and self.epoch >= 2:
+            return {"loss": ((self.layer(batch["x"]) + 10 * batch["x"]) ** 2).mean()}
+        return super().loss(batch)
+
+
+def test_a_resumed_run_ends_on_the_best_weights_not_the_last(tmp_path):
+    settings = {"lr": 0.05, "schedule": "constant", "grad_clip": 0}
+    Trainer(quiet(max_epochs=2, **settings), checkpoint_dir=tmp_path).fit(WorsensAfterTwoEpochs(), Batches(), Batches())
+    module = WorsensAfterTwoEpochs()
+    history = Trainer(quiet(max_epochs=6, patience=10, resume_from=str(tmp_path), **settings),
+                      checkpoint_dir=tmp_path).fit(module, Batches(), Batches())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
+    losses = [h["val_loss"] for h in history]
+    assert losses.index(min(losses)) == 1, "the best epoch is the last one before the resume"
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["epoch"] == losses.index(min(losses))
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(value, best["module"][key])

@@ -1,8 +1,16 @@
 """One training loop for every torch detector.
 
 AdamW with linear warm-up then cosine decay, gradient clipping, mixed precision on CUDA,
-early stopping on validation loss, best/last checkpoints, resume from last, optional
-multi-stage training, and small hooks for models with unusual training.
+early stopping, best/last checkpoints, resume from last, optional multi-stage training, and
+small hooks for models with unusual training.
+
+Early stopping and the best checkpoint follow one monitored loss, always computed in eval mode,
+where every module's loss has its final weights and fixed randomness (an annealed KL weight is at
+its end value, dropout is off): the validation loss, or without validation data (the NAB protocol
+fits on the probationary rows alone) the same loss over the training batches (`train_eval_loss`).
+The running training loss is no substitute: it mixes weights of a whole epoch and, with a warm-up
+of a loss term, rises while the model improves, so early stopping would keep an untrained model.
+Each history record names the monitored quantity (`monitor`).
 """
 
 from __future__ import annotations
@@ -162,13 +170,15 @@ class Trainer:
                 n_batches += 1
             record = {"stage": stage, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
                       **{f"train_{k}": v / max(n_batches, 1) for k, v in totals.items()}}
-            if val_batches is not None:
-                record["val_loss"] = self.evaluate(module, val_batches, device, dtype)
+            monitor = "val_loss" if val_batches is not None else "train_eval_loss"
+            record[monitor] = self.evaluate(module, val_batches if val_batches is not None else train_batches,
+                                            device, dtype)
+            record["monitor"] = monitor
             record["seconds"] = round(time.perf_counter() - started, 3)
             self.history.append(record)
             log.info("%s epoch %d/%d  %s", stage, epoch + 1, epochs,
                      "  ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float) and k != "seconds"))
-            monitored = record.get("val_loss", record.get("train_loss"))
+            monitored = record[monitor]
             if monitored < best - self.config["min_delta"]:
                 best, stale = monitored, 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in module.state_dict().items()})
@@ -254,4 +264,15 @@ class Trainer:
         scheduler.load_state_dict(state["scheduler"])
         self.history = list(state["history"])
         log.info("resumed from %s at %s epoch %d", path, stage, state["epoch"] + 1)
-        return state["epoch"] + 1, state["best"], None, state["stale"]
+        return state["epoch"] + 1, state["best"], self._best_state_beside(path, stage), state["stale"]
+
+    @staticmethod
+    def _best_state_beside(last: Path, stage: str) -> dict | None:
+        """The weights of the stage's best epoch, saved next to `last`, so that a resumed run still ends on them."""
+        import torch
+
+        path = last.with_name("best.pt")
+        if not path.exists():
+            return None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return state["module"] if state["stage"] == stage else None
