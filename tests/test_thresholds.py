@@ -9,8 +9,10 @@ import pytest
 
 from tsad.data.registry import build_dataset
 from tsad.errors import UserError
+from tsad.data.windows import make_windows, windows_to_steps
 from tsad.evaluation.thresholds import POLICIES, choose_thresholds, validate_threshold_config
 from tsad.models.base import build_detector
+from tsad.models.baselines import node_depths, tree_path_lengths
 
 SERIES = {"family": "synthetic", "name": "tiny", "seed": 3, "n_train": 30, "n_val": 10, "n_test": 30,
           "min_length": 40, "max_length": 80, "labelled_val": 0.5}
@@ -160,3 +162,72 @@ def test_labelled_val_is_drawn_after_test_and_leaves_the_other_splits_alone():
     assert not any(v.tobytes() in test_values for v in fraction.labelled_val.values)
     with pytest.raises(UserError, match="dataset.labelled_val"):
         build_dataset({**SERIES, "labelled_val": 2.5})
+
+
+TRAIN_PERCENTILE = {"policy": "val_percentile", "q": 99, "source": "train"}
+
+
+def clean_points():
+    """Point-level data with clean train series (no anomalies) and a detector's window settings."""
+    return build_dataset({**POINTS, "labelled_val": 0, "max_length": 300})
+
+
+def test_knn_train_threshold_leaves_out_the_windows_that_share_steps_with_the_scored_one():
+    # k=1 and every train window fitted: in sample, each train window is its own nearest neighbour
+    # (distance 0 up to round-off), so every train score and the threshold were ~0
+    data = clean_points()
+    detector = build_detector("knn", {"window": 8, "stride": 1, "score_stride": 1, "k": 1,
+                                      "max_train_windows": 10**6}).fit(data.train, data.val)
+    assert np.concatenate(detector.score(data.train).steps).max() < 1e-6
+    thresholds, reference = choose_thresholds(TRAIN_PERCENTILE, detector, data, ["point"])
+    assert reference.split == "train" and thresholds["point"] > 0.1 * choose_thresholds(
+        {**TRAIN_PERCENTILE, "source": "val"}, detector, data, ["point"])[0]["point"]
+    # brute force: the nearest train window of another series or sharing no step, per scored window
+    normalised = detector._normalised(data.train).values
+    windows = [make_windows(s, 8, 1) for s in normalised]
+    flat = np.concatenate([w.reshape(len(w), -1) for w, _, _ in windows])
+    series = np.concatenate([np.full(len(starts), i) for i, (_, starts, _) in enumerate(windows)])
+    starts = np.concatenate([starts for _, starts, _ in windows])
+    distances = np.sqrt(((flat[:, None, :] - flat[None, :, :]) ** 2).sum(-1))
+    own = (series[:, None] == series[None, :]) & (np.abs(starts[:, None] - starts[None, :]) < 8)
+    nearest = np.where(own, np.inf, distances).min(axis=1)
+    expected = [windows_to_steps(np.repeat(nearest[series == i][:, None], 8, axis=1), starts[series == i],
+                                 len(s), "mean", 0) for i, s in enumerate(normalised)]
+    np.testing.assert_allclose(np.concatenate(reference.scores.steps), np.concatenate(expected), rtol=1e-4)
+    assert thresholds["point"] == pytest.approx(np.percentile(np.concatenate(expected), 99), rel=1e-4)
+
+
+def test_iforest_train_threshold_uses_out_of_bag_scores():
+    data = clean_points()
+    detector = build_detector("iforest", {"window": 8, "stride": 2, "n_estimators": 60, "max_samples": 64},
+                              seed=0).fit(data.train, data.val)
+    forest = detector.estimator
+    normalised = detector._normalised(data.train).values
+    windows, starts, _ = make_windows(normalised[0], 8, 1)
+    flat = windows.reshape(len(windows), -1)
+    lengths = tree_path_lengths(forest, flat, node_depths(forest))                  # [n_trees, N_w]
+    c = 2 * (np.log(63) + np.euler_gamma) - 2 * 63 / 64                           # c(max_samples)
+    np.testing.assert_allclose(2 ** (-lengths.mean(0) / c), -forest.score_samples(flat), rtol=1e-6)
+    # out of bag: only the trees whose sample holds no fitted window sharing a step with the scored one
+    positions = detector.train_positions
+    in_bag = np.array([[((positions[bag, 0] == 0) & (np.abs(positions[bag, 1] - start) < 8)).any()
+                        for start in starts] for bag in forest.estimators_samples_])
+    assert in_bag.any() and (~in_bag).any(axis=0).all()
+    out_of_bag = 2 ** (-(lengths * ~in_bag).sum(0) / (~in_bag).sum(0) / c)
+    expected = windows_to_steps(np.repeat(out_of_bag[:, None], 8, axis=1), starts, len(normalised[0]), "mean", 0)
+    thresholds, reference = choose_thresholds(TRAIN_PERCENTILE, detector, data, ["point"])
+    np.testing.assert_allclose(reference.scores.steps[0], expected, rtol=1e-6)
+    in_sample = np.concatenate(detector.score(data.train).steps)
+    assert thresholds["point"] == pytest.approx(np.percentile(np.concatenate(reference.scores.steps), 99))
+    assert not np.allclose(np.concatenate(reference.scores.steps), in_sample)
+
+
+def test_score_train_refuses_other_data_and_survives_save_and_load(tmp_path):
+    data = clean_points()
+    detector = build_detector("knn", {"window": 8, "k": 2}).fit(data.train, data.val)
+    with pytest.raises(ValueError, match="not the train split"):
+        detector.score_train(data.val)
+    detector.save(tmp_path / "model")
+    loaded = type(detector).load(tmp_path / "model")
+    np.testing.assert_array_equal(np.concatenate(loaded.score_train(data.train).steps),
+                                  np.concatenate(detector.score_train(data.train).steps))

@@ -7,7 +7,8 @@
 - fixed:          a given value
 
 No policy ever sees test data; numbers that use test labels live in metrics.py and
-report.py under oracle_* names.
+report.py under oracle_* names. With source=train, the scores come from the detector's
+score_train (score_split): out of sample for detectors that memorise their train windows.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def choose_thresholds(config: dict, detector, data, levels: list[str]) -> tuple[
     policy = config["policy"]
     split = {"val_best_f1": "labelled_val", "fixed": "val"}.get(policy, config.get("source"))
     source = getattr(data, split)
-    scores = detector.score(source)  # the fixed policy scores val only to record its scores in the run folder
+    scores = score_split(detector, source, split)  # fixed scores val only to record its scores in the run folder
     thresholds = {}
     for level in levels:
         reference = scores.series if level == "series" else np.concatenate(scores.steps)
@@ -144,6 +145,15 @@ def choose_thresholds(config: dict, detector, data, levels: list[str]) -> tuple[
         else:
             thresholds[level] = choose_threshold(config, reference)
     return thresholds, ReferenceScores(split, source, scores)
+
+
+def score_split(detector, source, split: str):
+    """Scores of one non-test split. The train split is the one the detector was fitted on, so it is
+    scored through detector.score_train (out of sample for detectors that memorise their train data,
+    e.g. kNN, whose train windows would otherwise be their own nearest neighbours); detectors without
+    it score train like any other data."""
+    score_train = getattr(detector, "score_train", None) if split == "train" else None
+    return score_train(source) if score_train is not None else detector.score(source)
 
 
 def _labels(split, level: str) -> np.ndarray:
