@@ -244,7 +244,8 @@ def build(path: str | None = None, name: str = "csv", level: str = "point", seed
         _same_columns(tables)
         for table in tables:
             _check_length(len(table.values), min_length, str(table.path))
-            table.values = fill_gaps(table.values, table.columns, str(table.path))  # a series lies in one split part only
+            # a whole series lies in one split part, so it is filled from its own rows only
+            table.values = fill_gaps(table.values, table.columns, str(table.path))
         parts = _series_splits(tables, label_file, fractions, seed, train_anomalies)
     info = {"path": str(source), "columns": tables[0].columns, "n_files": len(tables)}
     log.info("csv: %d file(s) from %s, value columns %s, %s", len(tables), source, tables[0].columns,
