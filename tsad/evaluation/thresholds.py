@@ -150,10 +150,8 @@ def choose_thresholds(config: dict, detector, data, levels: list[str]) -> tuple[
 def score_split(detector, source, split: str):
     """Scores of one non-test split. The train split is the one the detector was fitted on, so it is
     scored through detector.score_train (out of sample for detectors that memorise their train data,
-    e.g. kNN, whose train windows would otherwise be their own nearest neighbours); detectors without
-    it score train like any other data."""
-    score_train = getattr(detector, "score_train", None) if split == "train" else None
-    return score_train(source) if score_train is not None else detector.score(source)
+    e.g. kNN, whose train windows would otherwise be their own nearest neighbours)."""
+    return detector.score_train(source) if split == "train" else detector.score(source)
 
 
 def _labels(split, level: str) -> np.ndarray:

@@ -4,6 +4,9 @@ Every detector:
   fit(train, val) -> self     learns from train (val only for early stopping), never test
   score(data) -> Scores       one score per step of every series and one per series;
                               higher means more anomalous; shapes match the input
+  score_train(train) -> Scores scores of the data fit() saw, for thresholds taken on train: by default
+                              score(train); a detector that memorises its train data (kNN) overrides
+                              it to score each part out of sample
   save(dir) / load(dir)       round-trip weights, normaliser and parameters
 
 Torch models subclass `TorchDetector` and only build an `nn.Module` exposing
@@ -182,6 +185,9 @@ class Detector(ABC):
         for step, series in zip(scores.steps, data.values):
             assert step.shape == (len(series),), f"{self.name} returned {step.shape} scores for {len(series)} steps"
         return scores
+
+    def score_train(self, train: SeriesSet) -> Scores:
+        return self.score(train)
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)

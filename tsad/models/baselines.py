@@ -66,10 +66,6 @@ class WindowBaseline(WindowScorer, Detector):
     def _score(self, data: SeriesSet) -> Scores:
         return self._window_scores_to_scores(data, self.score_windows)
 
-    def score_train(self, train: SeriesSet) -> Scores:
-        """Scores of the train split the detector was fitted on; in sample unless a subclass overrides it."""
-        return self.score(train)
-
     def _score_train_out_of_sample(self, train: SeriesSet, score_windows_left_out, chunk: int = 100_000) -> Scores:
         """score(train) with the windows scored by score_windows_left_out(windows [N, L, C], series_index [N],
         starts [N]), which must use no fitted window that shares a step with a scored one. Windows of many
