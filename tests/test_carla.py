@@ -74,7 +74,7 @@ def test_neighbour_mining_gives_each_sample_its_own_neighbours():
 
 def test_classification_anchors_get_neighbours_from_the_frozen_pretext_space():
     torch.manual_seed(0)
-    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 1, 1, 100, 1e-2, 1e-3)
+    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 1, 1, 100, 1e-2, 1e-3, "profile_distance")
     module.train_windows = torch.randn(30, 16, 2)
     bank = module.build_bank(torch.device("cpu"))
     assert bank.windows.shape == (60, 16, 2) and bank.embeddings.shape == (60, 4)
@@ -90,7 +90,7 @@ def test_classification_anchors_get_neighbours_from_the_frozen_pretext_space():
 @pytest.mark.parametrize("max_epochs, expected", [(None, {"pretext": 30, "classification": 50}),
                                                    (2, {"pretext": 2, "classification": 2})])
 def test_stages_train_their_published_length_and_classification_is_not_stopped_early(max_epochs, expected):
-    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 30, 50, 100, 1e-2, 1e-3)
+    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 30, 50, 100, 1e-2, 1e-3, "profile_distance")
     module.on_fit_start(Trainer({"max_epochs": max_epochs}), [{"x": torch.randn(4, 19, 2)}])
     assert module.stage_epochs == expected
     assert module.stage_settings["classification"]["patience"] == expected["classification"]
@@ -113,3 +113,53 @@ def test_each_injection_changes_every_window_and_leaves_the_input_alone(kind):
 def test_unknown_injection_is_a_user_error():
     with pytest.raises(UserError, match="injections"):
         build_detector("carla", {"injections": ["seasonal", "spike"]})
+
+
+def module_with_fixed_probabilities(score_type: str, probabilities: torch.Tensor, profile: torch.Tensor) -> CARLAModule:
+    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 3, 3, 2.0, 1.0, 1, 1, 100, 1e-2, 1e-3, score_type)
+    module.class_probabilities = lambda x: probabilities
+    module.normal_profile.copy_(profile)
+    module.majority_class.fill_(int(profile.argmax()))
+    return module
+
+
+def test_profile_distance_equals_the_published_score_when_normal_windows_sit_in_one_class():
+    probabilities = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [1 / 3, 1 / 3, 1 / 3]])
+    one_hot = torch.tensor([1.0, 0.0, 0.0])
+    batch = {"x": torch.zeros(3, 16, 2)}
+    profile_scores = module_with_fixed_probabilities("profile_distance", probabilities, one_hot).score(batch)[1]
+    published = module_with_fixed_probabilities("majority_class", probabilities, one_hot).score(batch)[1]
+    torch.testing.assert_close(profile_scores, published)
+    torch.testing.assert_close(published, 1 - probabilities[:, 0])
+
+
+def test_a_window_put_confidently_in_the_majority_class_is_anomalous_when_normal_windows_are_unsure():
+    """After short training the head is unsure on normal windows, and magnitude anomalies land confidently in
+    the majority class: the published score calls them the most normal windows, the profile distance does not."""
+    profile = torch.tensor([0.4, 0.3, 0.3])
+    typical, confident = profile, torch.tensor([1.0, 0.0, 0.0])
+    batch = {"x": torch.zeros(2, 16, 2)}
+    probabilities = torch.stack([typical, confident])
+    published = module_with_fixed_probabilities("majority_class", probabilities, profile).score(batch)[1]
+    profile_scores = module_with_fixed_probabilities("profile_distance", probabilities, profile).score(batch)[1]
+    assert published[1] < published[0]
+    assert profile_scores[0] == 0 and profile_scores[1] == pytest.approx(0.6)
+
+
+def test_the_normal_profile_is_the_mean_class_distribution_of_the_training_windows_and_is_saved(tmp_path):
+    trainer = {"max_epochs": 1, "max_batches_per_epoch": 2, "batch_size": 16, "warmup_epochs": 0, "progress": False}
+    detector = build_detector("carla", {"window": 16, "positive_lag": 3, "num_neighbors": 2}, trainer=trainer, seed=1)
+    train = small_data(6, 0)
+    detector.fit(train, small_data(2, 1))
+    module = detector.module
+    windows = torch.cat([module.anchor_part(batch["x"]) for batch in detector.batches(detector._normalised(train), 16, False)])
+    with torch.no_grad():
+        expected = module.class_probabilities(windows).mean(dim=0)
+    torch.testing.assert_close(module.normal_profile, expected, rtol=1e-5, atol=1e-6)
+    loaded = reload_and_compare(detector, small_data(3, 2, shift=1.0), tmp_path)
+    torch.testing.assert_close(loaded.module.normal_profile, module.normal_profile)
+
+
+def test_an_unknown_score_type_is_refused():
+    with pytest.raises(UserError, match="model.score_type must be one of profile_distance, majority_class"):
+        build_detector("carla", {"score_type": "majority"})
