@@ -27,7 +27,7 @@ def dataset_config(option: str, **overrides) -> dict:
 
 def rows(data_split) -> list[int]:
     """File row numbers, which the loader keeps in the series names (split_row_classK)."""
-    return [int(name.split("_")[1]) for name in data_split.names]
+    return [int(name.split("_")[-2]) for name in data_split.names]
 
 
 def seq2gmm_reference_rows(test_file) -> np.ndarray:
@@ -78,6 +78,54 @@ def test_ecg5000_anomaly_ratio_and_val_split_are_configurable_and_checked():
         build_dataset(dataset_config("ecg5000", root=str(ECG5000), normal_class=9))
 
 
+@needs_ecg5000
+def test_ecg5000_labelled_val_comes_from_train_beats_and_leaves_test_and_val_alone():
+    config = dataset_config("ecg5000", root=str(ECG5000), seed=2)
+    without = build_dataset(config)
+    data = build_dataset({**config, "labelled_val": 0.2})
+    assert without.labelled_val is None and data.info["labelled_val_counts"] == {"normal": 58, "anomalous": 41}
+    labelled = data.labelled_val
+    assert all(name.startswith("labelled_val_") for name in labelled.names)
+    classes = np.array([int(name.rsplit("class", 1)[1]) for name in labelled.names])
+    np.testing.assert_array_equal(labelled.series_labels, (classes != 1).astype(int))
+    # 58 of the 292 normal TRAIN beats plus anomalous TRAIN beats in the TRAIN file's own mix (208 per 292)
+    assert (len(labelled), int(labelled.series_labels.sum())) == (99, round(58 * 208 / 292))
+    train_classes = np.loadtxt(ECG5000 / "ECG5000_TRAIN.tsv", usecols=0).astype(int)
+    assert (train_classes[rows(labelled)] == classes).all(), "every labelled beat is a TRAIN row"
+    raw = np.loadtxt(ECG5000 / "ECG5000_TRAIN.tsv")
+    np.testing.assert_allclose(labelled.values[0][:, 0], raw[rows(labelled)[0], 1:], rtol=1e-6)
+    # test and val are exactly those without it; train only loses the held-out normal beats
+    assert data.test.names == without.test.names and data.val.names == without.val.names
+    normal_held_out = {row for row, label in zip(rows(labelled), labelled.series_labels) if label == 0}
+    assert set(rows(data.train)) == set(rows(without.train)) - normal_held_out and len(data.train) == 234 - 58
+    assert normal_held_out.isdisjoint(rows(data.val))
+    other_seed = build_dataset({**config, "labelled_val": 0.2, "seed": 3})
+    assert rows(other_seed.labelled_val) != rows(labelled)
+    assert len(build_dataset({**config, "labelled_val": 30}).labelled_val) == 30 + round(30 * 208 / 292)
+
+
+@needs_ecg5000
+def test_ecg5000_labelled_val_follows_a_set_anomaly_ratio_and_never_trains_on_its_beats():
+    data = build_dataset(dataset_config("ecg5000_seq2gmm", root=str(ECG5000), labelled_val=0.3))
+    assert data.info["labelled_val_counts"] == {"normal": 88, "anomalous": int(0.1 * 88)}
+    assert rows(data.val) == rows(data.train) and len(data.train) == 292 - 88
+    assert set(rows(data.train)).isdisjoint(rows(data.labelled_val))
+    assert rows(data.test) == seq2gmm_reference_rows(ECG5000 / "ECG5000_TEST.tsv").tolist()
+
+
+@needs_ecg5000
+@needs_twolead
+def test_labelled_val_is_checked():
+    for bad in (-1, 1.5, True, "some"):
+        with pytest.raises(UserError, match="dataset.labelled_val must be"):
+            build_dataset(dataset_config("ecg5000", root=str(ECG5000), labelled_val=bad))
+    with pytest.raises(UserError, match="leaves none to train on"):
+        build_dataset(dataset_config("ecg5000", root=str(ECG5000), labelled_val=0.8))
+    # 12 normal TRAIN beats at 0.1 anomalies per normal beat: too few for even one anomaly
+    with pytest.raises(UserError, match="asks for 0 anomalous train beats"):
+        build_dataset(dataset_config("twoleadecg", root=str(TWOLEAD), labelled_val=6))
+
+
 @needs_twolead
 def test_twoleadecg_follows_the_seq2gmm_protocol():
     data = build_dataset(dataset_config("twoleadecg", root=str(TWOLEAD)))
@@ -97,8 +145,9 @@ def test_missing_root_files_name_the_fix(tmp_path):
 def test_tsad_run_iforest_on_ecg5000(tmp_path):
     # window = the whole beat and few trees keep the run to a few seconds
     run_tsad(["model=iforest", "dataset=ecg5000", f"dataset.root={ECG5000}", "plots=false",
-              "model.window=140", "model.n_estimators=10"], tmp_path)
+              "model.window=140", "model.n_estimators=10", "dataset.labelled_val=0.2"], tmp_path)
     (folder,) = run_folders(tmp_path)
     metrics = read_metrics(folder)
     assert metrics["status"] == "OK" and metrics["data"]["n_test"] == 4500
     assert metrics["metrics"]["series"]["roc_auc"] > 0.8
+    assert metrics["validation"]["labelled_val"]["series"]["roc_auc"] > 0.8

@@ -11,6 +11,12 @@ The Seq2GMM protocol (its reference code, reproduced here exactly):
   test         = every normal TEST row plus int(0.1 * n_normal_test) anomalous rows,
                  drawn by shuffling the anomalous row indices with the legacy NumPy
                  generator seeded with 1, and kept in file order.
+
+labelled_val > 0 adds a labelled validation split (for val_best_f1 thresholds and for
+choosing defaults without test labels) carved from the TRAIN file only, so the test rows
+never change: a seeded share of the normal TRAIN beats, held out of train and val, plus
+anomalous TRAIN beats (which nothing else uses) in the test set's mix: anomaly_ratio per
+normal beat, or with anomaly_ratio null the TRAIN file's own anomalous-to-normal ratio.
 """
 
 from __future__ import annotations
@@ -65,9 +71,20 @@ def seq2gmm_anomaly_subset(anomalous_rows: np.ndarray, count: int, subset_seed: 
     return np.sort(shuffled[:count])
 
 
+def labelled_val_count(labelled_val, n_normal_train: int) -> int:
+    """dataset.labelled_val as a number of normal TRAIN beats: below 1 a fraction of them, else a count."""
+    if isinstance(labelled_val, bool) or not isinstance(labelled_val, (int, float)) or labelled_val < 0 or (
+            labelled_val >= 1 and not float(labelled_val).is_integer()):
+        raise UserError(f"dataset.labelled_val must be 0 (none), a fraction below 1 of the normal train beats, or a "
+                        f"whole number of them, got {labelled_val!r}")
+    if labelled_val >= 1:
+        return int(labelled_val)
+    return max(1, int(round(labelled_val * n_normal_train))) if labelled_val > 0 else 0
+
+
 def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_ratio, subset_seed: int,
-               val_fraction: float) -> DatasetSplits:
-    """Train/val/test for one UCR dataset under the normal-versus-rest protocol described above."""
+               val_fraction: float, labelled_val: float = 0) -> DatasetSplits:
+    """Train/val/test (and optionally a labelled val) for one UCR dataset under the protocol described above."""
     if anomaly_ratio is not None and anomaly_ratio < 0:
         raise UserError(f"dataset.anomaly_ratio must be >= 0 or null (keep all anomalies), got {anomaly_ratio}")
     if not 0 <= val_fraction < 1:
@@ -94,16 +111,37 @@ def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_r
     test_rows = np.sort(np.concatenate([normal_test, anomalous_test]))
 
     # val: a seeded share of the normal train beats; with val_fraction=0 training keeps every
-    # normal beat (as the protocol does) and val is the training set itself.
-    shuffled = np.random.default_rng(seed).permutation(normal_train)
+    # normal beat (as the protocol does) and val is the training set itself. The labelled val's
+    # normal beats come from the other end of the same shuffle, so asking for them leaves val
+    # (when val_fraction > 0) and test unchanged and only takes beats away from train.
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(normal_train)
     n_val = int(round(val_fraction * len(normal_train)))
+    n_labelled = labelled_val_count(labelled_val, len(normal_train))
     if val_fraction > 0 and not 1 <= n_val < len(normal_train):
         raise UserError(f"dataset.val_fraction={val_fraction} leaves no beats for train or val "
                         f"({len(normal_train)} normal train beats)")
+    if n_val + n_labelled >= len(normal_train):
+        raise UserError(f"dataset.labelled_val={labelled_val} holds out {n_labelled} of {len(normal_train)} normal "
+                        f"train beats and val takes {n_val}, which leaves none to train on; lower it")
+    labelled_normal, kept = np.sort(shuffled[len(shuffled) - n_labelled:]), shuffled[:len(shuffled) - n_labelled]
     if n_val == 0:
-        train_rows = val_rows = normal_train
+        train_rows = val_rows = np.sort(kept)
     else:
-        val_rows, train_rows = np.sort(shuffled[:n_val]), np.sort(shuffled[n_val:])
+        val_rows, train_rows = np.sort(kept[:n_val]), np.sort(kept[n_val:])
+    labelled_rows = None
+    if n_labelled:
+        anomalous_train = np.flatnonzero(train_classes != normal_class)
+        # the test mix: int(anomaly_ratio * n), as the protocol counts test anomalies, or the file's own ratio
+        ratio = anomaly_ratio if anomaly_ratio is not None else len(anomalous_train) / len(normal_train)
+        n_anomalous = int(ratio * n_labelled) if anomaly_ratio is not None else int(round(ratio * n_labelled))
+        if not 1 <= n_anomalous <= len(anomalous_train):
+            raise UserError(f"dataset.labelled_val={labelled_val} ({n_labelled} normal beats) asks for {n_anomalous} "
+                            f"anomalous train beats at {ratio:.3g} per normal beat, but {dataset} TRAIN has "
+                            f"{len(anomalous_train)}; choose labelled_val so that this is between 1 and "
+                            f"{len(anomalous_train)}")
+        labelled_anomalous = rng.permutation(anomalous_train)[:n_anomalous]
+        labelled_rows = np.sort(np.concatenate([labelled_normal, labelled_anomalous]))
 
     def split(prefix: str, classes: np.ndarray, values: np.ndarray, rows: np.ndarray) -> SeriesSet:
         return SeriesSet(values=[values[row][:, None] for row in rows],
@@ -114,31 +152,43 @@ def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_r
     classes, counts = np.unique(test_classes[test_rows], return_counts=True)
     info = {"normal_class": normal_class, "test_class_counts": {int(c): int(n) for c, n in zip(classes, counts)},
             "test_anomaly_share": round(float(test.series_labels.mean()), 4), "source": str(folder)}
+    labelled = None
+    if labelled_rows is not None:
+        labelled = split("labelled_val", train_classes, train_values, labelled_rows)
+        info["labelled_val_counts"] = {"normal": n_labelled, "anomalous": int(labelled.series_labels.sum())}
     return DatasetSplits(train=split("train", train_classes, train_values, train_rows),
                          val=split("val", train_classes, train_values, val_rows),
-                         test=test, level="series", name=name, info=info)
+                         test=test, level="series", name=name, labelled_val=labelled, info=info)
 
 
 @register_dataset("ecg5000")
 def build_ecg5000(name: str = "ecg5000", level: str = "series", seed: int = 0, root: str | None = None,
                   normal_class="most_frequent", anomaly_ratio: float | None = None, subset_seed: int = 1,
-                  val_fraction: float = 0.2) -> DatasetSplits:
+                  val_fraction: float = 0.2, labelled_val: float = 0) -> DatasetSplits:
     """ECG5000 beats: class 1 (normal, the most frequent) against classes 2-5.
 
     anomaly_ratio: anomalous test beats kept per normal test beat (0.1 is Seq2GMM's choice);
     null keeps every test row (2627 normal, 1873 anomalous).
+    labelled_val: normal TRAIN beats held out for a labelled validation split (a fraction below 1
+    or a count), joined by anomalous TRAIN beats in the test mix (see the module docstring).
     """
     _series_level(level)
-    return ucr_splits("ECG5000", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction)
+    return ucr_splits("ECG5000", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction,
+                      labelled_val)
 
 
 @register_dataset("twoleadecg")
 def build_twoleadecg(name: str = "twoleadecg", level: str = "series", seed: int = 0, root: str | None = None,
                      normal_class="most_frequent", anomaly_ratio: float | None = 0.1, subset_seed: int = 1,
-                     val_fraction: float = 0.0) -> DatasetSplits:
-    """TwoLeadECG under the Seq2GMM protocol: 12 normal train beats, 569 normal + 56 anomalous test beats."""
+                     val_fraction: float = 0.0, labelled_val: float = 0) -> DatasetSplits:
+    """TwoLeadECG under the Seq2GMM protocol: 12 normal train beats, 569 normal + 56 anomalous test beats.
+
+    labelled_val works as for ECG5000, but with 12 normal and 11 anomalous TRAIN beats any
+    labelled split is a handful of beats taken from an already tiny training set.
+    """
     _series_level(level)
-    return ucr_splits("TwoLeadECG", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction)
+    return ucr_splits("TwoLeadECG", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction,
+                      labelled_val)
 
 
 def _series_level(level: str) -> None:
