@@ -28,7 +28,8 @@ POLICIES = {
 }
 SOURCES = ("val", "train")
 LEVELS = ("series", "point")
-LABELLED_VAL_HINT = "set the dataset option dataset.labelled_val=<fraction of n_test or count of series>"
+LABELLED_VAL_HINT = ("set the dataset option dataset.labelled_val=<fraction or count of series> (synthetic: of n_test; "
+                     "ECG: of the normal TRAIN beats)")
 
 
 def _is_number(value) -> bool:
