@@ -6,8 +6,9 @@ own output head. Labelled anomalies in train teach the two to disagree on anomal
 A window counts as a labelled anomaly when one of its masked tokens (patches, or steps) holds a
 labelled anomalous step. The step labels of labelled train series travel with the windows
 (batch["step_label"], -1 where unknown); a window without step labels falls back to its series
-label (1: all its masked tokens count). Other windows, including those of a labelled anomalous
-series whose anomaly lies only in the visible context, count as normal.
+label (1: all its masked tokens count). A window is normal when it holds no labelled anomalous
+step at all; one whose labelled anomaly lies only in the visible context is neither: it enters no
+term of the loss.
 
 Loss per batch, with d(x) = mean over masked values of (teacher.detach() - student)^2:
     reconstruction   mean over masked values of (teacher - x)^2, normal windows only
@@ -145,16 +146,16 @@ class SDMAEModule(nn.Module):
         """Token mask [..., N] -> step mask [..., L]."""
         return hidden.repeat_interleave(self.token_size, dim=-1)
 
-    def anomalous_tokens(self, batch: dict, hidden: torch.Tensor) -> torch.Tensor:
-        """Masked tokens [B, N] holding a labelled anomaly: a labelled anomalous step where the window
-        has step labels, every masked token of a window labelled 1 where it has series labels only."""
-        from_series = hidden & (batch["label"] == 1)[:, None]
+    def anomalous_tokens(self, batch: dict, tokens: torch.Tensor) -> torch.Tensor:
+        """Those of `tokens` [B, N] that hold a labelled anomaly: a labelled anomalous step where the window
+        has step labels, every token of a window labelled 1 where it has series labels only."""
+        from_series = tokens & (batch["label"] == 1)[:, None]
         step_label = batch.get("step_label")                                            # [B, L], -1 unknown
         if step_label is None:
             return from_series
         known = (step_label >= 0).all(dim=1, keepdim=True)                              # [B, 1]
-        anomalous_steps = (step_label == 1).reshape(hidden.shape[0], self.n_tokens, self.token_size).any(dim=2)
-        return torch.where(known, hidden & anomalous_steps, from_series)
+        anomalous_steps = (step_label == 1).reshape(tokens.shape[0], self.n_tokens, self.token_size).any(dim=2)
+        return torch.where(known, tokens & anomalous_steps, from_series)
 
     # -- loss -----------------------------------------------------------------------------
     def loss(self, batch: dict) -> dict:
@@ -173,7 +174,9 @@ class SDMAEModule(nn.Module):
         discrepancy = masked_mean(token_discrepancy, hidden)
         anomalous_tokens = self.anomalous_tokens(batch, hidden)
         anomalous = anomalous_tokens.any(dim=1)
-        normal = ~anomalous
+        # A window with a labelled anomaly only in its visible context enters no term: it is not normal,
+        # and the masked steps the decoders predict hold no anomaly for the hinge to push on.
+        normal = ~self.anomalous_tokens(batch, torch.ones_like(hidden)).any(dim=1)
         zero = discrepancy.new_zeros(())
         # The teacher models normal data only: labelled anomalies enter through the hinge alone.
         reconstruction_term = reconstruction[normal].mean() if normal.any() else zero
