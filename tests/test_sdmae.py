@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import read_metrics, reload_and_compare, run_folders, run_tsad
+from tsad.data.series import SeriesSet
 from tsad.data.synthetic import build
 from tsad.data.windows import window_starts
 from tsad.errors import UserError
@@ -259,3 +261,25 @@ def test_yaml_defaults_match_the_constructor():
     assert config.pop("name") == "sdmae"
     detector = SDMAE(**config)
     assert detector.get_params() == SDMAE().get_params()
+
+
+def test_causal_scoring_takes_one_pass_per_window_and_gives_the_sliding_scores():
+    detector = build_detector("sdmae", {"window": 20, "patch_size": 5, "score_steps": 5, "d_model": 16, "n_heads": 2,
+                                        "ff_size": 32, "score_stride": 1}, trainer={**TINY_TRAINER, "progress": False})
+    series = np.sin(np.arange(80) / 3)[:, None] + np.random.default_rng(0).normal(scale=0.1, size=(80, 1))
+    detector.fit(SeriesSet([series.astype(np.float32)]))
+    detector.causal = True
+    passes = []
+    forward = detector.module.forward
+    detector.module.forward = lambda x, hidden: passes.append(len(x)) or forward(x, hidden)
+    causal = detector.score(SeriesSet([series.astype(np.float32)])).steps[0]
+    detector.module.forward = forward
+    assert sum(passes) == 80 - 19, "one masked pass per scored window"
+    assert detector.module.scoring == "sliding"
+    normalised = detector.normaliser.transform([series.astype(np.float32)])[0]
+    windows = torch.from_numpy(np.lib.stride_tricks.sliding_window_view(normalised, 20, axis=0).transpose(0, 2, 1).copy())
+    detector.module.eval()
+    with torch.no_grad():
+        sliding = detector.module.score({"x": windows})[0][:, -1].numpy()
+    assert np.isnan(causal[:19]).all()
+    np.testing.assert_allclose(causal[19:], sliding, rtol=1e-5, atol=1e-6)
