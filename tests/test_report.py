@@ -103,3 +103,14 @@ def test_validation_metrics_come_from_the_labelled_validation_split_only(level):
         assert 0 <= result["labelled_val"][each]["pr_auc"] <= 1
     assert 0 <= result["labelled_val"]["point"]["vus_pr"] <= 1
     assert validation_metrics(detector, dataclasses.replace(data, labelled_val=None), levels) == {"val_loss": 0.3}
+
+
+def test_loss_plot_marks_the_epoch_of_the_loss_early_stopping_followed():
+    from tsad.plotting import plot_losses
+
+    history = [{"stage": "train", "epoch": e + 1, "train_loss": train, "train_eval_loss": monitored,
+                "monitor": "train_eval_loss"} for e, (train, monitored) in enumerate([(1.0, 0.9), (1.2, 0.5), (1.4, 0.7)])]
+    figure = plot_losses(history)
+    axis = figure.axes[0]
+    assert [line.get_label() for line in axis.lines] == ["train", "train, eval mode", "best epoch"]
+    assert list(axis.lines[-1].get_xdata()) == [2, 2]

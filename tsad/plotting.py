@@ -51,9 +51,11 @@ def plot_losses(history: list[dict]):
     stages = list(dict.fromkeys(h["stage"] for h in history))
     x = np.arange(1, len(history) + 1)
     axis.plot(x, [h.get("train_loss", np.nan) for h in history], label="train", color=NORMAL_COLOR)
-    if any("val_loss" in h for h in history):
-        axis.plot(x, [h.get("val_loss", np.nan) for h in history], label="validation", color=ANOMALY_COLOR)
-    best = int(np.nanargmin([h.get("val_loss", h.get("train_loss")) for h in history]))
+    for key, label in (("val_loss", "validation"), ("train_eval_loss", "train, eval mode")):
+        if any(key in h for h in history):
+            axis.plot(x, [h.get(key, np.nan) for h in history], label=label, color=ANOMALY_COLOR)
+    # The loss early stopping followed (history records name it; older ones had val_loss or nothing).
+    best = int(np.nanargmin([h.get(h.get("monitor", "val_loss"), h.get("train_loss")) for h in history]))
     axis.axvline(best + 1, color="grey", ls=":", label="best epoch")
     axis.set(xlabel="epoch" + (f" (stages: {', '.join(stages)})" if len(stages) > 1 else ""), ylabel="loss",
              title="Training and validation loss")
