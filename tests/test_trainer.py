@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.training.trainer import NaNLossError, Trainer
+from tsad.errors import NaNLossError
+from tsad.training.trainer import Trainer
 
 
 class Batches:

@@ -14,11 +14,14 @@ total is divided by window * channels so the logged numbers read as per-value er
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import TorchDetector, register
+from tsad.models.base import register
+from tsad.models.torch_detector import TorchDetector
 
 RECONSTRUCTIONS = ("mse", "gaussian_nll")
 
@@ -89,18 +92,26 @@ class LSTMVAEModule(nn.Module):
 
 
 @register("lstm_vae")
+@dataclass(eq=False)
 class LSTMVAE(TorchDetector):
-    def __init__(self, window: int = 32, train_stride: int = 4, score_stride: int = 1, step_reduce: str = "mean",
-                 series_aggregate: str = "max", hidden_size: int = 64, latent_size: int = 16, num_layers: int = 1,
-                 dropout: float = 0.0, beta: float = 1.0, kl_warmup_epochs: int = 5, free_bits: float = 0.05,
-                 reconstruction: str = "mse"):
-        super().__init__(window, train_stride, score_stride, step_reduce, series_aggregate)
-        if reconstruction not in RECONSTRUCTIONS:
-            raise UserError(f"model.reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, got {reconstruction!r}")
-        self.hidden_size, self.latent_size, self.num_layers = hidden_size, latent_size, num_layers
-        self.dropout, self.beta, self.kl_warmup_epochs = dropout, beta, kl_warmup_epochs
-        self.free_bits, self.reconstruction = free_bits, reconstruction
+    window: int = 32
+    hidden_size: int = 64
+    latent_size: int = 16
+    num_layers: int = 1
+    dropout: float = 0.0
+    beta: float = 1.0
+    kl_warmup_epochs: int = 5
+    free_bits: float = 0.05
+    reconstruction: str = "mse"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.reconstruction not in RECONSTRUCTIONS:
+            raise UserError(f"model.reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, "
+                            f"got {self.reconstruction!r}")
 
     def build_module(self, n_channels: int) -> LSTMVAEModule:
-        return LSTMVAEModule(n_channels, self.hidden_size, self.latent_size, self.num_layers, self.dropout, self.beta,
-                             self.kl_warmup_epochs, self.free_bits, self.reconstruction)
+        return LSTMVAEModule(n_channels, hidden_size=self.hidden_size, latent_size=self.latent_size,
+                             num_layers=self.num_layers, dropout=self.dropout, beta=self.beta,
+                             kl_warmup_epochs=self.kl_warmup_epochs, free_bits=self.free_bits,
+                             reconstruction=self.reconstruction)

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from tsad.errors import UserError
+from tsad.errors import NaNLossError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,6 @@ SCHEDULES = ("cosine", "constant")
 # Trainer settings a training stage may set for itself (module.stage_settings[stage]).
 STAGE_SETTINGS = ("lr", "weight_decay", "schedule", "patience")
 PRECISIONS = ("auto", "32", "bf16", "16")
-
-
-class NaNLossError(RuntimeError):
-    """Training produced a non-finite loss."""
 
 
 class Trainer:

@@ -1,0 +1,130 @@
+"""TorchDetector: runs an nn.Module through the shared trainer, on windows or on whole padded series.
+
+A torch model subclasses it and builds an `nn.Module` exposing
+  loss(batch) -> dict with a "loss" entry (plus any components worth logging)
+  score(batch) -> (step_scores [B, T], series_scores [B])
+for the batches of tsad/data/batches.py. In window mode T is the window length and the wrapper
+maps window scores back to steps; a module may return NaN for steps it does not score (e.g. only
+the last step of a window).
+
+Optional module hooks the shared trainer calls: on_fit_start(trainer, batches),
+on_epoch_start(epoch), after_step(step), on_fit_end(trainer, batches), and a `stages`
+tuple for models trained in several stages (the trainer sets `module.stage`). By stage name,
+optional `stage_epochs` (set in on_fit_start from `trainer.epochs_for(n)`, so that a user's
+trainer.max_epochs still caps them) and `stage_settings`: a stage's own lr, weight_decay,
+schedule or patience.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from tsad.data.batches import BatchSource, SeriesBatches, WindowBatches, window_batch
+from tsad.data.series import SeriesSet
+from tsad.models.base import Detector, Scores
+from tsad.models.window_scoring import WindowScorer
+
+
+@dataclass(eq=False)
+class TorchDetector(WindowScorer, Detector):
+    """The shared fit / score / save of torch models; subclasses add their hyperparameters and build_module."""
+
+    input_mode: ClassVar[str] = "windows"  # "windows" or "series"
+
+    window: int = 64
+    train_stride: int = 4
+    score_stride: int = 1
+    step_reduce: str = "mean"
+    series_aggregate: str = "max"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.module = None
+
+    @abstractmethod
+    def build_module(self, n_channels: int):
+        """Return the nn.Module for `n_channels` input channels."""
+
+    @property
+    def n_parameters(self) -> int:
+        return 0 if self.module is None else int(sum(p.numel() for p in self.module.parameters()))
+
+    @property
+    def can_reconstruct(self) -> bool:
+        return self.input_mode == "windows" and hasattr(self.module, "reconstruct")
+
+    def reconstruct_windows(self, windows: np.ndarray) -> np.ndarray:
+        import torch
+
+        self.module.eval()
+        with torch.no_grad():
+            windows = torch.from_numpy(np.ascontiguousarray(windows)).to(self.device)
+            return self.module.reconstruct(windows).cpu().numpy()
+
+    # -- batches ------------------------------------------------------------------
+    def batches(self, data: SeriesSet, batch_size: int, shuffle: bool, stride: int | None = None) -> BatchSource:
+        if self.input_mode == "windows":
+            return WindowBatches(data, self.window, stride or self.train_stride, batch_size, shuffle, self.seed)
+        return SeriesBatches(data, batch_size, shuffle, self.seed)
+
+    # -- fit / score ----------------------------------------------------------------
+    def _fit(self, train: SeriesSet, val: SeriesSet | None) -> None:
+        import torch
+
+        from tsad.training.trainer import Trainer
+
+        torch.manual_seed(self.seed)
+        self.module = self.build_module(train.n_channels)
+        trainer = Trainer(self.runtime.trainer, device=self.device, checkpoint_dir=self.runtime.checkpoint_dir)
+        batch_size = trainer.batch_size
+        val_batches = None if val is None or len(val) == 0 else self.batches(val, batch_size, shuffle=False)
+        self.history = trainer.fit(self.module, self.batches(train, batch_size, shuffle=True), val_batches)
+
+    def _score(self, data: SeriesSet) -> Scores:
+        import torch
+
+        self.module.eval()
+        device = torch.device(self.device)
+        self.module.to(device)
+        batch_size = int(self.runtime.trainer.get("batch_size", 64))
+
+        def run(batch: dict) -> tuple[np.ndarray, np.ndarray]:
+            with torch.no_grad():
+                step, series = self.module.score({k: v.to(device) for k, v in batch.items()})
+            return step.float().cpu().numpy(), series.float().cpu().numpy()
+
+        if self.input_mode == "windows":
+            def score_windows(windows: np.ndarray) -> np.ndarray:
+                out = []
+                for start in range(0, len(windows), batch_size):
+                    chunk = torch.from_numpy(np.ascontiguousarray(windows[start:start + batch_size]))
+                    out.append(run(window_batch(chunk))[0])
+                return np.concatenate(out)
+
+            return self._window_scores_to_scores(data, score_windows)
+
+        steps, series_scores = [], []
+        for index, batch in SeriesBatches(data, batch_size, shuffle=False, seed=0).with_index():
+            step, series = run(batch)
+            for row, i in enumerate(index):
+                steps.append((i, step[row, : len(data.values[i])].astype(np.float64)))
+            series_scores.extend(zip(index, series.astype(np.float64)))
+        steps = [s for _, s in sorted(steps, key=lambda item: item[0])]
+        return Scores(steps, np.array([s for _, s in sorted(series_scores, key=lambda item: item[0])]))
+
+    # -- persistence ----------------------------------------------------------------
+    def _save_state(self, directory: Path) -> None:
+        import torch
+
+        torch.save({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, directory / "weights.pt")
+
+    def _load_state(self, directory: Path) -> None:
+        import torch
+
+        self.module = self.build_module(self.n_channels)
+        self.module.load_state_dict(torch.load(directory / "weights.pt", map_location="cpu", weights_only=True))

@@ -1,0 +1,35 @@
+"""Test-time augmentation for window models: average scores over `n` perturbed copies of the input."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tsad.errors import UserError
+
+
+class TestTimeAugmentation:
+    """Average window scores over `n` label-preserving perturbations of the input (n=1: off).
+
+    Augmentation k > 0 adds Gaussian jitter (std `jitter`, in normalised units), scales each
+    channel by 1 + N(0, scale), and shifts the window grid by a random offset in
+    [0, score_stride) (only matters when score_stride > 1). Applies to window models.
+    """
+
+    name = "tta"
+
+    def __init__(self, n: int = 1, jitter: float = 0.01, scale: float = 0.02, seed: int = 0):
+        if n < 1:
+            raise UserError(f"tta.n must be >= 1 (1 turns augmentation off), got {n}")
+        self.n, self.jitter, self.scale, self.seed = n, jitter, scale, seed
+
+    def state(self) -> dict:
+        return {"n": self.n, "jitter": self.jitter, "scale": self.scale, "seed": self.seed}
+
+    def variants(self, series: np.ndarray, stride: int):
+        """Yield (augmented series, window-grid offset); the first is the original."""
+        rng = np.random.default_rng([self.seed, len(series)])
+        yield series, 0
+        for _ in range(self.n - 1):
+            scaled = series * (1 + rng.normal(scale=self.scale, size=(1, series.shape[1])))
+            jittered = scaled + rng.normal(scale=self.jitter, size=series.shape)
+            yield jittered.astype(series.dtype), int(rng.integers(0, stride)) if stride > 1 else 0

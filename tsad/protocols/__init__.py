@@ -1,0 +1,9 @@
+"""How a run uses its data: `dataset.protocol` names one (offline when unset).
+
+A protocol is a function (config, run_dir) -> the result part of the run's record; it registers
+itself with `@PROTOCOLS.register(name)`.
+"""
+
+from tsad.registry import Registry
+
+PROTOCOLS = Registry("dataset.protocol", "tsad.protocols")
