@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 $(BIN)/tsad-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[test,sweeps,optuna]"
+	$(BIN)/pip install -q -e ".[test,dev,sweeps,optuna]"
 	touch $@
 
 install: $(BIN)/tsad-run
@@ -35,7 +35,7 @@ table: install
 	$(BIN)/tsad-table outputs/benchmark --metric roc_auc --out outputs/benchmark_tables
 
 lint: install
-	$(BIN)/python -m compileall -q tsad scripts tests
+	$(BIN)/ruff check tsad scripts tests
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

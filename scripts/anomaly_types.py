@@ -22,20 +22,17 @@ def type_aucs(model: str, seed: int, overrides: list[str]) -> dict[str, float]:
 
     from tsad.config import compose
     from tsad.data.registry import build_dataset
-    from tsad.experiment import level_arrays, resolve_device, seed_everything
-    from tsad.models.base import build_detector
+    from tsad.evaluation.levels import level_arrays
+    from tsad.models.base import detector_from_config
+    from tsad.runtime import resolve_device, seed_everything
 
     config = compose([f"model={model}", f"seed={seed}", *overrides])
     if config["dataset"].get("family") != "synthetic":
         raise SystemExit("anomaly types exist for the synthetic data sets only (dataset=synthetic or synthetic_points)")
     seed_everything(seed)
     data = build_dataset(config["dataset"])
-    model_config = dict(config["model"])
-    model_config.pop("name")
-    trainer = {**config["trainer"], "progress": False}
-    detector = build_detector(model, model_config, normalise=config["dataset"].get("normalise", "standard"),
-                              trainer=trainer, device=resolve_device(str(config["device"])), seed=seed,
-                              tta=config.get("tta"))
+    config["trainer"]["progress"] = False
+    detector = detector_from_config(config, resolve_device(str(config["device"])))
     detector.fit(data.train, data.val)
     aucs = {}
     for kind in config["dataset"]["anomaly_types"]:

@@ -42,8 +42,9 @@ def bench_one(model: str, steps: int, warmup: int, device: str, threads: int, ov
 
     from tsad.config import compose
     from tsad.data.registry import build_dataset
-    from tsad.experiment import resolve_device, seed_everything
-    from tsad.models.base import TorchDetector, build_detector
+    from tsad.models.base import detector_from_config
+    from tsad.models.torch_detector import TorchDetector
+    from tsad.runtime import resolve_device, seed_everything
 
     if threads:
         torch.set_num_threads(threads)
@@ -51,13 +52,10 @@ def bench_one(model: str, steps: int, warmup: int, device: str, threads: int, ov
     device = resolve_device(device)
     seed_everything(config["seed"])
     data = build_dataset(config["dataset"])
-    model_config = dict(config["model"])
-    model_config.pop("name")
     total = warmup + steps
-    trainer = {**config["trainer"], "max_epochs": 10**6, "patience": 10**6, "progress": False,
-               "max_batches_per_epoch": None, "resume_from": None}
-    detector = build_detector(model, model_config, normalise=config["dataset"].get("normalise", "standard"),
-                              trainer=trainer, device=device, seed=config["seed"])
+    config["trainer"].update(max_epochs=10**6, patience=10**6, progress=False, max_batches_per_epoch=None,
+                             resume_from=None)
+    detector = detector_from_config(config, device)
     if not isinstance(detector, TorchDetector):
         raise SystemExit(f"{model} is not a torch model")
 
@@ -94,7 +92,7 @@ def bench_one(model: str, steps: int, warmup: int, device: str, threads: int, ov
     timed = len(stamps) - 1 - warmup
     (wall_0, cpu_0), (wall_1, cpu_1) = stamps[warmup], stamps[-1]
     first_step_wall = stamps[0][0]
-    result = {"model": model, "device": device, "batch_size": trainer["batch_size"], "steps": timed,
+    result = {"model": model, "device": device, "batch_size": config["trainer"]["batch_size"], "steps": timed,
               "steps_per_s": timed / (wall_1 - wall_0), "ms_per_step": 1000 * (wall_1 - wall_0) / timed,
               "cpu_ms_per_step": 1000 * (cpu_1 - cpu_0) / timed, "setup_s": first_step_wall - started,
               "peak_rss_mib": peak_rss_mib(), "rss_growth_mib": max(0.0, peak_rss_mib() - rss_before),

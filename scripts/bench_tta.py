@@ -25,23 +25,22 @@ def run_job(model: str, dataset: str, seed: int, tta_n: int, overrides: list[str
 
     from tsad.config import compose
     from tsad.data.registry import build_dataset
-    from tsad.experiment import level_arrays, resolve_device, seed_everything
-    from tsad.models.base import TestTimeAugmentation, build_detector
+    from tsad.evaluation.levels import level_arrays
+    from tsad.models.base import detector_from_config
+    from tsad.models.tta import TestTimeAugmentation
+    from tsad.runtime import resolve_device, seed_everything
 
     config = compose([f"model={model}", f"dataset={dataset}", f"seed={seed}", *overrides])
     seed_everything(seed)
     data = build_dataset(config["dataset"])
-    model_config = dict(config["model"])
-    model_config.pop("name")
-    detector = build_detector(model, model_config, normalise=config["dataset"].get("normalise", "standard"),
-                              trainer={**config["trainer"], "progress": False},
-                              device=resolve_device(str(config["device"])), seed=seed)
+    config["trainer"]["progress"] = False
+    detector = detector_from_config(config, resolve_device(str(config["device"])))
     started = time.perf_counter()
     detector.fit(data.train, data.val)
     result = {"model": model, "dataset": dataset, "seed": seed, "level": data.level,
               "fit_s": time.perf_counter() - started, "epochs": len(detector.history)}
     for n in (1, tta_n):
-        detector.tta = TestTimeAugmentation(**{**config["tta"], "n": n})
+        detector.runtime.tta = TestTimeAugmentation(**{**config["tta"], "n": n})  # the same fitted model, rescored
         started = time.perf_counter()
         scores = detector.score(data.test)
         seconds = time.perf_counter() - started

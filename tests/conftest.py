@@ -54,7 +54,7 @@ def score_alone_and_padded(module, short, long):
     (alone_step, alone_series, mixed_step, mixed_series), for checks that padding changes nothing."""
     import numpy as np
 
-    from tsad.models.base import pad_batch
+    from tsad.data.batches import pad_batch
 
     alone_step, alone_series = module.score(pad_batch([short], np.array([-1])))
     mixed_step, mixed_series = module.score(pad_batch([long, short], np.array([-1, -1])))

@@ -7,7 +7,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tsad.data.series import SeriesSet
-from tsad.models.base import Detector, build_detector, registered_names
+from tsad.models.base import MODELS, Detector, build_detector
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 QUICK_TRAINER = {"max_epochs": 2, "max_batches_per_epoch": 10, "warmup_epochs": 0, "batch_size": 32, "progress": False}
@@ -37,11 +37,11 @@ def data():
     return sine_set(rng, 30), sine_set(rng, 8), sine_set(rng, 4), sine_set(rng, 4, shift=8.0)
 
 
-@pytest.fixture(scope="module", params=registered_names())
+@pytest.fixture(scope="module", params=MODELS.names())
 def fitted(request, data, tmp_path_factory):
     train, val, _, _ = data
-    detector = build_detector(request.param, model_params(request.param), trainer=QUICK_TRAINER, seed=0)
-    detector.checkpoint_dir = tmp_path_factory.mktemp("checkpoints")
+    detector = build_detector(request.param, model_params(request.param), trainer=QUICK_TRAINER, seed=0,
+                              checkpoint_dir=tmp_path_factory.mktemp("checkpoints"))
     return detector.fit(train, val)
 
 
@@ -77,7 +77,8 @@ def test_save_load_gives_identical_scores(fitted, data, tmp_path):
 def test_torch_checkpoints_load_with_weights_only(fitted):
     import torch
 
-    if fitted.checkpoint_dir is None or not (Path(fitted.checkpoint_dir) / "last.pt").exists():
+    checkpoint_dir = fitted.runtime.checkpoint_dir
+    if not (Path(checkpoint_dir) / "last.pt").exists():
         pytest.skip("not a torch detector")
-    state = torch.load(Path(fitted.checkpoint_dir) / "last.pt", weights_only=True)
+    state = torch.load(Path(checkpoint_dir) / "last.pt", weights_only=True)
     assert "module" in state and "optimizer" in state

@@ -68,11 +68,11 @@ def last_value_of_each_window(windows: np.ndarray) -> np.ndarray:
 
 
 def test_causal_scores_give_every_row_its_own_window_whatever_the_score_stride():
+    from tsad.models.base import Runtime
     from tsad.models.baselines import PCADetector
 
     for stride in (1, 8):
-        detector = PCADetector(window=16, score_stride=stride)
-        detector.causal = True
+        detector = PCADetector(window=16, score_stride=stride, runtime=Runtime(causal=True))
         scores = detector._window_scores_to_scores(SeriesSet([spike_series()]), last_value_of_each_window).steps[0]
         assert np.isnan(scores[:15]).all()
         assert scores[50] == 10.0, f"score_stride={stride}: the spike's row got {scores[50]}"
@@ -80,10 +80,10 @@ def test_causal_scores_give_every_row_its_own_window_whatever_the_score_stride()
 
 
 def test_causal_scores_with_a_stride_never_change_when_later_rows_change():
+    from tsad.models.base import Runtime
     from tsad.models.baselines import PCADetector
 
-    detector = PCADetector(window=16, score_stride=8)
-    detector.causal = True
+    detector = PCADetector(window=16, score_stride=8, runtime=Runtime(causal=True))
     rng = np.random.default_rng(0)
     series = rng.normal(size=(120, 2))
     mean_of_window = lambda windows: np.repeat(windows.mean(axis=(1, 2))[:, None], windows.shape[1], axis=1)  # noqa: E731

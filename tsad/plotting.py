@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tsad.evaluation.levels import level_arrays
+
 NORMAL_COLOR, ANOMALY_COLOR, THRESHOLD_COLOR = "#4477aa", "#cc3311", "#222222"
 
 
@@ -21,7 +23,7 @@ def plot_run(directory: Path, detector, data, scores, thresholds: dict, levels: 
     if detector.history:
         save(plot_losses(detector.history), directory / "loss.png")
     for level in levels:
-        labels, level_scores = _level_arrays(data.test, scores, level)
+        labels, level_scores = level_arrays(data.test, scores, level)
         save(plot_score_distribution(labels, level_scores, thresholds[level], level), directory / f"scores_{level}.png")
         if labels.min() != labels.max():
             save(plot_roc_pr(labels, level_scores, level), directory / f"roc_pr_{level}.png")
@@ -36,12 +38,6 @@ def save(figure, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
-
-
-def _level_arrays(data, scores, level):
-    if level == "series":
-        return np.asarray(data.series_labels), np.asarray(scores.series)
-    return np.concatenate(data.step_labels), np.concatenate(scores.steps)
 
 
 def plot_losses(history: list[dict]):

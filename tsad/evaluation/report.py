@@ -85,30 +85,34 @@ def _series_parts(labels, scores, lengths):
     return zip(np.split(labels, bounds), np.split(scores, bounds))
 
 
-def validation_metrics(detector, data, levels: list[str]) -> dict:
+def headline(metrics: dict, level: str) -> dict:
+    """The few numbers printed after a run and shown first in tables: the natural level's ranking and F1."""
+    main = metrics.get(level) or next(iter(metrics.values()), {})
+    return {k: main.get(k) for k in ("roc_auc", "pr_auc", "f1", "precision", "recall")}
+
+
+def validation_metrics(history: list[dict], labelled_val, scores, levels: list[str]) -> dict:
     """What a search may optimise without touching test.
 
-    The best validation loss of training, if any; with a labelled validation split, also its
-    ROC-AUC and PR-AUC per level, and VUS-PR at the point level.
+    The best validation loss of training (`history`), if any; with a labelled validation split and
+    its `scores`, also its ROC-AUC and PR-AUC per level, and VUS-PR at the point level.
     """
     result = {}
-    losses = [h["val_loss"] for h in detector.history if "val_loss" in h]
+    losses = [h["val_loss"] for h in history if "val_loss" in h]
     if losses:
         result["val_loss"] = min(losses)
-    split = data.labelled_val
-    if split is None:
+    if labelled_val is None:
         return result
-    scores = detector.score(split)
     labelled = {}
     for level in levels:
-        if level == "series" and split.series_labels is not None:
-            labelled[level] = _ranking_metrics(split.series_labels, scores.series)
-        elif level == "point" and split.step_labels is not None:
-            labels, step_scores = np.concatenate(split.step_labels), np.concatenate(scores.steps)
+        if level == "series" and labelled_val.series_labels is not None:
+            labelled[level] = _ranking_metrics(labelled_val.series_labels, scores.series)
+        elif level == "point" and labelled_val.step_labels is not None:
+            labels, step_scores = np.concatenate(labelled_val.step_labels), np.concatenate(scores.steps)
             labelled[level] = _ranking_metrics(labels, step_scores)
-            parts = list(_series_parts(labels, step_scores, split.lengths))
+            parts = list(_series_parts(labels, step_scores, labelled_val.lengths))
             vus = [vus_metrics(y, s, default_window(x))["vus_pr"]
-                   for (y, s), x in zip(parts, split.values) if 0 < y.sum() < len(y)]
+                   for (y, s), x in zip(parts, labelled_val.values) if 0 < y.sum() < len(y)]
             labelled[level]["vus_pr"] = float(np.mean(vus)) if vus else None
     result["labelled_val"] = labelled
     return result

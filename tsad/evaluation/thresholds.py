@@ -7,17 +7,17 @@
 - fixed:          a given value
 
 No policy ever sees test data; numbers that use test labels live in metrics.py and
-report.py under oracle_* names. With source=train, the scores come from the detector's
-score_train (score_split): out of sample for detectors that memorise their train windows.
+report.py under oracle_* names. The protocol scores the reference split once (with source=train
+through the detector's score_train: out of sample for detectors that memorise their train
+windows) and hands the scores in.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from tsad.errors import UserError
+from tsad.evaluation.levels import level_arrays
 
 POLICIES = {
     "val_percentile": {"q": 99.0, "source": "val"},
@@ -108,15 +108,6 @@ def _finite(scores) -> np.ndarray:
     return scores
 
 
-@dataclass
-class ReferenceScores:
-    """The split whose scores set the thresholds (written to the run folder as scores/<split>_*.csv)."""
-
-    split: str
-    data: object
-    scores: object
-
-
 def check_threshold_data(config: dict, data) -> None:
     """Fail before training when the policy needs a split the dataset does not have."""
     if config["policy"] == "val_best_f1" and data.labelled_val is None:
@@ -124,39 +115,27 @@ def check_threshold_data(config: dict, data) -> None:
                         f"has none: {LABELLED_VAL_HINT}")
 
 
-def choose_thresholds(config: dict, detector, data, levels: list[str]) -> tuple[dict, ReferenceScores]:
-    """One threshold per label level, from train, validation or labelled validation data (never test)."""
+def reference_split(config: dict) -> str:
+    """The split whose scores set the thresholds: labelled_val, val or train (fixed records val's scores)."""
+    return {"val_best_f1": "labelled_val", "fixed": "val"}.get(config["policy"], config.get("source"))
+
+
+def choose_thresholds(config: dict, split, scores, levels: list[str]) -> dict:
+    """One threshold per label level from the `scores` of the reference split `split` (never test)."""
     config = validate_threshold_config(config)
-    check_threshold_data(config, data)
     policy = config["policy"]
-    split = {"val_best_f1": "labelled_val", "fixed": "val"}.get(policy, config.get("source"))
-    source = getattr(data, split)
-    scores = score_split(detector, source, split)  # fixed scores val only to record its scores in the run folder
     thresholds = {}
     for level in levels:
-        reference = scores.series if level == "series" else np.concatenate(scores.steps)
         if policy == "fixed":
             value = config["value"]
             if isinstance(value, dict) and level not in value:
                 raise UserError(f"threshold=fixed has no value for the {level} level; add threshold.value.{level}")
             thresholds[level] = value[level] if isinstance(value, dict) else value
         elif policy == "val_best_f1":
-            labels = _labels(source, level)
-            thresholds[level] = best_f1_threshold(labels, reference, level)
+            if (split.series_labels if level == "series" else split.step_labels) is None:
+                raise UserError(f"threshold=val_best_f1: the labelled validation split has no {level} labels")
+            thresholds[level] = best_f1_threshold(*level_arrays(split, scores, level), level)
         else:
-            thresholds[level] = choose_threshold(config, reference)
-    return thresholds, ReferenceScores(split, source, scores)
+            thresholds[level] = choose_threshold(config, level_arrays(split, scores, level)[1])
+    return thresholds
 
-
-def score_split(detector, source, split: str):
-    """Scores of one non-test split. The train split is the one the detector was fitted on, so it is
-    scored through detector.score_train (out of sample for detectors that memorise their train data,
-    e.g. kNN, whose train windows would otherwise be their own nearest neighbours)."""
-    return detector.score_train(source) if split == "train" else detector.score(source)
-
-
-def _labels(split, level: str) -> np.ndarray:
-    labels = split.series_labels if level == "series" else split.step_labels
-    if labels is None:
-        raise UserError(f"threshold=val_best_f1: the labelled validation split has no {level} labels")
-    return labels if level == "series" else np.concatenate(labels)

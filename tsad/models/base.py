@@ -138,6 +138,12 @@ class Detector(ABC):
         """Trainable weights (0 for detectors without a torch module)."""
         return 0
 
+    @classmethod
+    def reads_whole_series(cls) -> bool:
+        """Whether a step's score may read the whole series, later steps included: such a detector suits
+        series-level data and cannot score causally (online protocols refuse it)."""
+        return False
+
     # -- what a model implements --------------------------------------------------
     @abstractmethod
     def _fit(self, train: SeriesSet, val: SeriesSet | None) -> None: ...
@@ -153,6 +159,20 @@ class Detector(ABC):
 
     def _normalised(self, data: SeriesSet) -> SeriesSet:
         return data.with_values(self.normaliser.transform(data.values))
+
+
+# Which registered models a preset may select (`${tsad_models:<kind>}` in conf/experiment/*.yaml).
+MODEL_KINDS = {
+    "all": lambda cls: True,
+    "point_level": lambda cls: not cls.reads_whole_series(),
+}
+
+
+def model_names(kind: str = "all") -> str:
+    """The registered models of one kind, comma-separated (a sweep's choice list)."""
+    if kind not in MODEL_KINDS:
+        raise UserError(f"tsad_models:{kind} is not a kind of model; known: {', '.join(MODEL_KINDS)}")
+    return ",".join(name for name, cls in MODELS.items() if MODEL_KINDS[kind](cls))
 
 
 # -- building a detector from the run config -----------------------------------------------
@@ -216,9 +236,10 @@ def coerce(key: str, value: Any, default: Any) -> Any:
         if not isinstance(value, bool):
             raise UserError(f"{key} must be true or false, got {value!r}")
         return value
-    if isinstance(default, int) and not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer():
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int) and is_number and float(value).is_integer():
         return int(value)
-    if isinstance(default, float) and not isinstance(value, bool) and isinstance(value, (int, float)):
+    if isinstance(default, float) and is_number:
         return float(value)
     if isinstance(default, (int, float)):
         raise UserError(f"{key} must be a number like {default!r}, got {value!r}")

@@ -50,6 +50,10 @@ class TorchDetector(WindowScorer, Detector):
     def build_module(self, n_channels: int):
         """Return the nn.Module for `n_channels` input channels."""
 
+    @classmethod
+    def reads_whole_series(cls) -> bool:
+        return cls.input_mode == "series"
+
     @property
     def n_parameters(self) -> int:
         return 0 if self.module is None else int(sum(p.numel() for p in self.module.parameters()))
