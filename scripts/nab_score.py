@@ -1,6 +1,7 @@
 """Score a folder of NAB detector results with the NAB scorer.
 
-    python scripts/nab_score.py --nab-root ROOT --detector-dir DIR [--thresholds published|optimize] [--detector-name NAME]
+    python scripts/nab_score.py --nab-root ROOT --detector-dir DIR [--thresholds published|optimize]
+                                [--detector-name NAME]
 
 Prints a per-profile summary and, as its last line, the normalised scores as a JSON object.
 Both published and optimize thresholds were optimised on the corpus labels (NAB's scoreboard
@@ -17,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tsad.errors import UserError  # noqa: E402
-from tsad.evaluation.nab import score_detector_dir  # noqa: E402
+from tsad.evaluation.nab_files import score_detector_dir  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 

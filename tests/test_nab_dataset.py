@@ -13,12 +13,13 @@ import pytest
 from conftest import read_metrics, run_folders, run_tsad
 
 from tsad.data import locate as locate_module
-from tsad.data.nab import (DATA_SHA256, NAB_COMMIT, WINDOWS_SHA256, detect_online, load_nab, prepare_for_nab,
-                           run_nab_protocol, running_rank)
+from tsad.data.nab import DATA_SHA256, NAB_COMMIT, WINDOWS_SHA256, load_nab
+from tsad.data.nab_format import probationary_length
 from tsad.errors import UserError
-from tsad.evaluation.nab import probationary_length
-from tsad.models.baselines import IsolationForestDetector, ZScoreDetector
-from tsad.models.lstm_vae import LSTMVAE
+from tsad.models.base import build_detector
+from tsad.models.baselines import ZScoreDetector
+from tsad.protocols import PROTOCOLS
+from tsad.protocols.nab import check_causal, detect_online, run_nab, running_rank
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_NAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab"
@@ -194,15 +195,15 @@ def series_with_spike(n_rows: int = 400, seed: int = 0) -> np.ndarray:
 
 
 def tiny_lstm_vae():
-    detector = LSTMVAE(window=16, train_stride=2, hidden_size=8, latent_size=4)
-    detector.trainer_config = {"max_epochs": 1, "max_batches_per_epoch": 3, "progress": False}
-    return detector
+    return build_detector("lstm_vae", {"window": 16, "train_stride": 2, "hidden_size": 8, "latent_size": 4},
+                          trainer={"max_epochs": 1, "max_batches_per_epoch": 3, "progress": False}, causal=True)
 
 
+# Fresh detectors, built for causal scoring as the protocol builds them.
 DETECTORS = {
-    "zscore": ZScoreDetector,
-    "zscore_rolling": lambda: ZScoreDetector(mode="rolling", window=20),
-    "iforest": lambda: IsolationForestDetector(window=16, stride=2, n_estimators=25),
+    "zscore": lambda: build_detector("zscore", causal=True),
+    "zscore_rolling": lambda: build_detector("zscore", {"mode": "rolling", "window": 20}, causal=True),
+    "iforest": lambda: build_detector("iforest", {"window": 16, "stride": 2, "n_estimators": 25}, causal=True),
     "lstm_vae": tiny_lstm_vae,
 }
 
@@ -220,13 +221,12 @@ def one_torch_thread():
 
 @pytest.mark.parametrize("name", DETECTORS)
 def test_changing_a_row_never_changes_earlier_scores(name, one_torch_thread):
-    make = lambda: prepare_for_nab(DETECTORS[name]())  # noqa: E731
     values = series_with_spike()
-    before = detect_online(make, values)
+    before = detect_online(DETECTORS[name], values)
     changed_row = 250
     altered = values.copy()
     altered[changed_row] += 5.0
-    after = detect_online(make, altered)
+    after = detect_online(DETECTORS[name], altered)
     np.testing.assert_array_equal(after.raw_scores[:changed_row], before.raw_scores[:changed_row])
     np.testing.assert_array_equal(after.anomaly_scores[:changed_row], before.anomaly_scores[:changed_row])
     assert after.raw_scores[changed_row] != before.raw_scores[changed_row], "the changed row itself is rescored"
@@ -235,7 +235,7 @@ def test_changing_a_row_never_changes_earlier_scores(name, one_torch_thread):
 
 def test_a_window_model_scores_each_row_from_the_window_ending_at_it_alone():
     values = series_with_spike()
-    detection = detect_online(lambda: prepare_for_nab(DETECTORS["iforest"]()), values)
+    detection = detect_online(DETECTORS["iforest"], values)
     detector = detection.detector
     normalised = detector.normaliser.transform([values[:, None].astype(np.float32)])[0][:, 0]
     for row in (15, 77, 250, 301, 399):
@@ -244,7 +244,7 @@ def test_a_window_model_scores_each_row_from_the_window_ending_at_it_alone():
 
 
 def test_window_models_leave_rows_before_the_first_full_window_unscored():
-    detection = detect_online(lambda: prepare_for_nab(DETECTORS["iforest"]()), series_with_spike())
+    detection = detect_online(DETECTORS["iforest"], series_with_spike())
     assert np.isnan(detection.raw_scores[:15]).all() and np.isfinite(detection.raw_scores[15:]).all()
     assert (detection.anomaly_scores[:15] == 0).all()
 
@@ -288,18 +288,19 @@ def test_retraining_fits_fresh_detectors_on_the_rows_seen_so_far_and_stays_causa
 
 
 def test_models_that_read_whole_series_or_windows_longer_than_the_probation_are_refused():
-    from tsad.models.dagmm import DAGMM
-
     with pytest.raises(UserError, match="reads whole series at once"):
-        prepare_for_nab(DAGMM())
+        check_causal(build_detector("dagmm", causal=True))
     with pytest.raises(UserError, match="model.window=64 is longer than the 60 rows"):
-        detect_online(lambda: prepare_for_nab(IsolationForestDetector(window=64)), np.zeros(400))
+        detect_online(lambda: build_detector("iforest", {"window": 64}, causal=True), np.zeros(400))
+    with pytest.raises(TypeError, match="causal=True"):
+        detect_online(lambda: build_detector("iforest", {"window": 16}), np.zeros(400))
 
 
 def test_protocol_run_writes_nab_results_that_the_rescoring_script_reproduces(nab_mini, tmp_path):
     config = protocol_config(nab_mini, "model=iforest", "model.window=16", "model.n_estimators=25",
                              "threshold=fixed", "threshold.value=1.0")
-    record = run_nab_protocol(config, tmp_path)
+    assert PROTOCOLS.get("nab") is run_nab
+    record = run_nab(config, tmp_path)
     assert record["level"] == "point" and set(record["oracle_nab"]) == set(PROFILES)
     assert record["data"]["n_files"] == 3 and record["data"]["n_windows"] == 2 and record["data"]["n_fits"] == 3
     assert record["threshold"]["values"]["point"] == 1.0 and set(record["nab_label_free"]) == set(PROFILES)
@@ -325,7 +326,7 @@ def test_protocol_run_writes_nab_results_that_the_rescoring_script_reproduces(na
 def test_scores_that_read_the_labels_say_so_and_the_headline_is_label_free(nab_mini, tmp_path):
     # A low threshold raises many false alarms, so the label-free score is far below the oracle one.
     config = protocol_config(nab_mini, "model=zscore", "threshold=fixed", "threshold.value=0.5")
-    record = run_nab_protocol(config, tmp_path)
+    record = run_nab(config, tmp_path)
     assert "nab" not in record, "the label-optimised NAB score is oracle_nab, never a bare nab"
     assert set(record["oracle_nab"]) == set(record["nab_label_free"]) == set(PROFILES)
     detail = record["nab_detail"]
@@ -355,12 +356,12 @@ def test_dataset_config_reads_lists_of_files_and_rejects_unknown_keys(nab_mini, 
                              "model=zscore")
     assert config["dataset"]["protocol"] == "nab"
     assert config["dataset"]["files"] == ["synthA/sine_spike.csv", "synthB/exchange-2_flat.csv"]
-    record = run_nab_protocol(config, tmp_path)
+    record = run_nab(config, tmp_path)
     assert record["data"]["n_files"] == 2
     with pytest.raises(UserError, match="has no keys \\['window'\\]"):
-        run_nab_protocol(protocol_config(nab_mini, "+dataset.window=3"), tmp_path)
+        run_nab(protocol_config(nab_mini, "+dataset.window=3"), tmp_path)
     with pytest.raises(UserError, match="retrain_every must be a positive"):
-        run_nab_protocol(protocol_config(nab_mini, "dataset.retrain_every=0"), tmp_path)
+        run_nab(protocol_config(nab_mini, "dataset.retrain_every=0"), tmp_path)
 
 
 def test_tsad_run_runs_nab_under_the_protocol(nab_mini, tmp_path):

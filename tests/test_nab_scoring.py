@@ -1,4 +1,5 @@
-"""Conformance and unit tests of the NAB scorer (tsad/evaluation/nab.py, scripts/nab_score.py).
+"""Conformance and unit tests of the NAB scorer (tsad/evaluation/nab_*.py, tsad/data/nab_format.py,
+scripts/nab_score.py).
 
 Expected numbers come from shared/reference/nab_scoring.md; the corpus tests need the NAB
 copy in shared/data/nab and are skipped without it.
@@ -16,8 +17,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tsad.data.nab_format import load_nab_windows, probationary_length, windows_from_labels, windows_to_rows
 from tsad.errors import UserError
-from tsad.evaluation import nab
+from tsad.evaluation.nab_files import score_detector_dir, write_nab_results
+from tsad.evaluation.nab_scoring import (
+    DEFAULT_PROFILES,
+    MAX_TP,
+    NO_DETECTION_THRESHOLD,
+    row_values,
+    scaled_sigmoid,
+    score_corpus,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -25,7 +35,7 @@ NAB_ROOT = SHARED / "data" / "nab"
 EXPECTED_PER_FILE = SHARED / "reference" / "nab_expected_per_file_scores.csv"
 DETECTORS = ("numenta", "random", "windowedGaussian")
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
-STANDARD = {"standard": nab.DEFAULT_PROFILES["standard"]}
+STANDARD = {"standard": DEFAULT_PROFILES["standard"]}
 
 needs_corpus = pytest.mark.skipif(not (NAB_ROOT / "results").is_dir(),
                                   reason=f"the NAB corpus copy is not at {NAB_ROOT}")
@@ -36,19 +46,19 @@ needs_corpus = pytest.mark.skipif(not (NAB_ROOT / "results").is_dir(),
 
 
 def test_scaled_sigmoid_matches_reference_values():
-    assert nab.scaled_sigmoid(-1.0) == pytest.approx(0.9866142981514305, abs=1e-15)
-    assert nab.scaled_sigmoid(-0.5) == pytest.approx(0.8482836399575131, abs=1e-15)
-    assert nab.scaled_sigmoid(0.0) == 0.0
-    assert nab.scaled_sigmoid(0.5) == pytest.approx(-0.84828, abs=1e-5)
-    assert nab.scaled_sigmoid(1.0) == pytest.approx(-0.98661, abs=1e-5)
-    assert nab.scaled_sigmoid(3.0) == pytest.approx(-0.99999939, abs=1e-8)
-    assert nab.scaled_sigmoid(3.0001) == -1.0
-    np.testing.assert_allclose(nab.scaled_sigmoid([-1.0, 0.0, 4.0]), [nab.MAX_TP, 0.0, -1.0])
+    assert scaled_sigmoid(-1.0) == pytest.approx(0.9866142981514305, abs=1e-15)
+    assert scaled_sigmoid(-0.5) == pytest.approx(0.8482836399575131, abs=1e-15)
+    assert scaled_sigmoid(0.0) == 0.0
+    assert scaled_sigmoid(0.5) == pytest.approx(-0.84828, abs=1e-5)
+    assert scaled_sigmoid(1.0) == pytest.approx(-0.98661, abs=1e-5)
+    assert scaled_sigmoid(3.0) == pytest.approx(-0.99999939, abs=1e-8)
+    assert scaled_sigmoid(3.0001) == -1.0
+    np.testing.assert_allclose(scaled_sigmoid([-1.0, 0.0, 4.0]), [MAX_TP, 0.0, -1.0])
 
 
 @pytest.mark.parametrize("n_rows, expected", [(20, 3), (1243, 186), (4032, 604), (5000, 750), (22695, 750)])
 def test_probationary_length(n_rows, expected):
-    assert nab.probationary_length(n_rows) == expected
+    assert probationary_length(n_rows) == expected
 
 
 def toy_file():
@@ -61,7 +71,7 @@ def toy_file():
 
 
 def test_row_values_of_toy_file():
-    window, values = nab.row_values(20, [(8, 11)], nab.DEFAULT_PROFILES["standard"])
+    window, values = row_values(20, [(8, 11)], DEFAULT_PROFILES["standard"])
     np.testing.assert_array_equal(window, [-1] * 8 + [0] * 4 + [-1] * 8)
     np.testing.assert_allclose(values[3:8], -0.11)
     np.testing.assert_allclose(values[8:14], [1.0, 0.966989, 0.859793, 0.562124, -0.075049, -0.102422], atol=1e-6)
@@ -79,7 +89,7 @@ def test_row_values_of_toy_file():
 ])
 def test_toy_file_at_fixed_thresholds(threshold, raw, tp, tn, fp, fn):
     files, windows = toy_file()
-    result = nab.score_corpus(files, windows, STANDARD, thresholds=threshold)
+    result = score_corpus(files, windows, STANDARD, thresholds=threshold)
     assert result["raw_scores"]["standard"] == pytest.approx(raw, abs=1e-7)
     counts = result["per_file"]["standard"]["toy.csv"]
     assert (counts["tp"], counts["tn"], counts["fp"], counts["fn"]) == (tp, tn, fp, fn)
@@ -87,14 +97,14 @@ def test_toy_file_at_fixed_thresholds(threshold, raw, tp, tn, fp, fn):
 
 def test_toy_file_optimiser_picks_the_best_threshold():
     files, windows = toy_file()
-    result = nab.score_corpus(files, windows, STANDARD)
+    result = score_corpus(files, windows, STANDARD)
     assert result["thresholds"]["standard"] == 0.95
     assert result["raw_scores"]["standard"] == pytest.approx(0.8597926, abs=1e-7)
     assert result["scores"]["standard"] == pytest.approx(100 * (0.8597926 + 1) / 2, abs=1e-5)
 
 
 def test_values_along_a_window_and_after_it():
-    _, values = nab.row_values(4032, [(2787, 3189)], nab.DEFAULT_PROFILES["standard"])
+    _, values = row_values(4032, [(2787, 3189)], DEFAULT_PROFILES["standard"])
     np.testing.assert_allclose(values[[2787, 2988, 3189]], [1.0, 0.86067, 0.0062876], atol=1e-5)
     np.testing.assert_allclose(values[[3190, 3390, 3591, 4031]], [-0.000684, -0.093311, -0.108528, -0.109994],
                                atol=1e-6)
@@ -106,17 +116,17 @@ def test_null_and_perfect_detectors_score_0_and_100():
     perfect = np.zeros(400)
     perfect[[100, 300]] = 1.0
     files = {"a.csv": (timestamps, perfect), "b.csv": (timestamps, np.zeros(400))}
-    assert nab.score_corpus(files, windows)["scores"] == pytest.approx({p: 100.0 for p in PROFILES})
+    assert score_corpus(files, windows)["scores"] == pytest.approx({p: 100.0 for p in PROFILES})
     null = {name: (timestamps, np.full(400, 0.5)) for name in files}
-    best = nab.score_corpus(null, windows)
+    best = score_corpus(null, windows)
     assert best["scores"] == pytest.approx({p: 0.0 for p in PROFILES})
-    assert best["thresholds"]["standard"] == nab.NO_DETECTION_THRESHOLD
+    assert best["thresholds"]["standard"] == NO_DETECTION_THRESHOLD
 
 
 def test_optimiser_detects_nothing_above_scores_beyond_one():
     timestamps = pd.date_range("2020-01-01", periods=100, freq="h")
     scores = np.full(100, 5.0)
-    result = nab.score_corpus({"a.csv": (timestamps, scores)}, {"a.csv": [(timestamps[50], timestamps[60])]}, STANDARD)
+    result = score_corpus({"a.csv": (timestamps, scores)}, {"a.csv": [(timestamps[50], timestamps[60])]}, STANDARD)
     assert result["thresholds"]["standard"] > 5.0
     assert result["raw_scores"]["standard"] == -1.0
 
@@ -125,18 +135,18 @@ def reference_file_score(scores, window_rows, cost, threshold):
     """A row-by-row scorer written straight from the spec, to check the vectorised one against."""
     values = []
     for i in range(len(scores)):
-        inside = [(k, l, r) for k, (l, r) in enumerate(window_rows) if l <= i <= r]
-        before = [(l, r) for l, r in window_rows if r < i]
+        inside = [(k, first, last) for k, (first, last) in enumerate(window_rows) if first <= i <= last]
+        before = [(first, last) for first, last in window_rows if last < i]
         if inside:
-            k, l, r = inside[0]
-            values.append((k, cost["tpWeight"] * float(nab.scaled_sigmoid(-(r - i + 1) / (r - l + 1))) / nab.MAX_TP))
+            k, first, last = inside[0]
+            values.append((k, cost["tpWeight"] * float(scaled_sigmoid(-(last - i + 1) / (last - first + 1))) / MAX_TP))
         elif before:
-            l, r = before[-1]
-            values.append((None, cost["fpWeight"] * float(nab.scaled_sigmoid((i - r) / (r - l)))))
+            first, last = before[-1]
+            values.append((None, cost["fpWeight"] * float(scaled_sigmoid((i - last) / (last - first)))))
         else:
             values.append((None, -cost["fpWeight"]))
     credit, false_positives = {}, 0.0
-    for i in range(nab.probationary_length(len(scores)), len(scores)):
+    for i in range(probationary_length(len(scores)), len(scores)):
         window, value = values[i]
         if window is not None:
             credit.setdefault(window, -cost["fnWeight"])
@@ -158,13 +168,13 @@ def test_optimiser_agrees_with_brute_force_on_random_corpora():
             rows_of[f"f{f}.csv"] = [(int(cuts[0]), int(cuts[1])), (int(cuts[2]), int(cuts[3]))][: f + 1]
             # Few distinct values, so that ties between rows and between thresholds occur.
             files[f"f{f}.csv"] = (timestamps, rng.integers(0, 12, n) / 11)
-            windows[f"f{f}.csv"] = [(timestamps[l], timestamps[r]) for l, r in rows_of[f"f{f}.csv"]]
-        for profile, cost in nab.DEFAULT_PROFILES.items():
-            candidates = sorted({1.1, *np.concatenate([s[nab.probationary_length(len(s)):] for _, s in files.values()])},
+            windows[f"f{f}.csv"] = [(timestamps[first], timestamps[last]) for first, last in rows_of[f"f{f}.csv"]]
+        for profile, cost in DEFAULT_PROFILES.items():
+            candidates = sorted({1.1, *np.concatenate([s[probationary_length(len(s)):] for _, s in files.values()])},
                                 reverse=True)
             totals = [sum(reference_file_score(files[name][1], rows_of[name], cost, t) for name in files)
                       for t in candidates]
-            result = nab.score_corpus(files, windows, {profile: cost})
+            result = score_corpus(files, windows, {profile: cost})
             assert result["thresholds"][profile] == candidates[int(np.argmax(totals))]
             assert result["raw_scores"][profile] == pytest.approx(max(totals), abs=1e-12)
 
@@ -173,18 +183,18 @@ def test_window_boundaries_map_to_the_first_occurrence_of_repeated_timestamps():
     timestamps = ["2014-03-09 01:00:00", "2014-03-09 01:05:00", "2014-03-09 01:00:00",
                   "2014-03-09 01:05:00", "2014-03-09 01:10:00", "2014-03-09 01:15:00"]
     windows = [("2014-03-09 01:05:00.000000", "2014-03-09 01:10:00.000000")]
-    assert nab.windows_to_rows(timestamps, windows) == [(1, 4)]
+    assert windows_to_rows(timestamps, windows) == [(1, 4)]
 
 
 def test_bad_windows_are_user_errors():
     timestamps = pd.date_range("2020-01-01", periods=10, freq="h")
     scores = np.zeros(10)
     with pytest.raises(UserError, match="not a timestamp"):
-        nab.score_corpus({"a.csv": (timestamps, scores)}, {"a.csv": [("2019-01-01", str(timestamps[3]))]})
+        score_corpus({"a.csv": (timestamps, scores)}, {"a.csv": [("2019-01-01", str(timestamps[3]))]})
     with pytest.raises(UserError, match="no entry in the anomaly windows"):
-        nab.score_corpus({"a.csv": (timestamps, scores)}, {})
+        score_corpus({"a.csv": (timestamps, scores)}, {})
     with pytest.raises(UserError, match="must not overlap"):
-        nab.windows_to_rows(timestamps, [(timestamps[2], timestamps[5]), (timestamps[4], timestamps[8])])
+        windows_to_rows(timestamps, [(timestamps[2], timestamps[5]), (timestamps[4], timestamps[8])])
 
 
 def test_written_results_score_like_the_arrays_they_hold(tmp_path):
@@ -199,9 +209,9 @@ def test_written_results_score_like_the_arrays_they_hold(tmp_path):
         pd.DataFrame({"timestamp": timestamps.strftime("%Y-%m-%d %H:%M:%S"), "value": rng.normal(size=n)}).to_csv(
             root / "data" / name, index=False)
         files[name] = (timestamps, rng.random(n))
-        windows[name] = nab.windows_from_labels(timestamps, labels)
-        path = nab.write_nab_results(tmp_path / "out", "mydet", name, timestamps, rng.normal(size=n),
-                                     files[name][1], labels)
+        windows[name] = windows_from_labels(timestamps, labels)
+        path = write_nab_results(tmp_path / "out", "mydet", name, timestamps, rng.normal(size=n),
+                                 files[name][1], labels)
         assert path == tmp_path / "out" / "mydet" / Path(name).parent / f"mydet_{Path(name).name}"
         assert path.read_text().splitlines()[0] == "timestamp,value,anomaly_score,label"
     (root / "labels").mkdir()
@@ -209,8 +219,8 @@ def test_written_results_score_like_the_arrays_they_hold(tmp_path):
         json.dumps({name: [[f"{pd.Timestamp(bound):%Y-%m-%d %H:%M:%S}.000000" for bound in window] for window in w]
                     for name, w in windows.items()}))
 
-    from_files = nab.score_detector_dir(root, tmp_path / "out" / "mydet", thresholds="optimize")
-    in_memory = nab.score_corpus(files, windows)
+    from_files = score_detector_dir(root, tmp_path / "out" / "mydet", thresholds="optimize")
+    in_memory = score_corpus(files, windows)
     assert from_files["detector"] == "mydet"
     assert from_files["scores"] == pytest.approx(in_memory["scores"], abs=1e-12)
     assert from_files["thresholds"] == in_memory["thresholds"]
@@ -245,14 +255,14 @@ OPTIMISED = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def scored(detector: str, thresholds: str) -> dict:
-    return nab.score_detector_dir(NAB_ROOT, NAB_ROOT / "results" / detector, thresholds=thresholds)
+    return score_detector_dir(NAB_ROOT, NAB_ROOT / "results" / detector, thresholds=thresholds)
 
 
 @needs_corpus
 def test_corpus_windows():
-    windows = nab.load_nab_windows(NAB_ROOT)
+    windows = load_nab_windows(NAB_ROOT)
     assert len(windows) == 58
     assert sum(len(w) for w in windows.values()) == 116
 

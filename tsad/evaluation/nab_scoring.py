@@ -1,4 +1,4 @@
-"""The Numenta Anomaly Benchmark (NAB) scorer, rebuilt from its written specification.
+"""The Numenta Anomaly Benchmark (NAB) scorer's arithmetic, rebuilt from its written specification.
 
 How NAB scores a detector:
 - Each labelled anomaly window earns the weighted value of its earliest detection: tpWeight
@@ -7,7 +7,7 @@ How NAB scores a detector:
 - Every detected row outside all windows costs up to fpWeight: less when it comes soon
   after the end of the previous window, the full weight when no window precedes it.
 - The first 15% of each file (at most 750 rows) is the detector's probationary period
-  and is not scored at all.
+  and is not scored at all (tsad/data/nab_format.py).
 - One threshold per profile holds for the whole corpus. The raw corpus score is normalised
   so that the null detector (no detections) gets 0 and the perfect detector gets 100.
 - NAB chooses that threshold by optimising the corpus score on the labels being scored, and
@@ -16,9 +16,8 @@ How NAB scores a detector:
   protocol reports it as `oracle_nab`, and the score at a threshold chosen without labels as
   `nab_label_free`.
 
-Rows are identified by their position in a file, never by time arithmetic: some NAB files
-repeat timestamps or go back in time. A window boundary maps to the first row carrying
-that timestamp.
+Rows are identified by their position in a file, never by time arithmetic (see
+tsad/data/nab_format.py). Reading and writing NAB's files is tsad/evaluation/nab_files.py.
 
 The threshold sweep is vectorised: rows are sorted by score once per corpus, and each
 profile's scores at every candidate threshold are one cumulative sum (see _credit_gains).
@@ -39,15 +38,13 @@ never meets; none changes a score on the NAB v1.1 corpus:
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from tsad.data.nab_format import probationary_length, windows_to_rows
 from tsad.errors import UserError
 
 DEFAULT_PROFILES = {
@@ -55,17 +52,10 @@ DEFAULT_PROFILES = {
     "reward_low_FP_rate": {"tpWeight": 1.0, "fpWeight": 0.22, "fnWeight": 1.0},
     "reward_low_FN_rate": {"tpWeight": 1.0, "fpWeight": 0.11, "fnWeight": 2.0},
 }
-PROBATIONARY_FRACTION = 0.15
-PROBATIONARY_MAX_ROWS = 750  # the fraction of a 5000-row file
 SIGMOID_STEEPNESS = 5.0
 # Beyond this many window lengths after a window, a false positive costs the full fpWeight.
 FALSE_POSITIVE_CLAMP = 3.0
 NO_DETECTION_THRESHOLD = 1.1
-
-WINDOWS_PATH = Path("labels") / "combined_windows.json"
-PROFILES_PATH = Path("config") / "profiles.json"
-THRESHOLDS_PATH = Path("config") / "thresholds.json"
-RESULT_COLUMNS = ["timestamp", "value", "anomaly_score", "label"]
 
 
 def scaled_sigmoid(relative_position):
@@ -82,11 +72,6 @@ def scaled_sigmoid(relative_position):
 
 # The value of a detection at a window's first row; window values are scaled by it to reach tpWeight.
 MAX_TP = float(scaled_sigmoid(-1.0))
-
-
-def probationary_length(n_rows: int) -> int:
-    """The number of leading rows of a file that are never scored."""
-    return min(math.floor(PROBATIONARY_FRACTION * n_rows), PROBATIONARY_MAX_ROWS)
 
 
 def row_values(n_rows: int, window_rows: Sequence[tuple[int, int]],
@@ -237,48 +222,6 @@ def _credit_gains(window_of_row: np.ndarray, score: np.ndarray, unit: np.ndarray
     return gain, opens
 
 
-def windows_to_rows(timestamps, windows: Sequence[tuple], file_name: str = "file") -> list[tuple[int, int]]:
-    """Map (start, end) timestamp windows to inclusive row pairs, each boundary at its first occurrence."""
-    if len(windows) == 0:
-        return []
-    distinct, first_row = np.unique(_as_nanoseconds(timestamps, file_name), return_index=True)
-    boundaries = [boundary for window in windows for boundary in window]
-    boundary_ns = _as_nanoseconds(boundaries, file_name)
-    position = np.searchsorted(distinct, boundary_ns)
-    found = position < len(distinct)
-    found[found] = distinct[position[found]] == boundary_ns[found]
-    if not found.all():
-        raise UserError(f"{file_name}: window boundary {boundaries[int(np.argmin(found))]} is not a timestamp "
-                        "of the file; windows must start and end on timestamps of the data")
-    rows = first_row[position].reshape(-1, 2)
-    if (rows[:, 0] > rows[:, 1]).any() or (rows[1:, 0] <= rows[:-1, 1]).any():
-        raise UserError(f"{file_name}: anomaly windows must be sorted and must not overlap; merge or reorder them")
-    return [(int(start), int(end)) for start, end in rows]
-
-
-def _as_nanoseconds(timestamps, file_name: str) -> np.ndarray:
-    try:
-        parsed = pd.to_datetime(np.asarray(timestamps).ravel(), format="ISO8601")
-    except (ValueError, TypeError) as error:
-        reason = str(error).splitlines()[0]
-        raise UserError(f"{file_name}: cannot read the timestamps ({reason}); "
-                        "write them as 'YYYY-MM-DD HH:MM:SS'") from error
-    return pd.DatetimeIndex(parsed).as_unit("ns").asi8
-
-
-def windows_from_labels(timestamps, labels) -> list[tuple]:
-    """Windows as (first, last) timestamps of each run of rows labelled 1.
-
-    Two NAB windows with no row between them come back as one window; NAB merges only
-    windows that overlap or share a boundary.
-    """
-    flags = np.r_[0, np.asarray(labels).astype(bool).astype(np.int8).ravel(), 0]
-    starts = np.flatnonzero(np.diff(flags) == 1)
-    ends = np.flatnonzero(np.diff(flags) == -1) - 1
-    stamps = np.asarray(timestamps)
-    return [(stamps[start], stamps[end]) for start, end in zip(starts, ends)]
-
-
 def _sweep(rows: _ScoredRows, cost: _Cost) -> tuple[np.ndarray, np.ndarray]:
     """Every candidate threshold with its raw corpus score, highest threshold first.
 
@@ -389,152 +332,3 @@ def _threshold_for(thresholds: Mapping[str, float] | float, profile: str) -> flo
         raise UserError(f"no threshold given for profile {profile!r}; give one for each of the profiles scored")
     return float(thresholds[profile])
 
-
-def load_nab_windows(nab_root) -> dict[str, list[tuple[str, str]]]:
-    """{"<category>/<name>.csv": [(start, end), ...]} from labels/combined_windows.json, timestamps as written."""
-    path = Path(nab_root) / WINDOWS_PATH
-    windows = _read_json(path, "the NAB anomaly windows")
-    return {name: [(start, end) for start, end in file_windows] for name, file_windows in windows.items()}
-
-
-def load_nab_profiles(nab_root) -> dict[str, dict[str, float]]:
-    """The cost matrix of each profile in config/profiles.json, or NAB's three defaults when it is absent."""
-    path = Path(nab_root) / PROFILES_PATH
-    if not path.is_file():
-        return {name: dict(matrix) for name, matrix in DEFAULT_PROFILES.items()}
-    profiles = _read_json(path, "the NAB profiles")
-    try:
-        return {name: {key: entry["CostMatrix"][key] for key in ("tpWeight", "fpWeight", "fnWeight")}
-                for name, entry in profiles.items()}
-    except (KeyError, TypeError) as error:
-        raise UserError(f"{path}: each profile needs a CostMatrix with tpWeight, fpWeight and fnWeight") from error
-
-
-def load_published_thresholds(nab_root, detector_name: str, profiles=None) -> dict[str, float]:
-    """The per-profile thresholds in config/thresholds.json that NAB's published scores were computed at."""
-    path = Path(nab_root) / THRESHOLDS_PATH
-    published = _read_json(path, "the published NAB thresholds")
-    if detector_name not in published:
-        raise UserError(f"detector {detector_name!r} has no published thresholds in {path}; "
-                        f"name one of {', '.join(sorted(published))} with --detector-name, "
-                        "or use --thresholds optimize")
-    profiles = list(DEFAULT_PROFILES) if profiles is None else list(profiles)
-    missing = [profile for profile in profiles if profile not in published[detector_name]]
-    if missing:
-        raise UserError(f"{path} has no {detector_name} threshold for {', '.join(missing)}; use --thresholds optimize")
-    return {profile: float(published[detector_name][profile]["threshold"]) for profile in profiles}
-
-
-def load_detector_files(nab_root, detector_dir, detector_name: str | None = None,
-                        file_names=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{file name: (timestamps from data/, anomaly scores from the detector's result CSV)}.
-
-    Result files are <detector_dir>/<category>/<detector>_<name>.csv, where <detector> is
-    detector_name or else the folder's name. file_names defaults to every file with windows.
-    """
-    root, folder = _input_folders(nab_root, detector_dir)
-    prefixes = list(dict.fromkeys(name for name in (detector_name, folder.name) if name))
-    files, missing = {}, []
-    for file_name in load_nab_windows(root) if file_names is None else file_names:
-        result_path = next((path for path in (_result_path(folder, prefix, file_name) for prefix in prefixes)
-                            if path.is_file()), None)
-        if result_path is None:
-            missing.append(str(_result_path(folder, prefixes[0], file_name)))
-            continue
-        timestamps = _read_column(root / "data" / file_name, "timestamp")
-        scores = _read_column(result_path, "anomaly_score")
-        if len(scores) != len(timestamps):
-            raise UserError(f"{result_path} has {len(scores)} rows but {root / 'data' / file_name} has "
-                            f"{len(timestamps)}; result files need one row per data row, in the same order")
-        files[file_name] = (timestamps, scores)
-    if missing:
-        raise UserError(f"{len(missing)} result file(s) missing, e.g. {missing[0]}; "
-                        "score a folder with one result file per NAB data file, or pass --detector-name")
-    return files
-
-
-def score_detector_dir(nab_root, detector_dir, detector_name: str | None = None,
-                       thresholds: str | Mapping[str, float] = "published") -> dict:
-    """Score a NAB results folder: score_corpus's result plus "detector" and "threshold_source".
-
-    thresholds: "published" (config/thresholds.json for detector_name, which defaults to the
-    folder's name), "optimize" (NAB's optimiser), or a {profile: threshold} mapping. Both
-    "published" and "optimize" are thresholds optimised on the corpus labels (oracle scores).
-    """
-    root, folder = _input_folders(nab_root, detector_dir)
-    detector_name = detector_name or folder.resolve().name
-    profiles = load_nab_profiles(root)
-    if thresholds == "published":
-        chosen = load_published_thresholds(root, detector_name, profiles)
-    elif thresholds == "optimize":
-        chosen = None
-    elif isinstance(thresholds, Mapping):
-        chosen = thresholds
-    else:
-        raise UserError("thresholds must be 'published', 'optimize' or a {profile: threshold} mapping, "
-                        f"got {thresholds!r}")
-    windows = load_nab_windows(root)
-    files = load_detector_files(root, detector_dir, detector_name, windows)
-    result = score_corpus(files, windows, profiles, chosen)
-    source = thresholds if isinstance(thresholds, str) else "given"
-    return {"detector": detector_name, "threshold_source": source, **result}
-
-
-def write_nab_results(out_dir, detector_name: str, file_name: str, timestamps, values,
-                      anomaly_scores, labels) -> Path:
-    """Write one series' detector output as <out_dir>/<detector>/<category>/<detector>_<name>.csv.
-
-    The columns are those of NAB's detection step: timestamp, value, anomaly_score, label.
-    NAB's scoring step later appends S(t)_<profile> columns; they are informational (their
-    meaning changed between NAB versions) and scoring never reads them, so none are written.
-    """
-    path = _result_path(Path(out_dir) / detector_name, detector_name, file_name)
-    stamps = pd.DatetimeIndex(pd.to_datetime(np.asarray(timestamps).ravel(), format="ISO8601"))
-    table = pd.DataFrame({
-        "timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"),
-        "value": np.asarray(values).ravel(),
-        "anomaly_score": np.asarray(anomaly_scores, dtype=np.float64).ravel(),
-        "label": np.asarray(labels).astype(int).ravel(),
-    }, columns=RESULT_COLUMNS)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False)
-    return path
-
-
-def _result_path(folder: Path, detector_name: str, file_name: str) -> Path:
-    relative = Path(file_name)
-    return folder / relative.parent / f"{detector_name}_{relative.name}"
-
-
-def _input_folders(nab_root, detector_dir) -> tuple[Path, Path]:
-    root = _existing_folder(nab_root, "NAB root", "point --nab-root at a copy of the NAB repository")
-    folder = _existing_folder(detector_dir, "detector results folder",
-                              "point --detector-dir at a folder holding <category>/<detector>_<name>.csv files")
-    return root, folder
-
-
-def _existing_folder(path, what: str, fix: str) -> Path:
-    folder = Path(path)
-    if not folder.is_dir():
-        raise UserError(f"{what} {folder} does not exist; {fix}")
-    return folder
-
-
-def _read_json(path: Path, what: str):
-    if not path.is_file():
-        raise UserError(f"{path} is missing; it holds {what}: point --nab-root at a copy of the NAB repository")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path} is not valid JSON ({error}); restore it from the NAB repository") from error
-
-
-def _read_column(path: Path, column: str) -> np.ndarray:
-    if not path.is_file():
-        raise UserError(f"{path} is missing; point --nab-root at a copy of the NAB repository with its data/ folder")
-    try:
-        return pd.read_csv(path, usecols=[column])[column].to_numpy()
-    except ValueError as error:
-        reason = str(error).splitlines()[0]
-        raise UserError(f"{path} has no readable {column!r} column ({reason}); "
-                        "NAB CSVs need a header row naming it") from error

@@ -1,0 +1,277 @@
+"""The NAB protocol (`dataset.protocol: nab`): NAB's online detection, one run over all selected files.
+
+- The series are unrelated, so every file gets a fresh detector. It learns only from the file's
+  probationary period (the first 15%, at most 750 rows), which NAB never scores.
+- Every score at row t uses rows <= t only. A window detector scores row t with the window
+  [t-L+1, t] alone, taking that window's last-step score (the last scored step if the model
+  leaves it NaN); rows before the first full window have no score. Detectors without windows
+  (random, zscore) score each step from that step and earlier ones and are run on whole prefixes.
+  Torch models that read whole series at once cannot be scored causally and are refused.
+- With `retrain_every=N`, a fresh detector is fitted on all rows seen so far every N rows after
+  the probationary period and scores the next N rows.
+- NAB wants anomaly scores in [0, 1] with one threshold for the whole corpus, while every
+  detector (and every file's detector) has its own scale. A raw score is therefore mapped to its
+  running rank: (1 + the number of the file's earlier scores strictly below it) / (the number of
+  scores so far, itself included), i.e. pandas' expanding rank with ties ranked lowest, as a
+  fraction. This is causal, needs no parameter, ignores any monotone rescaling of the detector,
+  and puts all files on one scale, so a corpus threshold reads as "this score beats all but a
+  fraction of the file's history"; 1.0 means a new record high. Ties rank low so that a flat
+  score (a constant series) maps near 0 instead of firing on every row. The probationary
+  (in-sample) scores start the history. Rows without a score (warm-up) get 0. Over the corpus
+  this beat the alternatives tried (ties ranked high or averaged; a Gaussian tail fitted on the
+  probationary scores or on all scores so far; the rank among the probationary scores alone):
+  the fixed fits saturate at 1.0 on anomalies and level shifts, which ties detections together.
+
+Thresholds. The NAB score a user gets is `nab_label_free` (and the headline's
+`nab_label_free_standard`): the NAB score at the run's threshold policy applied to the
+probationary rows' anomaly scores, so no label is read. NAB's scoreboard procedure instead
+optimises one threshold per profile on the corpus labels, which are the test labels; that score
+is reported as `oracle_nab` (headline `oracle_nab_standard`, thresholds in
+`nab_detail.oracle_thresholds`), like every other number that reads test labels, and it is the
+one comparable to NAB's published scoreboard. Like NAB, the protocol detects rows scoring at or
+above a threshold, so a threshold of 1.0 raises an alarm at every new record high. The
+point-level metrics pool the scored (non-probationary) rows of all files and detect at that same
+label-free threshold. nab_per_file.csv and plots/oracle_nab_examples.png are
+tsad/protocols/nab_report.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tsad.data.nab import load_nab
+from tsad.data.nab_format import probationary_length
+from tsad.data.series import SeriesSet
+from tsad.errors import UserError
+from tsad.evaluation.nab_files import load_nab_profiles
+from tsad.evaluation.nab_scoring import score_corpus
+from tsad.evaluation.report import evaluate_level, headline
+from tsad.evaluation.thresholds import choose_threshold, validate_threshold_config
+from tsad.models.base import Scores, detector_from_config
+from tsad.models.torch_detector import TorchDetector
+from tsad.models.window_scoring import WindowScorer
+from tsad.protocols import PROTOCOLS
+from tsad.protocols.nab_report import LABEL_FREE, ORACLE, plot_nab_examples, write_nab_results_file, write_per_file
+from tsad.results import write_history, write_scores
+from tsad.runtime import resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+DATASET_KEYS = ("family", "name", "level", "protocol", "normalise", "root", "category", "files", "retrain_every")
+
+
+@PROTOCOLS.register("nab")
+def run_nab(config: dict, run_dir: Path) -> dict:
+    """Run `config` under the NAB protocol into `run_dir`; returns the result part of the run's record."""
+    run_dir = Path(run_dir)
+    settings = protocol_settings(dict(config["dataset"]))
+    threshold_config = validate_threshold_config(dict(config["threshold"]))
+    device = resolve_device(str(config["device"]))
+    seed_everything(config["seed"])
+    detector_name = config["model"]["name"]
+    make_detector = partial(detector_from_config, config, device, causal=True)
+    check_causal(make_detector())  # fail on a model the protocol cannot run before loading any data
+
+    corpus = load_nab(settings["root"], settings["category"], settings["files"])
+    log.info("NAB protocol: %s on %d file(s) from %s, retrain_every=%s", detector_name, len(corpus.files),
+             corpus.folder, settings["retrain_every"])
+    detections, history = [], []
+    for nab_file in corpus.files:
+        detection = detect_online(make_detector, nab_file.values, settings["retrain_every"], nab_file.name)
+        detections.append(detection)
+        history += [{"file": nab_file.name, **record} for record in detection.history]
+        detection.detector.save(run_dir / "model" / Path(nab_file.name).with_suffix(""))
+        write_nab_results_file(run_dir / "nab_results", detector_name, nab_file, detection.anomaly_scores)
+        log.info("%s: fit %.1f s, score %.1f s", nab_file.name, detection.fit_seconds, detection.score_seconds)
+
+    scored = {f.name: (f.timestamps, d.anomaly_scores) for f, d in zip(corpus.files, detections)}
+    windows = {f.name: f.windows for f in corpus.files}
+    profiles = load_nab_profiles(corpus.folder)
+    oracle = score_corpus(scored, windows, profiles)  # thresholds optimised on the labels, as NAB's scoreboard
+    probationary = np.concatenate([d.anomaly_scores[:f.probation][~np.isnan(d.raw_scores[:f.probation])]
+                                   for f, d in zip(corpus.files, detections)])
+    threshold = label_free_threshold(threshold_config, probationary)
+    label_free = score_corpus(scored, windows, profiles, threshold)
+
+    after_probation = SeriesSet([f.values[f.probation:] for f in corpus.files],
+                                step_labels=[f.labels[f.probation:] for f in corpus.files],
+                                names=[f.name for f in corpus.files])
+    point = evaluate_level(np.concatenate(after_probation.step_labels),
+                           np.concatenate([d.anomaly_scores[f.probation:] for f, d in zip(corpus.files, detections)]),
+                           at_or_above(threshold), "point", data=after_probation)
+
+    everything = SeriesSet([f.values for f in corpus.files], step_labels=[f.labels for f in corpus.files],
+                           timestamps=[f.timestamps for f in corpus.files], names=[f.name for f in corpus.files])
+    steps = [d.anomaly_scores for d in detections]
+    write_scores(run_dir / "scores", "test", everything, Scores(steps, np.array([s.max() for s in steps])))
+    write_history(run_dir / "history.csv", history)
+    write_per_file(run_dir / "nab_per_file.csv", corpus.files, {LABEL_FREE: label_free, ORACLE: oracle})
+    if config.get("plots", True):
+        plot_nab_examples(run_dir / "plots" / "oracle_nab_examples.png", corpus.files, steps, oracle)
+
+    return {
+        "level": "point",
+        "metrics": {"point": point},
+        "nab_label_free": label_free["scores"],
+        "oracle_nab": oracle["scores"],
+        "nab_detail": {
+            "label_free_threshold": threshold,
+            "label_free_raw_scores": label_free["raw_scores"],
+            "label_free_counts": label_free["counts"],
+            "oracle_thresholds": oracle["thresholds"],
+            "oracle_raw_scores": oracle["raw_scores"],
+            "oracle_counts": oracle["counts"],
+            "score_mapping": "running rank of the detector's raw scores within each file (ties low)",
+            "results_dir": str(run_dir / "nab_results" / detector_name),
+        },
+        "validation": {},
+        "headline": {**headline({"point": point}, "point"),
+                     "nab_label_free_standard": label_free["scores"].get("standard"),
+                     "oracle_nab_standard": oracle["scores"].get("standard")},
+        "threshold": {**threshold_config, "source": "probationary rows", "rule": "anomaly score >= value (NAB's rule)",
+                      "values": {"point": threshold}},
+        "timing": {"fit_seconds": round(sum(d.fit_seconds for d in detections), 3),
+                   "score_seconds": round(sum(d.score_seconds for d in detections), 3)},
+        "n_parameters": detections[-1].detector.n_parameters,
+        "device": device,
+        "data": {"n_files": len(corpus.files), "n_rows": int(sum(len(f.values) for f in corpus.files)),
+                 "n_probationary_rows": int(sum(f.probation for f in corpus.files)),
+                 "n_windows": sum(len(f.window_rows) for f in corpus.files),
+                 "n_channels": 1, "n_fits": sum(d.n_fits for d in detections),
+                 "retrain_every": settings["retrain_every"],
+                 "categories": sorted({f.category for f in corpus.files}), "source": str(corpus.folder)},
+        "epochs_trained": len([record for record in history if "epoch" in record]),
+    }
+
+
+def protocol_settings(dataset: dict) -> dict:
+    """The dataset config's NAB settings (root, category, files, retrain_every), checked."""
+    unknown = sorted(set(dataset) - set(DATASET_KEYS))
+    if unknown:
+        raise UserError(f"dataset {dataset.get('name', 'nab')!r} has no keys {unknown}; "
+                        f"known: {', '.join(DATASET_KEYS)}")
+    if dataset.get("level", "point") != "point":
+        raise UserError(f"NAB is point-level data; set dataset.level=point, got {dataset['level']!r}")
+    retrain_every = dataset.get("retrain_every")
+    if retrain_every is not None and (isinstance(retrain_every, bool) or not isinstance(retrain_every, int)
+                                      or retrain_every < 1):
+        raise UserError(f"dataset.retrain_every must be a positive number of rows or null, got {retrain_every!r}")
+    return {"root": dataset.get("root"), "category": dataset.get("category"), "files": dataset.get("files"),
+            "retrain_every": retrain_every}
+
+
+# -- detecting online ---------------------------------------------------------------------------
+
+@dataclass
+class FileDetection:
+    """What the online protocol produced for one file."""
+
+    raw_scores: np.ndarray  # [T] the detector's scores, NaN where a row has none (window warm-up)
+    anomaly_scores: np.ndarray  # [T] in [0, 1], the running rank of raw_scores
+    fit_seconds: float
+    score_seconds: float
+    history: list[dict]  # training history of every fit, in order
+    n_fits: int
+    detector: object  # the last detector fitted
+
+
+def check_causal(detector):
+    """Return `detector` if its score at a row reads no later row; refuse it otherwise."""
+    if isinstance(detector, TorchDetector) and detector.input_mode != "windows":
+        raise UserError(f"model {detector.name} reads whole series at once, so its score at a row would use "
+                        "later rows; the NAB protocol needs causal scores: use a window model")
+    if uses_windows(detector) and not detector.causal:
+        raise TypeError("the NAB protocol scores window detectors built with causal=True only")
+    return detector
+
+
+def uses_windows(detector) -> bool:
+    return isinstance(detector, WindowScorer)
+
+
+def detect_online(make_detector: Callable, values: np.ndarray, retrain_every: int | None = None,
+                  name: str = "series") -> FileDetection:
+    """Run the NAB protocol on one series [T] or [T, C]: fit on the probationary rows, score causally.
+
+    make_detector returns a fresh, unfitted detector (window detectors built with causal=True).
+    """
+    values = np.asarray(values, dtype=np.float32)
+    values = values[:, None] if values.ndim == 1 else values
+    n_rows, probation = len(values), probationary_length(len(values))
+    if probation < 2:
+        raise UserError(f"{name}: {n_rows} rows leave {probation} probationary rows to learn from; "
+                        "NAB files need at least 14 rows")
+    fit_ends = [probation]
+    if retrain_every is not None:
+        fit_ends += list(range(probation + retrain_every, n_rows, retrain_every))
+    raw = np.full(n_rows, np.nan)
+    fit_seconds = score_seconds = 0.0
+    history, detector = [], None
+    for number, fit_end in enumerate(fit_ends):
+        detector = check_causal(make_detector())
+        if uses_windows(detector) and detector.window > fit_end:
+            raise UserError(f"{name}: model.window={detector.window} is longer than the {fit_end} rows it may "
+                            f"learn from (the probationary period); use model.window<={probation}")
+        started = time.perf_counter()
+        detector.fit(SeriesSet([values[:fit_end]]))
+        fit_seconds += time.perf_counter() - started
+        history += [{"fit": number, **record} for record in detector.history]
+        first = 0 if number == 0 else fit_end
+        end = fit_ends[number + 1] if number + 1 < len(fit_ends) else n_rows
+        started = time.perf_counter()
+        raw[first:end] = score_rows(detector, values, first, end)
+        score_seconds += time.perf_counter() - started
+    scored = np.flatnonzero(~np.isnan(raw))
+    if len(scored) and not np.isfinite(raw[scored[0]:]).all():
+        raise UserError(f"{name}: the detector returned NaN or infinite scores; check the model's settings")
+    return FileDetection(raw, running_rank(raw), fit_seconds, score_seconds, history, len(fit_ends), detector)
+
+
+def score_rows(detector, values: np.ndarray, first: int, end: int) -> np.ndarray:
+    """Scores of rows first..end-1, each computed from rows up to it only (the detector passed check_causal)."""
+    if not uses_windows(detector):
+        return detector.score(SeriesSet([values[:end]])).steps[0][first:]
+    context = max(0, first - detector.window + 1)
+    steps = detector.score(SeriesSet([values[context:end]])).steps[0]
+    return steps[first - context:]
+
+
+def running_rank(raw_scores: np.ndarray) -> np.ndarray:
+    """Causal map to [0, 1]: rank (ties low) of each score among the scores so far, over their count.
+
+    NaN (no score yet) maps to 0 and is not counted.
+    """
+    mapped = np.zeros(len(raw_scores))
+    scored = np.flatnonzero(~np.isnan(raw_scores))
+    if len(scored):
+        mapped[scored] = pd.Series(raw_scores[scored]).expanding().rank(method="min", pct=True).to_numpy()
+    return mapped
+
+
+# -- the label-free threshold -------------------------------------------------------------------
+
+def label_free_threshold(threshold_config: dict, probationary_scores: np.ndarray) -> float:
+    """The run's threshold policy applied to the anomaly scores of the probationary rows (no labels)."""
+    policy = threshold_config["policy"]
+    if policy == "val_best_f1":
+        raise UserError("threshold=val_best_f1 needs labelled validation data, which NAB does not have; "
+                        "use val_percentile, contamination, sigma or fixed")
+    if policy == "fixed":
+        value = threshold_config["value"]
+        if isinstance(value, dict) and "point" not in value:
+            raise UserError("threshold=fixed has no value for the point level; add threshold.value.point")
+        return float(value["point"] if isinstance(value, dict) else value)
+    return choose_threshold(threshold_config, probationary_scores)
+
+
+def at_or_above(threshold: float) -> float:
+    """The threshold for metrics that detect scores strictly above it, so that they detect scores >= threshold."""
+    return float(np.nextafter(threshold, -np.inf))
