@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
 
 
@@ -49,7 +48,8 @@ def test_multirun_writes_one_folder_per_job(tmp_path):
 
 def test_two_runs_started_together_never_share_a_folder(tmp_path):
     args = [TSAD_RUN, "model=random", *TINY_SERIES, f"paths.output_dir={tmp_path}"]
-    processes = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    processes = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for _ in range(2)]
     assert all(p.wait(timeout=120) == 0 for p in processes)
     assert len(run_folders(tmp_path)) == 2
 
@@ -95,8 +95,8 @@ def test_the_built_wheel_ships_the_configs_and_runs_from_anywhere(tmp_path):
     """A non-editable install must carry conf/ inside the package."""
     root = Path(__file__).resolve().parents[1]
     wheel_dir, target = tmp_path / "dist", tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir),
-                    str(root)], check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(wheel_dir), str(root)], check=True, capture_output=True, timeout=300)
     (wheel,) = wheel_dir.glob("tsad-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)

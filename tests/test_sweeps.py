@@ -10,10 +10,15 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
-from tsad import cli, sweeps
+
+from tsad import cli
 from tsad.errors import UserError
+from tsad.results import write_json_atomic as write_json
+from tsad.sweeps import job
+from tsad.sweeps.gpu import GpuSlot, pool_capacity, pool_gpus, pool_size
+from tsad.sweeps.job import JOB_FILE, LAST_CHECKPOINT, check_objective, needs_labelled_val, objective_value
+from tsad.sweeps.summary import JOURNAL_DIR, summarise
 
 
 def has_module(name: str) -> bool:
@@ -29,7 +34,7 @@ needs_optuna = pytest.mark.skipif(not (has_module("optuna") and has_module("hydr
 
 
 def job_pids(folders):
-    return {json.loads((f / sweeps.JOB_FILE).read_text())["pid"] for f in folders}
+    return {json.loads((f / JOB_FILE).read_text())["pid"] for f in folders}
 
 
 def max_overlap(intervals) -> int:
@@ -58,13 +63,14 @@ def test_local_launcher_runs_four_jobs_in_parallel_workers(tmp_path):
 
 
 def hold_a_slot(folder, gpus, jobs_per_gpu, hold_seconds, results):
-    with sweeps.GpuSlot(folder, gpus, jobs_per_gpu, poll_seconds=0.02) as slot:
+    with GpuSlot(folder, gpus, jobs_per_gpu, poll_seconds=0.02) as slot:
         time.sleep(hold_seconds)
     results.put(slot.record())
 
 
 def test_gpu_slots_hold_at_most_capacity_jobs_per_gpu(tmp_path):
-    """8 processes at once on 2 simulated GPUs x 2 slots: at most 2 per GPU, never two on one slot, whatever the timing."""
+    """8 processes at once on 2 simulated GPUs x 2 slots: at most 2 per GPU, never two on one slot, whatever the
+    timing."""
     context = multiprocessing.get_context("fork")
     results = context.Queue()
     workers = [context.Process(target=hold_a_slot, args=(tmp_path, [0, 1], 2, 0.3, results)) for _ in range(8)]
@@ -82,7 +88,7 @@ def test_gpu_slots_hold_at_most_capacity_jobs_per_gpu(tmp_path):
 
 def test_a_job_waits_while_every_slot_is_taken_and_takes_the_one_freed(tmp_path):
     """Deterministic, unlike counting waits among racing processes (which depends on how fast they start)."""
-    held = [sweeps.GpuSlot(tmp_path, [0, 1], 2, poll_seconds=0.02).__enter__() for _ in range(4)]
+    held = [GpuSlot(tmp_path, [0, 1], 2, poll_seconds=0.02).__enter__() for _ in range(4)]
     assert [(slot.gpu, slot.slot) for slot in held] == [(0, 0), (1, 0), (0, 1), (1, 1)]  # every GPU before doubling up
     context = multiprocessing.get_context("fork")
     results = context.Queue()
@@ -110,7 +116,7 @@ def test_a_killed_job_frees_its_gpu_slot(tmp_path):
     os.kill(holder.pid, signal.SIGKILL)
     holder.join(timeout=30)
     assert not _slot_taken(tmp_path)
-    with sweeps.GpuSlot(tmp_path, [0], 1) as slot:
+    with GpuSlot(tmp_path, [0], 1) as slot:
         assert (slot.gpu, slot.slot) == (0, 0)
 
 
@@ -135,21 +141,22 @@ def test_gpu_pool_gives_each_job_a_slot_and_records_it(tmp_path):
     assert len(records) == 3 and all(r["status"] == "OK" for r in records)
     assert all(r["device"] == "cpu" and r["gpu_slot"]["gpu"] in (0, 1) for r in records)  # simulated: no CUDA here
     for gpu in (0, 1):
-        spans = [(r["gpu_slot"]["claimed_at"], r["gpu_slot"]["released_at"]) for r in records if r["gpu_slot"]["gpu"] == gpu]
+        spans = [(r["gpu_slot"]["claimed_at"], r["gpu_slot"]["released_at"]) for r in records
+                 if r["gpu_slot"]["gpu"] == gpu]
         assert max_overlap(spans) <= 1
 
 
 def test_gpu_pool_settings_are_checked():
-    assert sweeps.pool_gpus([2, 3]) == [2, 3]
-    assert sweeps.pool_size([0, 1, 2], 2) == 6
+    assert pool_gpus([2, 3]) == [2, 3]
+    assert pool_size([0, 1, 2], 2) == 6
     for bad in ([], [0, 0], [-1], "0,1"):
         with pytest.raises(UserError, match="gpu_pool.gpus"):
-            sweeps.pool_gpus(bad)
+            pool_gpus(bad)
     with pytest.raises(UserError, match="jobs_per_gpu"):
-        sweeps.pool_capacity(0)
+        pool_capacity(0)
     os.environ["CUDA_VISIBLE_DEVICES"], previous = "3,5", os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
-        assert sweeps.pool_gpus("auto") == [0, 1]  # indices as the jobs see them
+        assert pool_gpus("auto") == [0, 1]  # indices as the jobs see them
     finally:
         if previous is None:
             del os.environ["CUDA_VISIBLE_DEVICES"]
@@ -198,33 +205,22 @@ def test_resume_skips_finished_jobs_and_reruns_the_others(tmp_path):
 
 
 def test_the_summary_counts_every_outcome(tmp_path):
-    journal = tmp_path / sweeps.JOURNAL_DIR
+    journal = tmp_path / JOURNAL_DIR
     journal.mkdir()
     entries = [{"status": "OK", "folder": "a", "skipped": True}, {"status": "OK", "folder": "b", "skipped": False},
-               {"status": "NAN", "folder": "c", "error": "NaNLossError: non-finite training loss in train epoch 3: nan"},
+               {"status": "NAN", "folder": "c",
+                "error": "NaNLossError: non-finite training loss in train epoch 3: nan"},
                {"status": "OOM", "folder": "d", "error": "OutOfMemoryError: CUDA out of memory"},
                {"status": "RUNNING", "folder": "e"}]
     for num, entry in enumerate(entries):
         (journal / f"{num}.json").write_text(json.dumps(entry))
-    lines, failed = sweeps.summarise(tmp_path)
+    lines, failed = summarise(tmp_path)
     assert failed == 3
     assert lines[0] == (f"sweep summary: 2 OK (1 finished earlier, skipped), 3 failed (1 NAN, 1 NO RESULT, 1 OOM) "
                         f"in {tmp_path}")
     assert lines[1] == "  NAN         c  NaNLossError: non-finite training loss in train epoch 3: nan"
     assert lines[3] == "  NO RESULT   e  the job stopped before recording an outcome"
     assert f"resume=true hydra.sweep.dir={tmp_path}" in lines[-1]
-
-
-def test_config_hash_ignores_where_and_how_a_job_runs():
-    config = {"model": {"name": "iforest", "window": 32}, "seed": 0, "paths": {"output_dir": "a"}, "resume": False,
-              "trainer": {"lr": 0.001, "resume_from": None, "progress": "auto"}, "gpu_pool": {"gpus": "auto"}}
-    digest = sweeps.config_hash(config)
-    moved = {**config, "paths": {"output_dir": "b"}, "resume": True, "gpu_pool": {"gpus": [0]},
-             "trainer": {"lr": 0.001, "resume_from": "x/last.pt", "progress": False}}
-    assert sweeps.config_hash(moved) == digest
-    assert sweeps.config_hash({**config, "seed": 1}) != digest
-    assert sweeps.config_hash({**config, "model": {"name": "iforest", "window": 64}}) != digest
-    assert config["trainer"]["resume_from"] is None  # the config itself is left alone
 
 
 @pytest.mark.slow
@@ -236,7 +232,7 @@ def test_an_interrupted_single_run_resumes_from_its_last_checkpoint(tmp_path):
     (run_dir / "metrics.json").write_text(json.dumps({**record, "status": "INTERRUPTED"}))
     result = run_tsad([*args, "resume=true"], tmp_path)
     resumed = read_metrics(run_dir)
-    assert resumed["status"] == "OK" and resumed["resumed_from_checkpoint"] == str(run_dir / sweeps.LAST_CHECKPOINT)
+    assert resumed["status"] == "OK" and resumed["resumed_from_checkpoint"] == str(run_dir / LAST_CHECKPOINT)
     assert "resumed from" in (run_dir / "run.log").read_text()
     assert f"run folder: {run_dir}" in result.stdout
 
@@ -258,6 +254,72 @@ def test_ctrl_c_stops_a_sweep_without_leaving_a_finished_looking_run(tmp_path):
     assert "sweep summary: 0 OK, 1 failed (1 INTERRUPTED)" in stdout
 
 
+# ---------------------------------------------------------------------------- one job's record
+
+RESULT = {"level": "series", "metrics": {"series": {"roc_auc": 0.5}}, "validation": {"val_loss": 0.25},
+          "headline": {"roc_auc": 0.5}, "threshold": {"policy": "val_percentile", "values": {"series": 1.0}},
+          "timing": {"fit_seconds": 1.0, "score_seconds": 2.0}, "n_parameters": 3, "device": "cpu",
+          "data": {"n_train": 1}, "epochs_trained": 2}
+
+
+def run_stub_job(tmp_path, monkeypatch, outcome, **config_extra):
+    """run_job around a stand-in for tsad.experiment.run: (the raised error or None, metrics.json, journal entry)."""
+    import tsad.experiment
+
+    def run(config, run_dir):
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return dict(outcome)
+
+    monkeypatch.setattr(tsad.experiment, "run", run)
+    written = []
+
+    def write_and_count(path, payload):
+        written.append(path)
+        write_json(path, payload)
+
+    monkeypatch.setattr(job, "write_json_atomic", write_and_count)
+    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic"}, "seed": 0, "tags": ["t"],
+              "trainer": {"resume_from": None}, **config_extra}
+    context = job.JobContext(tmp_path / "sweep" / "job", sweep_dir=tmp_path / "sweep", job_num=4)
+    context.run_dir.mkdir(parents=True)
+    raised = None
+    try:
+        job.run_job(config, context)
+    except BaseException as error:
+        raised = error
+    assert written.count(context.run_dir / "metrics.json") == 1
+    return raised, read_metrics(context.run_dir), json.loads((tmp_path / "sweep" / JOURNAL_DIR / "4.json").read_text())
+
+
+def test_a_job_writes_the_whole_record_once(tmp_path, monkeypatch):
+    raised, record, entry = run_stub_job(tmp_path, monkeypatch, RESULT)
+    assert raised is None and entry == {"status": "OK", "folder": record["run_dir"], "skipped": False}
+    assert set(record) == {"status", "model", "dataset", "seed", "tags", "run_dir", *RESULT, "environment", "job_num",
+                           "config_hash"}
+    assert (record["status"], record["model"], record["tags"], record["job_num"]) == ("OK", "zscore", ["t"], 4)
+    assert set(record["timing"]) == {"fit_seconds", "score_seconds", "total_seconds"}
+
+
+@pytest.mark.parametrize("error, status, traceback", [(ValueError("boom"), "ERROR", True),
+                                                      (UserError("bad seed"), "ERROR", False),
+                                                      (KeyboardInterrupt(), "INTERRUPTED", True)])
+def test_a_failed_run_is_recorded_with_its_error(tmp_path, monkeypatch, error, status, traceback):
+    raised, record, entry = run_stub_job(tmp_path, monkeypatch, error)
+    assert raised is error
+    assert (record["status"], record["error"], "traceback" in record) == (status, f"{type(error).__name__}: {error}",
+                                                                         traceback)
+    assert set(record["timing"]) == {"total_seconds"} and "environment" in record and record["job_num"] == 4
+    assert entry == {"status": status, "folder": record["run_dir"], "error": record["error"]}
+
+
+def test_an_objective_the_record_lacks_fails_the_job(tmp_path, monkeypatch):
+    raised, record, entry = run_stub_job(tmp_path, monkeypatch, RESULT, objective="validation.labelled_val.roc_auc")
+    assert isinstance(raised, UserError)
+    assert record["status"] == entry["status"] == "ERROR" and "is not a number" in record["error"]
+    assert record["metrics"] == RESULT["metrics"] and "traceback" not in record
+
+
 # ---------------------------------------------------------------------------- Optuna
 
 @needs_optuna
@@ -275,13 +337,13 @@ def test_optuna_search_optimises_a_validation_metric(tmp_path):
 
 def test_objectives_must_be_validation_metrics():
     with pytest.raises(UserError, match="leak test labels"):
-        sweeps.check_objective("metrics.series.roc_auc")
+        check_objective("metrics.series.roc_auc")
     record = {"validation": {"val_loss": 0.5, "labelled_val": {"series": {"pr_auc": None}}}}
-    assert sweeps.objective_value(record, "validation.val_loss") == 0.5
+    assert objective_value(record, "validation.val_loss") == 0.5
     with pytest.raises(UserError, match="it has: validation.labelled_val.series.pr_auc, validation.val_loss"):
-        sweeps.objective_value(record, "validation.labelled_val.series.pr_auc")
+        objective_value(record, "validation.labelled_val.series.pr_auc")
     with pytest.raises(UserError, match="dataset.labelled_val"):
-        sweeps.needs_labelled_val("validation.labelled_val.series.pr_auc", {"labelled_val": 0})
+        needs_labelled_val("validation.labelled_val.series.pr_auc", {"labelled_val": 0})
 
 
 def test_a_missing_extra_is_named_in_one_line(monkeypatch):

@@ -14,8 +14,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from tsad import sweeps
 from tsad.errors import UserError
+from tsad.results import read_metrics
+from tsad.sweeps.gpu import pool_size
+from tsad.sweeps.job import JobContext, folder_hash, run_job
+from tsad.sweeps.summary import launched, summarise
 
 log = logging.getLogger("tsad")
 
@@ -34,8 +37,8 @@ PLUGINS = {
 }
 
 # Resolvers the configs use: job folder names in sweeps, and the worker count of the GPU pool.
-OmegaConf.register_new_resolver("tsad_config_hash", sweeps.folder_hash, replace=True)
-OmegaConf.register_new_resolver("tsad_gpu_pool_size", sweeps.pool_size, replace=True)
+OmegaConf.register_new_resolver("tsad_config_hash", folder_hash, replace=True)
+OmegaConf.register_new_resolver("tsad_gpu_pool_size", pool_size, replace=True)
 
 
 def group_options(group: str) -> list[str]:
@@ -73,15 +76,15 @@ def check_plugins(arguments: list[str]) -> None:
                             f"pip install 'tsad[{needed[1]}]'")
 
 
-def job_context(run_dir: str) -> sweeps.JobContext:
+def job_context(run_dir: str) -> JobContext:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
-        return sweeps.JobContext(Path(run_dir))
-    return sweeps.JobContext(Path(run_dir), sweep_dir=Path(hydra_cfg.sweep.dir), job_num=hydra_cfg.job.get("num"),
-                             launcher=hydra_cfg.runtime.choices.get("hydra/launcher"))
+        return JobContext(Path(run_dir))
+    return JobContext(Path(run_dir), sweep_dir=Path(hydra_cfg.sweep.dir), job_num=hydra_cfg.job.get("num"),
+                      launcher=hydra_cfg.runtime.choices.get("hydra/launcher"))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -92,13 +95,13 @@ def task(cfg: DictConfig) -> float | None:
     context = job_context(HydraConfig.get().runtime.output_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
     try:
-        value, folder = sweeps.run_job(config, context)
+        value, folder = run_job(config, context)
     except UserError as error:
         if context.sweep_dir is not None:
             raise
         print(f"tsad-run: error: {error}", file=sys.stderr)
         sys.exit(2)
-    record = sweeps.read_json(folder / "metrics.json") or {}
+    record = read_metrics(folder) or {}
     print(f"run folder: {folder}")
     print("headline ({}): {}".format(record.get("level"), "  ".join(
         f"{k}={v:.4f}" for k, v in (record.get("headline") or {}).items() if v is not None)))
@@ -120,8 +123,8 @@ def main() -> None:
     except KeyboardInterrupt:
         print("tsad-run: interrupted", file=sys.stderr)
         code = 130
-    if sweeps.launched:
-        lines, failed = sweeps.summarise(sweeps.launched["sweep_dir"])
+    if launched:
+        lines, failed = summarise(launched["sweep_dir"])
         print("\n".join(lines), flush=True)
         if failed and code == 0:
             code = 1

@@ -1,16 +1,109 @@
-"""Run-folder I/O: metrics.json (written atomically), scores, training history, environment facts."""
+"""The run folder, read and written in one place: metrics.json and its statuses, the config hash, scores,
+training history, environment facts, and the flat row `tsad-table` makes of a finished (or killed) run.
+
+Only the standard library is imported at module level (numpy, pandas, torch load inside the functions
+that need them): tsad.sweeps imports this module before any job runs, and `tsad-run --help` must stay fast.
+"""
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
 import platform
 import subprocess
 from pathlib import Path
 
-import numpy as np
+from tsad.errors import NaNLossError, UserError
 
 METRICS_FILE = "metrics.json"
+
+# ---------------------------------------------------------------------------- statuses
+
+OK = "OK"
+ERROR = "ERROR"
+OOM = "OOM"
+NAN = "NAN"
+INTERRUPTED = "INTERRUPTED"
+RUNNING = "RUNNING"          # a job that has not ended: its sweep journal entry, never a metrics.json
+# Statuses a reader gives a run folder whose metrics.json does not say how the run ended.
+INCOMPLETE = "INCOMPLETE"    # no metrics.json: the run was killed or has not finished
+UNREADABLE = "UNREADABLE"    # a metrics.json that is not a JSON object
+UNKNOWN = "UNKNOWN"          # a metrics.json without status or metrics
+
+
+def failure_status(error: BaseException) -> str:
+    """The status of a run that ended with `error`."""
+    if isinstance(error, NaNLossError):
+        return NAN
+    if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
+        return OOM
+    if isinstance(error, KeyboardInterrupt):
+        return INTERRUPTED
+    return ERROR
+
+
+def error_text(error: BaseException) -> str:
+    """How a record names the error a run ended with."""
+    return f"{type(error).__name__}: {error}"
+
+
+# ---------------------------------------------------------------------------- which config keys count
+
+# Keys that say where or how a run executes, not what it computes: the same run written to another folder,
+# resumed from a checkpoint, with other progress bars, or launched by another sweep or search. The config
+# hash leaves them out, so a job finds its earlier run however it was launched.
+INCIDENTAL_KEYS = ("paths", "resume", "objective", "gpu_pool", "trainer.resume_from", "trainer.progress")
+# A table cell averages runs that may differ in these keys as well, so a table does not compare them. The
+# config hash keeps them, as each makes another run: another seed computes other numbers (a cell's runs are
+# its seeds), another device slightly other ones (noise of the seed's order), plots change what the folder
+# holds, and tags what its metrics.json says.
+NOT_COMPARED_KEYS = INCIDENTAL_KEYS + ("seed", "device", "plots", "tags")
+
+
+def is_under(dotted: str, keys: tuple[str, ...]) -> bool:
+    """Whether the dotted config key `dotted` is one of `keys` or lies inside one of them."""
+    return any(dotted == key or dotted.startswith(f"{key}.") for key in keys)
+
+
+def config_hash(config: dict) -> str:
+    """A short, stable digest of the resolved config without its INCIDENTAL_KEYS.
+
+    Sweep folders are named after it and metrics.json records it: keep the digest of a given config as it is.
+    """
+    kept = copy.deepcopy(config)
+    for dotted in INCIDENTAL_KEYS:
+        *parents, last = dotted.split(".")
+        node = kept
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- JSON files
+
+def read_json(path: Path) -> dict | None:
+    """The JSON object in `path`, or None when it is missing, unreadable or not an object."""
+    try:
+        return _load_json_object(Path(path))
+    except (OSError, ValueError):
+        return None
+
+
+def read_metrics(run_dir: Path) -> dict | None:
+    """The run's metrics.json, or None when there is no readable one."""
+    return read_json(Path(run_dir) / METRICS_FILE)
+
+
+def _load_json_object(path: Path) -> dict:
+    value = json.loads(path.read_text())
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, found {type(value).__name__}")
+    return value
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
@@ -21,14 +114,9 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def read_metrics(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / METRICS_FILE
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
-
-
 def _jsonable(value):
+    import numpy as np
+
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -38,8 +126,11 @@ def _jsonable(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+# ---------------------------------------------------------------------------- what a run leaves besides its record
+
 def write_scores(directory: Path, split: str, data, scores) -> None:
     """scores/<split>_series.csv (one row per series) and <split>_steps.csv.gz (one row per step)."""
+    import numpy as np
     import pandas as pd
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -65,6 +156,7 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 
 def environment() -> dict:
+    import numpy as np
     import sklearn
     import torch
 
@@ -89,3 +181,107 @@ def git_commit() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+# ---------------------------------------------------------------------------- run folders as table rows
+
+LEVELS = ("series", "point")
+# NAB's score per profile (NAB runs only): at the run's own threshold, and at thresholds optimised on the labels.
+NAB_SCORES = ("nab_label_free", "oracle_nab")
+
+
+def find_run_folders(paths) -> list[Path]:
+    """Folders with a metrics.json, or with a Hydra config but no metrics.json (killed or unfinished runs)."""
+    folders = set()
+    for path in map(Path, paths):
+        if not path.exists():
+            raise UserError(f"{path} does not exist; give run folders or folders that hold them")
+        folders.update(p.parent.resolve() for p in path.rglob(METRICS_FILE))
+        folders.update(p.parent.parent.resolve() for p in path.rglob(".hydra/config.yaml"))
+        if (path / METRICS_FILE).exists() or (path / ".hydra" / "config.yaml").exists():
+            folders.add(path.resolve())
+    if not folders:
+        raise UserError(f"no run folders (with metrics.json) under {', '.join(map(str, paths))}")
+    return sorted(folders)
+
+
+def read_run(folder: Path) -> dict:
+    """One flat row: identity, status, threshold, metrics, timings, then the config under config.*."""
+    config = _read_config(folder)
+    row = {"run_dir": str(folder)}
+    path = folder / METRICS_FILE
+    if not path.exists():
+        record = {"status": INCOMPLETE, "error": "no metrics.json: the run was killed or has not finished"}
+    else:
+        try:
+            record = _load_json_object(path)
+        except (OSError, ValueError) as error:
+            record = {"status": UNREADABLE, "error": f"metrics.json: {error}"}
+    row["status"] = record.get("status") or (OK if record.get("metrics") else UNKNOWN)
+    row["model"] = record.get("model") or _nested(config, "model", "name")
+    row["dataset"] = record.get("dataset") or _nested(config, "dataset", "name")
+    row["seed"] = record.get("seed", config.get("seed"))
+    metrics = record.get("metrics") or {}
+    if metrics and not all(isinstance(v, dict) for v in metrics.values()):
+        metrics = {record.get("level") or _nested(config, "dataset", "level") or "series": metrics}
+    row["level"] = (record.get("level") or _nested(config, "dataset", "level")
+                    or next((level for level in LEVELS if level in metrics), None))
+    row["error"] = record.get("error")
+    row.update(flatten(record.get("threshold") or {}, "threshold"))
+    for level, level_metrics in metrics.items():
+        row.update(flatten(level_metrics, level))
+    row.update(flatten(record.get("validation") or {}, "validation"))
+    for key in NAB_SCORES:
+        row.update(flatten(record.get(key) or {}, key))
+    if "oracle_nab" not in record:  # older runs named the label-optimised NAB score plain `nab`
+        row.update(flatten(record.get("nab") or {}, "oracle_nab"))
+    timing = record.get("timing") or {}
+    row.update({key: timing.get(key) for key in ("fit_seconds", "score_seconds", "total_seconds")})
+    for key in ("n_parameters", "epochs_trained", "device"):
+        if key in record:
+            row[key] = record[key]
+    if record.get("tags"):
+        row["tags"] = ",".join(map(str, record["tags"]))
+    row.update(flatten(record.get("data") or {}, "data"))
+    row.update(flatten(record.get("environment") or {}, "environment"))
+    row.update(flatten(config, "config"))
+    return row
+
+
+def _read_config(folder: Path) -> dict:
+    """The resolved .hydra/config.yaml of a run; {} when it is missing or unreadable."""
+    path = folder / ".hydra" / "config.yaml"
+    if not path.exists():
+        return {}
+    from omegaconf import OmegaConf
+
+    try:
+        config = OmegaConf.load(path)
+    except Exception:  # a damaged config must not hide the run's metrics
+        return {}
+    try:
+        return OmegaConf.to_container(config, resolve=True)
+    except Exception:  # an interpolation this process cannot resolve: keep it as written
+        return OmegaConf.to_container(config, resolve=False)
+
+
+def _nested(mapping: dict, *keys):
+    for key in keys:
+        if not isinstance(mapping, dict):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
+def flatten(mapping: dict, prefix: str) -> dict:
+    """{'a': {'b': 1}, 'c': [1, 2]} -> {'prefix.a.b': 1, 'prefix.c': '[1, 2]'}."""
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}.{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name))
+        elif isinstance(value, (list, tuple)):
+            flat[name] = json.dumps(value)
+        else:
+            flat[name] = value
+    return flat

@@ -1,0 +1,279 @@
+"""One job of `tsad-run`, single or swept: skip, resume or run it, and write its record once when it ends.
+
+`run_job` wraps tsad.experiment.run for every run. It hashes the resolved config, skips or
+resumes when `resume=true`, takes a GPU slot under hydra/launcher=gpu_pool, and writes the
+run's metrics.json once, when the job ends: finished, failed or interrupted. The run returns
+the result part of the record; the job adds who ran (model, dataset, seed, tags), how it ended
+(status, error), timing, environment and the sweep's facts (config hash, job number, GPU slot,
+the checkpoint it resumed from). The sweep's journal says the same for the summary.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import platform
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from tsad.errors import UserError
+from tsad.results import (
+    METRICS_FILE,
+    OK,
+    RUNNING,
+    config_hash,
+    environment,
+    error_text,
+    failure_status,
+    read_json,
+    read_metrics,
+    write_json_atomic,
+)
+from tsad.sweeps.gpu import SLOTS_DIR, GpuSlot, place_on_gpu, pool_capacity, pool_gpus
+from tsad.sweeps.summary import Journal
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"          # written into the run folder when a job starts: config hash, host, pid, start time
+LAST_CHECKPOINT = Path("model") / "checkpoints" / "last.pt"
+OBJECTIVE_PREFIX = "validation."
+FOLDER_HASH_DIGITS = 8
+
+
+@dataclass
+class JobContext:
+    """Where a job runs: its folder, and for a swept job its sweep folder, number and launcher."""
+    run_dir: Path
+    sweep_dir: Path | None = None
+    job_num: int | None = None
+    launcher: str | None = None
+
+    @property
+    def gpu_pool(self) -> bool:
+        return self.sweep_dir is not None and self.launcher == "gpu_pool"
+
+
+def run_job(config: dict, context: JobContext) -> tuple[float | None, Path]:
+    """Run (or skip, or resume) one job: the objective's value for a sweeper (None without an objective)
+    and the folder that holds the job's finished run.
+
+    Whatever happens, the run folder's metrics.json and the sweep's journal say how the job ended.
+    """
+    journal = Journal(context.sweep_dir, context.job_num)
+    journal.write({"status": RUNNING, "folder": str(context.run_dir)})
+    job = Job(config, context)
+    try:
+        return job.run()
+    except BaseException as error:
+        job.fail(error)
+        raise
+    finally:
+        job.write_record()
+        journal.write(job.journal_entry())
+
+
+class Job:
+    """One job's attempt at its run, and the record that says how the job ended."""
+
+    def __init__(self, config: dict, context: JobContext):
+        self.config, self.context = config, context
+        self.run_dir = Path(context.run_dir)
+        # None until the attempt begins: till then the folder may hold an earlier attempt's record.
+        self.record: dict | None = None
+        self.sweep_facts = {} if context.job_num is None else {"job_num": context.job_num}
+        self.finished_folder: Path | None = None
+        self.skipped = False
+        self.error: BaseException | None = None
+
+    def run(self) -> tuple[float | None, Path]:
+        """The objective's value and the folder of the finished run (this job's, or an earlier one)."""
+        config = self.config
+        objective = check_objective(config.get("objective"))
+        needs_labelled_val(objective, config.get("dataset") or {})
+        digest = self.sweep_facts["config_hash"] = config_hash(config)
+        folders = job_folders(self.run_dir, self.context.sweep_dir, digest)
+        if config.get("resume"):
+            done = finished_run(folders, digest)
+            if done is not None:
+                return self._skip(*done, objective)
+            checkpoint = checkpoint_to_resume(folders, digest)
+            if checkpoint is not None and not config["trainer"].get("resume_from"):
+                log.info("resume: continuing from the checkpoint %s", checkpoint)
+                config["trainer"]["resume_from"] = str(checkpoint)
+                self.sweep_facts["resumed_from_checkpoint"] = str(checkpoint)
+
+        self._begin(digest)
+        if self.context.gpu_pool:
+            self._run_on_a_gpu_slot()
+        else:
+            self._run()
+        value = objective_value(self.record, objective)
+        self.finished_folder = self.run_dir
+        return value, self.run_dir
+
+    def _skip(self, folder: Path, record: dict, objective: str | None) -> tuple[float | None, Path]:
+        log.info("resume: %s already holds a finished run of this config (status OK); skipping", folder)
+        if folder != self.run_dir:
+            # Hydra made a fresh folder for this job; leave only its log, so it is not taken for an unfinished run.
+            shutil.rmtree(self.run_dir / ".hydra", ignore_errors=True)
+        value = objective_value(record, objective)
+        self.finished_folder, self.skipped = folder, True
+        return value, folder
+
+    def _begin(self, digest: str) -> None:
+        """From here on the folder holds this attempt: an older record in it would be taken for its result."""
+        (self.run_dir / METRICS_FILE).unlink(missing_ok=True)
+        write_json_atomic(self.run_dir / JOB_FILE, {"config_hash": digest, "started_at": time.time(),
+                                                    "host": platform.node(), "pid": os.getpid(),
+                                                    "job_num": self.context.job_num})
+        self.record = {"status": RUNNING, "run_dir": str(self.run_dir)}
+
+    def _run_on_a_gpu_slot(self) -> None:
+        pool = self.config.get("gpu_pool") or {}
+        slot = GpuSlot(Path(self.context.sweep_dir) / SLOTS_DIR, pool_gpus(pool.get("gpus", "auto")),
+                       pool_capacity(pool.get("jobs_per_gpu", 1)))
+        try:
+            with slot:
+                place_on_gpu(self.config, slot.gpu)
+                self._run()
+        finally:
+            if slot.gpu is not None:
+                self.sweep_facts["gpu_slot"] = slot.record()
+
+    def _run(self) -> None:
+        """tsad.experiment.run, and around its result the run's identity, outcome, timing and environment."""
+        from tsad.experiment import run
+
+        config = self.config
+        self.record = {"status": RUNNING, "model": config["model"]["name"], "dataset": config["dataset"]["name"],
+                       "seed": config["seed"], "tags": list(config.get("tags") or []), "run_dir": str(self.run_dir)}
+        started = time.perf_counter()
+        try:
+            self.record.update(run(config, self.run_dir))
+            self.record["status"] = OK
+        except BaseException as error:
+            self.record["status"] = failure_status(error)
+            self.record["error"] = error_text(error)
+            if not isinstance(error, UserError):
+                self.record["traceback"] = traceback.format_exc()
+            raise
+        finally:
+            total_seconds = round(time.perf_counter() - started, 3)
+            self.record["timing"] = {**self.record.get("timing", {}), "total_seconds": total_seconds}
+            try:
+                self.record["environment"] = environment()
+            except Exception:  # never let bookkeeping hide the real outcome
+                pass
+
+    def fail(self, error: BaseException) -> None:
+        """Say in the record that the job failed with `error`, unless the run already said how it failed.
+
+        A job that fails before its attempt begins (a bad objective, or a finished run found by
+        resume=true that lacks the objective) reports on the record already in its folder, if any:
+        a finished one is marked failed, a failed one keeps its own error.
+        """
+        self.error = error
+        if self.record is None:
+            self.record = read_metrics(self.run_dir) or {"status": RUNNING, "run_dir": str(self.run_dir)}
+        if self.record.get("status") in (RUNNING, OK):
+            self.record.update(status=failure_status(error), error=error_text(error))
+
+    def write_record(self) -> None:
+        """metrics.json, once: the record with the sweep's facts (nothing when the job skipped its run)."""
+        if self.record is not None:
+            write_json_atomic(self.run_dir / METRICS_FILE, {**self.record, **self.sweep_facts})
+
+    def journal_entry(self) -> dict:
+        if self.error is None:
+            return {"status": OK, "folder": str(self.finished_folder), "skipped": self.skipped}
+        return {"status": self.record.get("status"), "folder": str(self.run_dir), "error": self.record.get("error")}
+
+
+# ---------------------------------------------------------------------------- where an earlier run may be
+
+def folder_hash(*, _root_) -> str:
+    """The `${tsad_config_hash:}` resolver that ends a sweep job's folder name: the job config's hash, 8 digits.
+
+    The same config always lands in the same folder, however the command line spelled it.
+    """
+    from omegaconf import OmegaConf, open_dict
+
+    job = copy.deepcopy(_root_)
+    with open_dict(job):
+        job.pop("hydra", None)
+    return config_hash(OmegaConf.to_container(job, resolve=True))[:FOLDER_HASH_DIGITS]
+
+
+def job_folders(run_dir: Path, sweep_dir: Path | None, digest: str) -> list[Path]:
+    """Where an earlier run of this config may be: the job's own folder first, then the sweep's other
+    folders named after the same config hash (e.g. an Optuna trial that drew the same parameters)."""
+    folders = [Path(run_dir)]
+    suffix = f"_{digest[:FOLDER_HASH_DIGITS]}"
+    if sweep_dir is not None and Path(sweep_dir).is_dir():
+        folders += sorted(p for p in Path(sweep_dir).iterdir() if p.name.endswith(suffix) and p != Path(run_dir)
+                          and p.is_dir())
+    return folders
+
+
+def finished_run(folders: list[Path], digest: str) -> tuple[Path, dict] | None:
+    """The first folder whose metrics.json is a finished run (status OK) of the config with this hash."""
+    for folder in folders:
+        record = read_metrics(folder)
+        if record and record.get("status") == OK and record.get("config_hash") == digest:
+            return folder, record
+    return None
+
+
+def checkpoint_to_resume(folders: list[Path], digest: str) -> Path | None:
+    """The last checkpoint an unfinished run of this config left behind (saved after that run started)."""
+    for folder in folders:
+        job = read_json(folder / JOB_FILE)
+        checkpoint = folder / LAST_CHECKPOINT
+        if (job and job.get("config_hash") == digest and checkpoint.exists()
+                and checkpoint.stat().st_mtime >= job.get("started_at", float("inf"))):
+            return checkpoint
+    return None
+
+
+# ---------------------------------------------------------------------------- the objective
+
+def check_objective(objective) -> str | None:
+    if objective is None:
+        return None
+    if not isinstance(objective, str) or not objective.startswith(OBJECTIVE_PREFIX):
+        raise UserError(f"objective must name a validation metric (validation.<...>, e.g. validation.val_loss), "
+                        f"got {objective!r}: optimising a test metric would leak test labels into the search")
+    return objective
+
+
+def objective_value(record: dict, objective: str | None) -> float | None:
+    """The number at the dotted path `objective` of a metrics record; UserError when there is none."""
+    if objective is None:
+        return None
+    node = record
+    for key in objective.split("."):
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, bool) or not isinstance(node, (int, float)) or node != node:
+        available = sorted(_leaf_paths(record.get("validation") or {}, "validation"))
+        raise UserError(f"objective {objective} is not a number in this run's record (got {node!r}); "
+                        f"it has: {', '.join(available) or 'no validation metrics'}")
+    return float(node)
+
+
+def _leaf_paths(node: dict, prefix: str):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _leaf_paths(value, f"{prefix}.{key}")
+        else:
+            yield f"{prefix}.{key}"
+
+
+def needs_labelled_val(objective: str | None, dataset: dict) -> None:
+    """Fail before training when the objective needs a labelled validation split the dataset will not make."""
+    if objective and objective.startswith("validation.labelled_val") and dataset.get("labelled_val", None) == 0:
+        raise UserError(f"objective {objective} needs a labelled validation split: set dataset.labelled_val "
+                        "(a fraction of n_test or a count of series, e.g. dataset.labelled_val=0.3)")

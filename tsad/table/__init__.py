@@ -1,0 +1,26 @@
+"""`tsad-table`: benchmark tables from finished run folders.
+
+    tsad-table outputs/multiruns/2026-11-22 [more folders...] --metric vus_pr --out tables/
+
+Every folder under the given paths that holds a metrics.json (or a .hydra/config.yaml
+but no metrics.json: a run that was killed or is still running) is one run. Writes
+results.csv (one row per run: flattened config, seed, status, every metric, timings),
+a Markdown and a LaTeX table (rows = models, columns = datasets, cells = mean ± std over
+seeds, best per column in bold, failed runs counted), and a figure with a heatmap and the
+average rank of each model across datasets.
+
+A bare metric name (`--metric roc_auc`) is looked up at each dataset's natural level
+(series.roc_auc on series-level data, point.roc_auc on point-level data); a dotted name
+(`point.vus_pr`, `validation.val_loss`) is taken as it is. NAB runs add NAB's score per profile
+at the run's own threshold (`nab_label_free.standard`, ...) and at thresholds optimised on the
+test labels as on NAB's scoreboard (`oracle_nab.standard`, ...).
+
+    frame.py    the runs as one frame (rows read by tsad.results.read_run) and the table's metric
+    summary.py  cells (mean ± std over seeds), best per column, average ranks, the caption's notes
+    render.py   Markdown, LaTeX and the figure
+    command.py  the command line (`main`, the console script tsad-table)
+"""
+
+from tsad.table.command import main
+
+__all__ = ["main"]

@@ -1,0 +1,83 @@
+"""`tsad-table PATH... [--metric vus_pr] [--by dataset,model] [--format md,csv,tex,png] [--out DIR] [--digits 3]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tsad.errors import UserError
+from tsad.table.frame import column_name, metric_values, read_runs
+from tsad.table.render import plot_table, to_latex, to_markdown
+from tsad.table.summary import summarise
+
+FORMATS = ("md", "csv", "tex", "png")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="tsad-table", description="Benchmark tables (mean ± std over seeds) from tsad run folders.")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="run folders or folders holding them (searched recursively)")
+    parser.add_argument("--metric", default="vus_pr",
+                        help="metric of the table: a name looked up at each dataset's natural level (roc_auc, vus_pr, "
+                             "f1, pa_f1, ...) or a dotted column of results.csv (point.vus_pr); default vus_pr")
+    parser.add_argument("--by", default="dataset,model",
+                        help="COLUMNS,ROWS[,ROWS...]: the key that makes the table's columns, then the keys that make "
+                             "its rows; any results.csv column (e.g. config.model.window); default dataset,model")
+    parser.add_argument("--format", default=",".join(FORMATS),
+                        help=f"what to write, comma-separated from {', '.join(FORMATS)} (png: the figure); default all")
+    parser.add_argument("--out", default=".", help="folder to write into (created if needed); default: here")
+    parser.add_argument("--digits", type=int, default=3, help="decimals in the tables; default 3")
+    args = parser.parse_args(argv)
+    try:
+        formats = _parse_list(args.format, "--format")
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown:
+            raise UserError(f"unknown --format {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+        written, markdown = make_tables(args.paths, args.metric, _parse_list(args.by, "--by"), formats,
+                                        Path(args.out), args.digits)
+    except UserError as error:
+        print(f"tsad-table: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        print(markdown)
+        for path in written:
+            print(f"wrote {path}")
+    except BrokenPipeError:  # e.g. piped into `head`: the files are written, stop quietly
+        sys.stderr.close()
+
+
+def _parse_list(text: str, option: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise UserError(f"{option} needs at least one value")
+    return items
+
+
+def make_tables(paths, metric: str, by: list[str], formats: list[str], out: Path, digits: int = 3):
+    """Read the runs under `paths`, write what `formats` asks for into `out`; returns (paths written, markdown)."""
+    frame = read_runs(paths)
+    if len(by) < 2:
+        raise UserError("--by needs two keys or more: the column key, then the row key(s), e.g. dataset,model")
+    by = [column_name(frame, key) for key in by]
+    frame["value"] = metric_values(frame, metric)
+    table = summarise(frame, metric, by[0], by[1:])
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = metric.replace("/", "_")
+    written = []
+    if "csv" in formats:
+        frame.drop(columns="value").to_csv(out / "results.csv", index=False)
+        written.append(out / "results.csv")
+    markdown = to_markdown(table, digits)
+    if "md" in formats:
+        (out / f"table_{stem}.md").write_text(markdown + "\n")
+        written.append(out / f"table_{stem}.md")
+    if "tex" in formats:
+        (out / f"table_{stem}.tex").write_text(to_latex(table, digits))
+        written.append(out / f"table_{stem}.tex")
+    if "png" in formats:
+        plot_table(table, out / f"figure_{stem}.png")
+        written.append(out / f"figure_{stem}.png")
+    return written, markdown
