@@ -12,8 +12,8 @@ from tsad.models.patchad import PatchADModule, mean_kl, patch_views, step_discre
 SMALL_MODEL = ["model.window=30", "model.patch_sizes=[3,5]", "model.d_model=16", "model.e_layers=2"]
 
 
-@pytest.mark.parametrize("dataset", [["dataset=synthetic", "dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30",
-                                      "dataset.min_length=40", "dataset.max_length=80"],
+@pytest.mark.parametrize("dataset", [["dataset=synthetic", "dataset.n_train=40", "dataset.n_val=10",
+                                      "dataset.n_test=30", "dataset.min_length=40", "dataset.max_length=80"],
                                      ["dataset=synthetic_points", "dataset.max_length=600"]],
                          ids=["series", "points"])
 def test_patchad_trains_and_scores_through_tsad_run(tmp_path, dataset):

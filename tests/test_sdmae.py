@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from conftest import read_metrics, reload_and_compare, run_folders, run_tsad
+from tsad.data.batches import WindowBatches
 from tsad.data.series import SeriesSet
 from tsad.data.synthetic import build
 from tsad.data.windows import window_starts
 from tsad.errors import UserError
-from tsad.models.base import WindowBatches, build_detector
+from tsad.models.base import build_detector
 from tsad.models.sdmae import SDMAE
 from tsad.training.trainer import Trainer
 
@@ -52,7 +53,8 @@ def test_save_load_gives_identical_scores(tmp_path):
     # The default (patch tokens, sliding scoring) also goes through tests/test_contract.py.
     data = build(n_train=12, n_val=4, n_test=6, min_length=30, max_length=60, train_labelled_anomalies=0.2)
     detector = build_detector("sdmae", {"window": 20, "tokens": "step", "score_steps": 5, "d_model": 16, "n_heads": 2,
-                                        "ff_size": 32, "scoring": "last_steps", "score_stride": 1}, trainer=TINY_TRAINER)
+                                        "ff_size": 32, "scoring": "last_steps", "score_stride": 1},
+                              trainer=TINY_TRAINER)
     detector.fit(data.train, data.val)
     reload_and_compare(detector, data.test, tmp_path)
 
@@ -265,10 +267,10 @@ def test_yaml_defaults_match_the_constructor():
 
 def test_causal_scoring_takes_one_pass_per_window_and_gives_the_sliding_scores():
     detector = build_detector("sdmae", {"window": 20, "patch_size": 5, "score_steps": 5, "d_model": 16, "n_heads": 2,
-                                        "ff_size": 32, "score_stride": 1}, trainer={**TINY_TRAINER, "progress": False})
+                                        "ff_size": 32, "score_stride": 1}, trainer={**TINY_TRAINER, "progress": False},
+                              causal=True)
     series = np.sin(np.arange(80) / 3)[:, None] + np.random.default_rng(0).normal(scale=0.1, size=(80, 1))
     detector.fit(SeriesSet([series.astype(np.float32)]))
-    detector.causal = True
     passes = []
     forward = detector.module.forward
     detector.module.forward = lambda x, hidden: passes.append(len(x)) or forward(x, hidden)
@@ -277,7 +279,8 @@ def test_causal_scoring_takes_one_pass_per_window_and_gives_the_sliding_scores()
     assert sum(passes) == 80 - 19, "one masked pass per scored window"
     assert detector.module.scoring == "sliding"
     normalised = detector.normaliser.transform([series.astype(np.float32)])[0]
-    windows = torch.from_numpy(np.lib.stride_tricks.sliding_window_view(normalised, 20, axis=0).transpose(0, 2, 1).copy())
+    windows = np.lib.stride_tricks.sliding_window_view(normalised, 20, axis=0).transpose(0, 2, 1)
+    windows = torch.from_numpy(windows.copy())
     detector.module.eval()
     with torch.no_grad():
         sliding = detector.module.score({"x": windows})[0][:, -1].numpy()

@@ -38,13 +38,15 @@ checkpoints and early stopping use validation (not test) loss.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import TorchDetector, register
+from tsad.models.base import register
+from tsad.models.layers import sinusoidal_positions
+from tsad.models.torch_detector import TorchDetector
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 INTER_HIDDEN = 40   # hidden width of the inter-patch token mixer in the authors' code
@@ -78,7 +80,8 @@ def step_discrepancy(inter: torch.Tensor, intra: torch.Tensor) -> torch.Tensor:
 
 def mean_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Mean of KL(p_i || q_j) over batch and all token pairs, i.e. over steps; the cross term factorises."""
-    return ((p * (p + EPS).log()).sum(dim=-1).mean(dim=1) - (p.mean(dim=1) * (q + EPS).log().mean(dim=1)).sum(dim=-1)).mean()
+    p_log_p = (p * (p + EPS).log()).sum(dim=-1).mean(dim=1)
+    return (p_log_p - (p.mean(dim=1) * (q + EPS).log().mean(dim=1)).sum(dim=-1)).mean()
 
 
 def discrepancy(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,16 +89,6 @@ def discrepancy(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.T
     a_term = mean_kl(a, b.detach()) + mean_kl(b.detach(), a)
     b_term = mean_kl(a.detach(), b) + mean_kl(b, a.detach())
     return a_term, b_term
-
-
-def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
-    """Sine/cosine position codes [length, width] (width = number of channels here)."""
-    position = torch.arange(length, dtype=torch.float32)[:, None]
-    frequency = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
-    codes = torch.zeros(length, width)
-    codes[:, 0::2] = torch.sin(position * frequency)
-    codes[:, 1::2] = torch.cos(position * frequency)[:, : width // 2]
-    return codes
 
 
 class MLPBlock(nn.Module):
@@ -133,8 +126,9 @@ class MixerLayer(nn.Module):
 
 def reconstruction_head(n_tokens: int, d_model: int, window: int) -> nn.Sequential:
     """Tokens [B, C, n_tokens, D] -> one window per channel [B, C, W]."""
-    return nn.Sequential(nn.Flatten(start_dim=2), nn.LayerNorm(n_tokens * d_model), nn.Linear(n_tokens * d_model, d_model),
-                         nn.Sigmoid(), nn.LayerNorm(d_model), nn.Linear(d_model, window))
+    return nn.Sequential(nn.Flatten(start_dim=2), nn.LayerNorm(n_tokens * d_model),
+                         nn.Linear(n_tokens * d_model, d_model), nn.Sigmoid(), nn.LayerNorm(d_model),
+                         nn.Linear(d_model, window))
 
 
 class Scale(nn.Module):
@@ -189,7 +183,8 @@ class PatchADModule(nn.Module):
                 out["intra"].append(intra.float().softmax(dim=-1).mean(dim=1))             # [B, P, D]
                 out["inter_proj"].append(self.project_inter(inter.mean(dim=1)).float())
                 out["intra_proj"].append(self.project_intra(intra.mean(dim=1)).float())
-                layer_rebuilds.append(scale.alpha * scale.rebuild_inter(inter) + (1 - scale.alpha) * scale.rebuild_intra(intra))
+                layer_rebuilds.append(scale.alpha * scale.rebuild_inter(inter)
+                                      + (1 - scale.alpha) * scale.rebuild_intra(intra))
             rebuilt.append(torch.stack(layer_rebuilds).mean(dim=0))                     # [B, C, W]
         out["reconstruction"] = torch.stack(rebuilt).mean(dim=0).transpose(1, 2).float() * std + mean
         return out
@@ -226,29 +221,37 @@ class PatchADModule(nn.Module):
 
 
 @register("patchad")
+@dataclass(eq=False)
 class PatchAD(TorchDetector):
-    def __init__(self, window: int = 105, train_stride: int = 4, score_stride: int = 1, step_reduce: str = "mean",
-                 series_aggregate: str = "max", patch_sizes: tuple = (3, 5, 7), d_model: int = 60, e_layers: int = 3,
-                 dropout: float = 0.1, activation: str = "relu", patch_mx: float = 0.1,
-                 reconstruction_weight: float = 10.0, score_beta: float = 0.0, epochs: int = 3):
-        super().__init__(window, train_stride, score_stride, step_reduce, series_aggregate)
-        sizes = check_patch_sizes(patch_sizes)
-        bad = [p for p in sizes if window % p]
+    window: int = 105
+    patch_sizes: list[int] = field(default_factory=lambda: [3, 5, 7])
+    d_model: int = 60
+    e_layers: int = 3
+    dropout: float = 0.1
+    activation: str = "relu"
+    patch_mx: float = 0.1
+    reconstruction_weight: float = 10.0
+    score_beta: float = 0.0
+    epochs: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.patch_sizes = check_patch_sizes(self.patch_sizes)
+        bad = [p for p in self.patch_sizes if self.window % p]
         if bad:
-            raise UserError(f"model.window ({window}) must be divisible by every patch size; {bad} do not divide it "
-                            f"(e.g. window=105 with patch_sizes=[3,5,7], or window=128 with [4,8,16])")
-        if activation not in ACTIVATIONS:
-            raise UserError(f"model.activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
-        if not 0 <= score_beta <= 1 or not 0 <= patch_mx <= 1:
-            raise UserError(f"model.score_beta and model.patch_mx must lie in [0, 1], got {score_beta} and {patch_mx}")
-        if d_model < 2 or e_layers < 1 or epochs < 1:
+            raise UserError(f"model.window ({self.window}) must be divisible by every patch size; {bad} do not "
+                            f"divide it (e.g. window=105 with patch_sizes=[3,5,7], or window=128 with [4,8,16])")
+        if self.activation not in ACTIVATIONS:
+            raise UserError(f"model.activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if not 0 <= self.score_beta <= 1 or not 0 <= self.patch_mx <= 1:
+            raise UserError(f"model.score_beta and model.patch_mx must lie in [0, 1], "
+                            f"got {self.score_beta} and {self.patch_mx}")
+        if self.d_model < 2 or self.e_layers < 1 or self.epochs < 1:
             raise UserError(f"model.d_model must be >= 2 and model.e_layers, model.epochs >= 1 "
-                            f"(got {d_model}, {e_layers}, {epochs})")
-        self.patch_sizes, self.d_model, self.e_layers = sizes, d_model, e_layers
-        self.dropout, self.activation, self.patch_mx = dropout, activation, patch_mx
-        self.reconstruction_weight, self.score_beta, self.epochs = reconstruction_weight, score_beta, epochs
+                            f"(got {self.d_model}, {self.e_layers}, {self.epochs})")
 
     def build_module(self, n_channels: int) -> PatchADModule:
-        return PatchADModule(n_channels, self.window, self.patch_sizes, self.d_model, self.e_layers,
-                             self.dropout, self.activation, self.patch_mx, self.reconstruction_weight,
-                             self.score_beta, self.epochs)
+        return PatchADModule(n_channels, window=self.window, patch_sizes=self.patch_sizes, d_model=self.d_model,
+                             e_layers=self.e_layers, dropout=self.dropout, activation=self.activation,
+                             patch_mx=self.patch_mx, reconstruction_weight=self.reconstruction_weight,
+                             score_beta=self.score_beta, epochs=self.epochs)

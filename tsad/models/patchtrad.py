@@ -24,22 +24,21 @@ point task the residual also lowers the validation loss about fourfold.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import TorchDetector, register
+from tsad.models.base import register
+from tsad.models.layers import sinusoidal_positions
+from tsad.models.torch_detector import TorchDetector
 
 
-def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
-    """Fixed sinusoidal table [n_positions, d_model], centred and scaled to std 0.1."""
-    position = torch.arange(n_positions, dtype=torch.float32)[:, None]
-    frequency = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * -(math.log(10000.0) / d_model))
-    table = torch.zeros(n_positions, d_model)
-    table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency[: d_model // 2])
+def normalised_positions(n_positions: int, d_model: int) -> torch.Tensor:
+    """PatchTST's fixed table [n_positions, d_model]: sinusoidal codes centred and scaled to std 0.1."""
+    table = sinusoidal_positions(n_positions, d_model)
     table = table - table.mean()
     return table / (table.std() * 10)
 
@@ -80,7 +79,8 @@ class EncoderLayer(nn.Module):
         self.attention_residual = attention_residual
         self.attention = ResidualAttention(d_model, n_heads, dropout)
         self.norm_attention = BatchNormTokens(d_model)
-        self.feed_forward = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+        self.feed_forward = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout),
+                                          nn.Linear(d_ff, d_model))
         self.dropout = nn.Dropout(dropout)
         self.norm_feed_forward = BatchNormTokens(d_model)
 
@@ -98,7 +98,7 @@ class PatchTrADModule(nn.Module):
         self.window, self.patch_len, self.patch_stride = window, patch_len, patch_stride
         self.n_patches = (window - patch_len) // patch_stride + 2
         self.embed = nn.Linear(patch_len, d_model)
-        self.register_buffer("positions", sinusoidal_positions(self.n_patches, d_model), persistent=False)
+        self.register_buffer("positions", normalised_positions(self.n_patches, d_model), persistent=False)
         self.dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, attention_residual)
                                     for _ in range(n_layers))
@@ -151,21 +151,28 @@ class PatchTrADModule(nn.Module):
 
 
 @register("patchtrad")
+@dataclass(eq=False)
 class PatchTrAD(TorchDetector):
-    def __init__(self, window: int = 32, train_stride: int = 4, score_stride: int = 1, step_reduce: str = "mean",
-                 series_aggregate: str = "max", patch_len: int = 8, patch_stride: int = 6, d_model: int = 64,
-                 n_heads: int = 4, n_layers: int = 3, d_ff: int = 128, dropout: float = 0.3,
-                 attention_residual: bool = True):
-        super().__init__(window, train_stride, score_stride, step_reduce, series_aggregate)
-        if not 1 <= patch_stride <= patch_len <= window:
-            raise UserError(f"PatchTrAD needs 1 <= patch_stride <= patch_len <= window "
-                            f"(got patch_stride={patch_stride}, patch_len={patch_len}, window={window})")
-        if d_model % n_heads:
-            raise UserError(f"model.d_model ({d_model}) must be divisible by model.n_heads ({n_heads})")
-        self.patch_len, self.patch_stride = patch_len, patch_stride
-        self.d_model, self.n_heads, self.n_layers, self.d_ff, self.dropout = d_model, n_heads, n_layers, d_ff, dropout
-        self.attention_residual = attention_residual
+    window: int = 32
+    patch_len: int = 8
+    patch_stride: int = 6
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 3
+    d_ff: int = 128
+    dropout: float = 0.3
+    attention_residual: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.patch_stride <= self.patch_len <= self.window:
+            raise UserError(f"PatchTrAD needs 1 <= patch_stride <= patch_len <= window (got patch_stride="
+                            f"{self.patch_stride}, patch_len={self.patch_len}, window={self.window})")
+        if self.d_model % self.n_heads:
+            raise UserError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
 
     def build_module(self, n_channels: int) -> PatchTrADModule:
-        return PatchTrADModule(n_channels, self.window, self.patch_len, self.patch_stride, self.d_model, self.n_heads,
-                               self.n_layers, self.d_ff, self.dropout, self.attention_residual)
+        return PatchTrADModule(n_channels, window=self.window, patch_len=self.patch_len,
+                               patch_stride=self.patch_stride, d_model=self.d_model, n_heads=self.n_heads,
+                               n_layers=self.n_layers, d_ff=self.d_ff, dropout=self.dropout,
+                               attention_residual=self.attention_residual)

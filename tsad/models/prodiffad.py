@@ -35,13 +35,15 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import TorchDetector, register
+from tsad.models.base import register
+from tsad.models.torch_detector import TorchDetector
 
 GROUPS = 8  # GroupNorm groups in the U-Net
 
@@ -49,7 +51,8 @@ GROUPS = 8  # GroupNorm groups in the U-Net
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding [B, dim] of (float) diffusion steps t [B]."""
     half = dim // 2
-    frequency = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / max(half - 1, 1))
+    index = torch.arange(half, device=t.device, dtype=torch.float32)
+    frequency = torch.exp(-math.log(10000.0) * index / max(half - 1, 1))
     angles = t.float()[:, None] * frequency[None, :]
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
@@ -92,7 +95,8 @@ class Attention(nn.Module):
             context = k.softmax(dim=3) @ v.transpose(2, 3)                           # [B, heads, d, d]
             mixed = context.transpose(2, 3) @ q                                         # [B, heads, d, L]
         else:
-            mixed = F.scaled_dot_product_attention(q.transpose(2, 3), k.transpose(2, 3), v.transpose(2, 3)).transpose(2, 3)
+            mixed = F.scaled_dot_product_attention(q.transpose(2, 3), k.transpose(2, 3),
+                                                   v.transpose(2, 3)).transpose(2, 3)
         return x + self.out(mixed.reshape(batch, channels, length))
 
 
@@ -113,7 +117,8 @@ class UNet1D(nn.Module):
         self.mid = nn.ModuleList([ResBlock(widths[-1], widths[-1], time_dim), Attention(widths[-1], linear=False),
                                   ResBlock(widths[-1], widths[-1], time_dim)])
         self.up = nn.ModuleList(
-            nn.ModuleList([nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv1d(w_next, w, 3, padding=1)),
+            nn.ModuleList([nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                         nn.Conv1d(w_next, w, 3, padding=1)),
                            ResBlock(2 * w, w, time_dim), ResBlock(w, w, time_dim), Attention(w, linear=True)])
             for w, w_next in reversed(list(zip(widths[:-1], widths[1:]))))
         self.head = nn.Conv1d(dim, n_channels, 1)
@@ -254,29 +259,41 @@ class ProDiffADModule(nn.Module):
 
 
 @register("prodiffad")
+@dataclass(eq=False)
 class ProDiffAD(TorchDetector):
-    def __init__(self, window: int = 64, train_stride: int = 8, score_stride: int = 8, step_reduce: str = "mean",
-                 series_aggregate: str = "max", dim: int = 32, depth: int = 2, noise_steps: int = 100,
-                 beta_start: float = 1e-4, beta_end: float = 0.02, score_noise_step: int = 40, sampler_steps: int = 10,
-                 distill_rounds: int = 1, distill_epochs: int = 5, score_samples: int = 1):
-        super().__init__(window, train_stride, score_stride, step_reduce, series_aggregate)
-        if dim % GROUPS:
-            raise UserError(f"model.dim must be a multiple of {GROUPS} (GroupNorm groups), got {dim}")
-        if window % 2**depth:
-            raise UserError(f"model.window ({window}) must be divisible by 2**model.depth ({2**depth})")
-        if not 1 <= score_noise_step <= noise_steps:
-            raise UserError(f"model.score_noise_step must be in 1..noise_steps ({noise_steps}), got {score_noise_step}")
-        if sampler_steps < 1 or score_noise_step % sampler_steps or sampler_steps % 2**distill_rounds:
-            raise UserError(f"model.sampler_steps ({sampler_steps}) must divide score_noise_step ({score_noise_step}) "
-                            f"and be divisible by 2**distill_rounds ({2**distill_rounds})")
-        if distill_rounds < 0 or distill_epochs < 0 or score_samples < 1:
+    train_stride: int = 8
+    score_stride: int = 8
+    dim: int = 32
+    depth: int = 2
+    noise_steps: int = 100
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    score_noise_step: int = 40
+    sampler_steps: int = 10
+    distill_rounds: int = 1
+    distill_epochs: int = 5
+    score_samples: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.dim % GROUPS:
+            raise UserError(f"model.dim must be a multiple of {GROUPS} (GroupNorm groups), got {self.dim}")
+        if self.window % 2**self.depth:
+            raise UserError(f"model.window ({self.window}) must be divisible by 2**model.depth ({2**self.depth})")
+        if not 1 <= self.score_noise_step <= self.noise_steps:
+            raise UserError(f"model.score_noise_step must be in 1..noise_steps ({self.noise_steps}), "
+                            f"got {self.score_noise_step}")
+        if (self.sampler_steps < 1 or self.score_noise_step % self.sampler_steps
+                or self.sampler_steps % 2**self.distill_rounds):
+            raise UserError(f"model.sampler_steps ({self.sampler_steps}) must divide score_noise_step "
+                            f"({self.score_noise_step}) and be divisible by 2**distill_rounds "
+                            f"({2**self.distill_rounds})")
+        if self.distill_rounds < 0 or self.distill_epochs < 0 or self.score_samples < 1:
             raise UserError("model.distill_rounds and model.distill_epochs must be >= 0 and model.score_samples >= 1")
-        self.dim, self.depth = dim, depth
-        self.noise_steps, self.beta_start, self.beta_end = noise_steps, beta_start, beta_end
-        self.score_noise_step, self.sampler_steps = score_noise_step, sampler_steps
-        self.distill_rounds, self.distill_epochs, self.score_samples = distill_rounds, distill_epochs, score_samples
 
     def build_module(self, n_channels: int) -> ProDiffADModule:
-        return ProDiffADModule(n_channels, self.dim, self.depth, self.noise_steps, self.beta_start, self.beta_end,
-                               self.score_noise_step, self.sampler_steps, self.distill_rounds, self.distill_epochs,
-                               self.score_samples)
+        return ProDiffADModule(n_channels, dim=self.dim, depth=self.depth, noise_steps=self.noise_steps,
+                               beta_start=self.beta_start, beta_end=self.beta_end,
+                               score_noise_step=self.score_noise_step, sampler_steps=self.sampler_steps,
+                               distill_rounds=self.distill_rounds, distill_epochs=self.distill_epochs,
+                               score_samples=self.score_samples)

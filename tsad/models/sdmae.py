@@ -33,28 +33,21 @@ per block, and scores every step of the window.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from tsad.data.batches import WindowBatches
 from tsad.data.windows import window_starts
 from tsad.errors import UserError
-from tsad.models.base import TorchDetector, WindowBatches, register
+from tsad.models.base import register
+from tsad.models.layers import sinusoidal_positions
+from tsad.models.torch_detector import TorchDetector
 
 TOKENS = ("patch", "step")
 SCORINGS = ("last_steps", "sliding")
 EVAL_MASK_SEED = 0
-
-
-def sinusoidal_positions(n_positions: int, d_model: int) -> torch.Tensor:
-    """Fixed sine/cosine position codes [n_positions, d_model]."""
-    position = torch.arange(n_positions, dtype=torch.float32)[:, None]
-    frequency = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
-    codes = torch.zeros(n_positions, d_model)
-    codes[:, 0::2] = torch.sin(position * frequency)
-    codes[:, 1::2] = torch.cos(position * frequency)[:, : d_model // 2]
-    return codes
 
 
 class SDMAEModule(nn.Module):
@@ -218,38 +211,51 @@ class SDMAEModule(nn.Module):
 
 
 @register("sdmae")
+@dataclass(eq=False)
 class SDMAE(TorchDetector):
     input_mode = "windows"
 
-    def __init__(self, window: int = 100, train_stride: int = 4, score_stride: int = 10, step_reduce: str = "mean",
-                 series_aggregate: str = "max", tokens: str = "patch", patch_size: int = 10, d_model: int = 64,
-                 n_heads: int = 4, ff_size: int = 256, dropout: float = 0.1, encoder_layers: int = 3,
-                 teacher_layers: int = 4, student_layers: int = 1, mask_ratio: float = 0.6, margin: float = 1.0,
-                 lambda_disc: float = 0.5, anomaly_warmup_fraction: float = 0.2, scoring: str = "sliding",
-                 score_steps: int = 10, score_reconstruction: float = 1.0):
-        super().__init__(window, train_stride, score_stride, step_reduce, series_aggregate)
-        if tokens not in TOKENS:
-            raise UserError(f"model.tokens must be one of {', '.join(TOKENS)}, got {tokens!r}")
-        if scoring not in SCORINGS:
-            raise UserError(f"model.scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
-        token_size = patch_size if tokens == "patch" else 1
-        if patch_size < 1 or window % token_size:
-            raise UserError(f"model.window ({window}) must be a multiple of model.patch_size ({patch_size})")
-        if not 0 < score_steps <= window or score_steps % token_size:
-            raise UserError(f"model.score_steps ({score_steps}) must be a multiple of model.patch_size ({patch_size}) "
-                            f"and at most model.window ({window})")
-        n_tokens = window // token_size
-        if not 0 < n_tokens - round(n_tokens * (1 - mask_ratio)) < n_tokens:
-            raise UserError(f"model.mask_ratio ({mask_ratio}) must hide at least one and keep at least one of "
+    window: int = 100
+    score_stride: int = 10
+    tokens: str = "patch"
+    patch_size: int = 10
+    d_model: int = 64
+    n_heads: int = 4
+    ff_size: int = 256
+    dropout: float = 0.1
+    encoder_layers: int = 3
+    teacher_layers: int = 4
+    student_layers: int = 1
+    mask_ratio: float = 0.6
+    margin: float = 1.0
+    lambda_disc: float = 0.5
+    anomaly_warmup_fraction: float = 0.2
+    scoring: str = "sliding"
+    score_steps: int = 10
+    score_reconstruction: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tokens not in TOKENS:
+            raise UserError(f"model.tokens must be one of {', '.join(TOKENS)}, got {self.tokens!r}")
+        if self.scoring not in SCORINGS:
+            raise UserError(f"model.scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}")
+        if self.patch_size < 1 or self.window % self.token_size:
+            raise UserError(f"model.window ({self.window}) must be a multiple of model.patch_size ({self.patch_size})")
+        if not 0 < self.score_steps <= self.window or self.score_steps % self.token_size:
+            raise UserError(f"model.score_steps ({self.score_steps}) must be a multiple of model.patch_size "
+                            f"({self.patch_size}) and at most model.window ({self.window})")
+        n_tokens = self.window // self.token_size
+        if not 0 < n_tokens - round(n_tokens * (1 - self.mask_ratio)) < n_tokens:
+            raise UserError(f"model.mask_ratio ({self.mask_ratio}) must hide at least one and keep at least one of "
                             f"{n_tokens} tokens")
-        if d_model % n_heads:
-            raise UserError(f"model.d_model ({d_model}) must be divisible by model.n_heads ({n_heads})")
-        self.tokens, self.patch_size, self.d_model, self.n_heads = tokens, patch_size, d_model, n_heads
-        self.ff_size, self.dropout = ff_size, dropout
-        self.encoder_layers, self.teacher_layers, self.student_layers = encoder_layers, teacher_layers, student_layers
-        self.mask_ratio, self.margin, self.lambda_disc = mask_ratio, margin, lambda_disc
-        self.anomaly_warmup_fraction, self.scoring, self.score_steps = anomaly_warmup_fraction, scoring, score_steps
-        self.score_reconstruction = score_reconstruction
+        if self.d_model % self.n_heads:
+            raise UserError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
+
+    @property
+    def token_size(self) -> int:
+        """Steps per token: a patch, or a single step."""
+        return self.patch_size if self.tokens == "patch" else 1
 
     def batches(self, data, batch_size: int, shuffle: bool, stride: int | None = None) -> WindowBatches:
         """Training windows with the step labels of labelled series, so that the loss can tell which
@@ -269,8 +275,10 @@ class SDMAE(TorchDetector):
             self.module.scoring = self.scoring
 
     def build_module(self, n_channels: int) -> SDMAEModule:
-        token_size = self.patch_size if self.tokens == "patch" else 1
-        return SDMAEModule(n_channels, self.window, token_size, self.d_model, self.n_heads, self.ff_size, self.dropout,
-                           self.encoder_layers, self.teacher_layers, self.student_layers, self.mask_ratio, self.margin,
-                           self.lambda_disc, self.anomaly_warmup_fraction, self.scoring, self.score_steps,
-                           self.score_reconstruction)
+        return SDMAEModule(n_channels, window=self.window, token_size=self.token_size, d_model=self.d_model,
+                           n_heads=self.n_heads, ff_size=self.ff_size, dropout=self.dropout,
+                           encoder_layers=self.encoder_layers, teacher_layers=self.teacher_layers,
+                           student_layers=self.student_layers, mask_ratio=self.mask_ratio, margin=self.margin,
+                           lambda_disc=self.lambda_disc, anomaly_warmup_fraction=self.anomaly_warmup_fraction,
+                           scoring=self.scoring, score_steps=self.score_steps,
+                           score_reconstruction=self.score_reconstruction)

@@ -30,12 +30,15 @@ only see up to it, so a change at step t never moves a score before t.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import TorchDetector, register
+from tsad.models.base import register
+from tsad.models.torch_detector import TorchDetector
 
 MAX_TOKENISER_STEPS = 1_000_000  # train steps (sampled) used to fit the bin edges
 
@@ -96,7 +99,8 @@ class TraceGPTModule(nn.Module):
         self.register_buffer("scale", torch.ones(n_channels))
         self.register_buffer("edges", torch.zeros(n_channels, n_bins - 1))
         self.input = nn.Conv1d(sequence_channels, d_model, 1)
-        self.convs = nn.Sequential(*(CausalConvBlock(d_model, kernel_size, 2**i, dropout) for i in range(n_conv_blocks)))
+        self.convs = nn.Sequential(*(CausalConvBlock(d_model, kernel_size, 2**i, dropout)
+                                     for i in range(n_conv_blocks)))
         self.begin = nn.Parameter(torch.zeros(1, 1, d_model))
         self.positions = nn.Parameter(torch.zeros(1, window, d_model))
         self.dropout = nn.Dropout(dropout)
@@ -161,21 +165,29 @@ class TraceGPTModule(nn.Module):
 
 
 @register("tracegpt")
+@dataclass(eq=False)
 class TraceGPT(TorchDetector):
-    def __init__(self, window: int = 64, train_stride: int = 8, score_stride: int = 8, step_reduce: str = "mean",
-                 series_aggregate: str = "max", n_bins: int = 256, clip: float = 6.0, d_model: int = 64,
-                 n_conv_blocks: int = 4, kernel_size: int = 3, n_layers: int = 4, n_heads: int = 4,
-                 dropout: float = 0.1, channel_independent: bool = False):
-        super().__init__(window, train_stride, score_stride, step_reduce, series_aggregate)
-        if n_bins < 2 or clip <= 0:
-            raise UserError(f"model.n_bins must be >= 2 and model.clip > 0 (got {n_bins}, {clip})")
-        if d_model % n_heads:
-            raise UserError(f"model.d_model ({d_model}) must be divisible by model.n_heads ({n_heads})")
-        self.n_bins, self.clip, self.d_model = n_bins, clip, d_model
-        self.n_conv_blocks, self.kernel_size, self.n_layers, self.n_heads = n_conv_blocks, kernel_size, n_layers, n_heads
-        self.dropout, self.channel_independent = dropout, channel_independent
+    train_stride: int = 8
+    score_stride: int = 8
+    n_bins: int = 256
+    clip: float = 6.0
+    d_model: int = 64
+    n_conv_blocks: int = 4
+    kernel_size: int = 3
+    n_layers: int = 4
+    n_heads: int = 4
+    dropout: float = 0.1
+    channel_independent: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_bins < 2 or self.clip <= 0:
+            raise UserError(f"model.n_bins must be >= 2 and model.clip > 0 (got {self.n_bins}, {self.clip})")
+        if self.d_model % self.n_heads:
+            raise UserError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
 
     def build_module(self, n_channels: int) -> TraceGPTModule:
-        return TraceGPTModule(n_channels, self.window, self.n_bins, self.clip, self.d_model, self.n_conv_blocks,
-                              self.kernel_size, self.n_layers, self.n_heads, self.dropout,
-                              self.channel_independent)
+        return TraceGPTModule(n_channels, window=self.window, n_bins=self.n_bins, clip=self.clip,
+                              d_model=self.d_model, n_conv_blocks=self.n_conv_blocks, kernel_size=self.kernel_size,
+                              n_layers=self.n_layers, n_heads=self.n_heads, dropout=self.dropout,
+                              channel_independent=self.channel_independent)
