@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import read_metrics, reload_and_compare, run_folders, run_tsad
+
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
 from tsad.models.base import build_detector
@@ -14,8 +14,8 @@ from tsad.training.trainer import Trainer
 SMALL_MODEL = ["model.window=24", "model.positive_lag=4", "model.num_neighbors=3"]
 
 
-@pytest.mark.parametrize("dataset", [["dataset=synthetic", "dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30",
-                                      "dataset.min_length=40", "dataset.max_length=80"],
+@pytest.mark.parametrize("dataset", [["dataset=synthetic", "dataset.n_train=40", "dataset.n_val=10",
+                                      "dataset.n_test=30", "dataset.min_length=40", "dataset.max_length=80"],
                                      ["dataset=synthetic_points", "dataset.max_length=600"]],
                          ids=["series", "points"])
 def test_carla_trains_both_stages_and_scores_through_tsad_run(tmp_path, dataset):
@@ -72,9 +72,19 @@ def test_neighbour_mining_gives_each_sample_its_own_neighbours():
     np.testing.assert_array_equal(furthest.numpy(), expected_furthest)
 
 
+def small_module(pretext_epochs: int = 1, classification_epochs: int = 1, num_classes: int = 5,
+                 score_type: str = "profile_distance") -> CARLAModule:
+    """A 2-channel module on windows of 16 steps (positive_lag 3), 3 neighbours, a bank of 100."""
+    return CARLAModule(2, window=16, positive_lag=3, mid_channels=4, features_dim=4, temperature=0.4, margin=1.0,
+                       injections=list(INJECTIONS), num_classes=num_classes, num_neighbors=3, entropy_weight=2.0,
+                       inconsistency_weight=1.0, pretext_epochs=pretext_epochs,
+                       classification_epochs=classification_epochs, bank_size=100, classification_lr=1e-2,
+                       classification_weight_decay=1e-3, score_type=score_type)
+
+
 def test_classification_anchors_get_neighbours_from_the_frozen_pretext_space():
     torch.manual_seed(0)
-    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 1, 1, 100, 1e-2, 1e-3, "profile_distance")
+    module = small_module()
     module.train_windows = torch.randn(30, 16, 2)
     bank = module.build_bank(torch.device("cpu"))
     assert bank.windows.shape == (60, 16, 2) and bank.embeddings.shape == (60, 4)
@@ -90,7 +100,7 @@ def test_classification_anchors_get_neighbours_from_the_frozen_pretext_space():
 @pytest.mark.parametrize("max_epochs, expected", [(None, {"pretext": 30, "classification": 50}),
                                                    (2, {"pretext": 2, "classification": 2})])
 def test_stages_train_their_published_length_and_classification_is_not_stopped_early(max_epochs, expected):
-    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 5, 3, 2.0, 1.0, 30, 50, 100, 1e-2, 1e-3, "profile_distance")
+    module = small_module(pretext_epochs=30, classification_epochs=50)
     module.on_fit_start(Trainer({"max_epochs": max_epochs}), [{"x": torch.randn(4, 19, 2)}])
     assert module.stage_epochs == expected
     assert module.stage_settings["classification"]["patience"] == expected["classification"]
@@ -116,7 +126,7 @@ def test_unknown_injection_is_a_user_error():
 
 
 def module_with_fixed_probabilities(score_type: str, probabilities: torch.Tensor, profile: torch.Tensor) -> CARLAModule:
-    module = CARLAModule(2, 16, 3, 4, 4, 0.4, 1.0, list(INJECTIONS), 3, 3, 2.0, 1.0, 1, 1, 100, 1e-2, 1e-3, score_type)
+    module = small_module(num_classes=3, score_type=score_type)
     module.class_probabilities = lambda x: probabilities
     module.normal_profile.copy_(profile)
     module.majority_class.fill_(int(profile.argmax()))
@@ -152,7 +162,8 @@ def test_the_normal_profile_is_the_mean_class_distribution_of_the_training_windo
     train = small_data(6, 0)
     detector.fit(train, small_data(2, 1))
     module = detector.module
-    windows = torch.cat([module.anchor_part(batch["x"]) for batch in detector.batches(detector._normalised(train), 16, False)])
+    batches = detector.batches(detector._normalised(train), 16, False)
+    windows = torch.cat([module.anchor_part(batch["x"]) for batch in batches])
     with torch.no_grad():
         expected = module.class_probabilities(windows).mean(dim=0)
     torch.testing.assert_close(module.normal_profile, expected, rtol=1e-5, atol=1e-6)

@@ -4,14 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad, score_alone_and_padded
 from omegaconf import OmegaConf
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad, score_alone_and_padded
+from tsad.data.batches import pad_batch
 from tsad.data.registry import build_dataset
 from tsad.errors import UserError
 from tsad.models import gmm
-from tsad.models.base import Detector, build_detector, pad_batch
+from tsad.models.base import Detector, build_detector
 from tsad.models.dagmm import BidirectionalEncoder, DAGMMModule
 
 
@@ -66,7 +67,8 @@ def test_encoder_equals_a_bidirectional_lstm_over_packed_sequences():
         for layer in range(2):
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 getattr(reference, f"{name}_l{layer}").copy_(getattr(encoder.forward_layers[layer], f"{name}_l0"))
-                getattr(reference, f"{name}_l{layer}_reverse").copy_(getattr(encoder.backward_layers[layer], f"{name}_l0"))
+                backward = getattr(encoder.backward_layers[layer], f"{name}_l0")
+                getattr(reference, f"{name}_l{layer}_reverse").copy_(backward)
     lengths = torch.tensor([9, 4, 1, 7])
     x = torch.randn(4, 9, 3) * (torch.arange(9)[None, :, None] < lengths[:, None, None])
     _, (h_n, _) = reference(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))

@@ -4,13 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad, score_alone_and_padded
 from omegaconf import OmegaConf
 
-from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad, score_alone_and_padded
+from tsad.data.batches import pad_batch
 from tsad.data.registry import build_dataset
 from tsad.errors import UserError
-from tsad.models import gmm, seq2gmm
-from tsad.models.base import Detector, build_detector, pad_batch
+from tsad.models import gmm, segmentation, seq2gmm
+from tsad.models.base import Detector, build_detector
 from tsad.training.trainer import Trainer
 
 
@@ -30,7 +31,7 @@ def three_regimes(rng, length=60, n_channels=2):
 
 def small_module(n_components=2, decoder_input="previous"):
     torch.manual_seed(0)
-    segmenter = seq2gmm.Segmenter(3, freedom=0.4, max_points=100, maxiter=20, popsize=5)
+    segmenter = segmentation.Segmenter(3, freedom=0.4, max_points=100, maxiter=20, popsize=5)
     return seq2gmm.Seq2GMMModule(2, hidden_size=6, decoder_input=decoder_input, n_components=n_components,
                                  covariance_type="diag", estimation_hidden=8, lambda_energy=1e-4, reg_covar=1e-4,
                                  em_max_iter=50, jitter=1e-6, seed=0, breakpoints=segmenter, epochs=5)
@@ -65,34 +66,34 @@ def test_tsad_run_with_two_components_trains_scores_and_reloads(tmp_path, cache_
 def test_segmentation_is_deterministic_and_well_formed():
     rng = np.random.default_rng(0)
     series = three_regimes(rng, length=90)
-    first = seq2gmm.fit_breakpoints(series, 3, freedom=0.4, max_points=100, maxiter=50, popsize=8)
-    second = seq2gmm.fit_breakpoints(series, 3, freedom=0.4, max_points=100, maxiter=50, popsize=8)
+    first = segmentation.fit_breakpoints(series, 3, freedom=0.4, max_points=100, maxiter=50, popsize=8)
+    second = segmentation.fit_breakpoints(series, 3, freedom=0.4, max_points=100, maxiter=50, popsize=8)
     assert np.array_equal(first, second)
     assert first[0] == 0 and first[-1] == 89 and (np.diff(first) >= 1).all()
     np.testing.assert_allclose(first[1:3], [30, 60], atol=3)       # finds the regime changes
-    resampled = seq2gmm.fit_breakpoints(np.repeat(series, 5, axis=0), 3, 0.4, 100, 50, 8)
+    resampled = segmentation.fit_breakpoints(np.repeat(series, 5, axis=0), 3, 0.4, 100, 50, 8)
     np.testing.assert_allclose(resampled[1:3], [150, 300], atol=12)
-    assert np.array_equal(seq2gmm.fit_breakpoints(series[:5], 3, 0.4, 100, 50, 8), [0, 1, 3, 4])   # too short: even
-    assert np.array_equal(seq2gmm.fit_breakpoints(series, 3, 0.0, 100, 50, 8), [0, 30, 59, 89])    # no freedom
+    assert np.array_equal(segmentation.fit_breakpoints(series[:5], 3, 0.4, 100, 50, 8), [0, 1, 3, 4])  # too short: even
+    assert np.array_equal(segmentation.fit_breakpoints(series, 3, 0.0, 100, 50, 8), [0, 30, 59, 89])  # no freedom
 
 
 def test_breakpoints_are_cached_on_disk_per_data_set(cache_dir, monkeypatch):
     rng = np.random.default_rng(1)
     values = [three_regimes(rng, length=int(n)) for n in rng.integers(30, 60, size=4)]
-    first = seq2gmm.Segmenter(3, 0.4, 100, 20, 5)
+    first = segmentation.Segmenter(3, 0.4, 100, 20, 5)
     first.prepare(values)
     assert len(list((cache_dir / "seq2gmm_segments").glob("*.npz"))) == 1
 
     def no_fitting(*args, **kwargs):
         raise AssertionError("breakpoints should come from the cache")
 
-    monkeypatch.setattr(seq2gmm, "fit_breakpoints", no_fitting)
-    again = seq2gmm.Segmenter(3, 0.4, 100, 20, 5)
+    monkeypatch.setattr(segmentation, "fit_breakpoints", no_fitting)
+    again = segmentation.Segmenter(3, 0.4, 100, 20, 5)
     again.prepare(values)
     for series in values:
         assert np.array_equal(again(series), first(series))
     with pytest.raises(AssertionError, match="cache"):    # other settings are another cache entry
-        seq2gmm.Segmenter(3, 0.3, 100, 20, 5).prepare(values)
+        segmentation.Segmenter(3, 0.3, 100, 20, 5).prepare(values)
 
 
 def test_automatic_number_of_segments_finds_three_regimes():
@@ -100,9 +101,9 @@ def test_automatic_number_of_segments_finds_three_regimes():
     values = [three_regimes(rng, length=int(n)) for n in rng.integers(45, 75, size=16)]
 
     def make_segmenter(n):
-        return seq2gmm.Segmenter(n, 0.4, 100, 20, 5)
+        return segmentation.Segmenter(n, 0.4, 100, 20, 5)
 
-    assert seq2gmm.choose_n_segments(values, 5, make_segmenter, sample_size=16) == 3
+    assert segmentation.choose_n_segments(values, 5, make_segmenter, sample_size=16) == 3
 
 
 @pytest.mark.parametrize("max_epochs, expected", [(None, 5), (3, 3), (10, 5)])

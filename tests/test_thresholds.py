@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from tsad.data.registry import build_dataset
-from tsad.errors import UserError
 from tsad.data.windows import make_windows, windows_to_steps
-from tsad.evaluation.thresholds import POLICIES, choose_thresholds, validate_threshold_config
+from tsad.errors import UserError
+from tsad.evaluation.thresholds import POLICIES, validate_threshold_config
 from tsad.models.base import build_detector
 from tsad.models.baselines import node_depths, tree_path_lengths
+from tsad.protocols.offline import reference_thresholds
 
 SERIES = {"family": "synthetic", "name": "tiny", "seed": 3, "n_train": 30, "n_val": 10, "n_test": 30,
           "min_length": 40, "max_length": 80, "labelled_val": 0.5}
@@ -28,6 +29,11 @@ CONFIGS = [
     {"policy": "fixed", "value": {"series": 2.0, "point": 1.0}},
 ]
 LEVELS = ["series", "point"]
+
+
+def thresholds_for(config: dict, detector, data, levels: list[str]):
+    """(thresholds, reference) as a run chooses them: the policy's reference split scored, never test."""
+    return reference_thresholds(validate_threshold_config(config), detector, data, levels)
 
 
 def fitted(dataset: dict):
@@ -73,44 +79,44 @@ class Untouchable:
 def test_permuting_test_labels_leaves_every_threshold_unchanged(config, run, request):
     data, detector = request.getfixturevalue(run)
     levels = LEVELS if data.level == "series" else ["point"]
-    thresholds, _ = choose_thresholds(config, detector, data, levels)
+    thresholds, _ = thresholds_for(config, detector, data, levels)
     for seed in range(3):
         permuted = with_permuted_test_labels(data, seed)
         assert not all(np.array_equal(a, b) for a, b in zip(permuted.test.step_labels, data.test.step_labels))
-        assert choose_thresholds(config, detector, permuted, levels)[0] == thresholds
+        assert thresholds_for(config, detector, permuted, levels)[0] == thresholds
     no_test = dataclasses.replace(data, test=Untouchable())
-    assert choose_thresholds(config, detector, no_test, levels)[0] == thresholds
+    assert thresholds_for(config, detector, no_test, levels)[0] == thresholds
 
 
 def test_score_based_policies_use_the_named_split(series_run):
     data, detector = series_run
     val_steps = np.concatenate(detector.score(data.val).steps)
     train_series = detector.score(data.train).series
-    thresholds, reference = choose_thresholds({"policy": "val_percentile", "q": 95}, detector, data, LEVELS)
+    thresholds, reference = thresholds_for({"policy": "val_percentile", "q": 95}, detector, data, LEVELS)
     assert reference.split == "val"
     assert thresholds["point"] == pytest.approx(np.percentile(val_steps, 95))
-    thresholds, reference = choose_thresholds({"policy": "sigma", "k": 2, "source": "train"}, detector, data, LEVELS)
+    thresholds, reference = thresholds_for({"policy": "sigma", "k": 2, "source": "train"}, detector, data, LEVELS)
     assert reference.split == "train"
     assert thresholds["series"] == pytest.approx(train_series.mean() + 2 * train_series.std())
-    thresholds, _ = choose_thresholds({"policy": "contamination", "rate": 0.2}, detector, data, LEVELS)
+    thresholds, _ = thresholds_for({"policy": "contamination", "rate": 0.2}, detector, data, LEVELS)
     assert np.mean(val_steps > thresholds["point"]) == pytest.approx(0.2, abs=0.01)
 
 
 def test_fixed_value_for_all_levels_or_per_level(series_run):
     data, detector = series_run
-    assert choose_thresholds({"policy": "fixed", "value": 1.5}, detector, data, LEVELS)[0] == {"series": 1.5,
-                                                                                                 "point": 1.5}
+    assert thresholds_for({"policy": "fixed", "value": 1.5}, detector, data, LEVELS)[0] == {"series": 1.5,
+                                                                                              "point": 1.5}
     per_level = {"policy": "fixed", "value": {"series": 2, "point": 1}}
-    assert choose_thresholds(per_level, detector, data, LEVELS)[0] == {"series": 2.0, "point": 1.0}
+    assert thresholds_for(per_level, detector, data, LEVELS)[0] == {"series": 2.0, "point": 1.0}
     with pytest.raises(UserError, match="threshold.value.point"):
-        choose_thresholds({"policy": "fixed", "value": {"series": 2}}, detector, data, LEVELS)
+        thresholds_for({"policy": "fixed", "value": {"series": 2}}, detector, data, LEVELS)
 
 
 @pytest.mark.parametrize("run", ["series_run", "point_run"])
 def test_val_best_f1_is_the_best_f1_on_the_labelled_validation_split(run, request):
     data, detector = request.getfixturevalue(run)
     level = data.level
-    thresholds, reference = choose_thresholds({"policy": "val_best_f1"}, detector, data, [level])
+    thresholds, reference = thresholds_for({"policy": "val_best_f1"}, detector, data, [level])
     assert reference.split == "labelled_val" and reference.data is data.labelled_val
     scores = detector.score(data.labelled_val)
     if level == "series":
@@ -131,7 +137,7 @@ def f1_at(labels, scores, threshold) -> float:
 def test_val_best_f1_without_a_labelled_split_names_the_dataset_option():
     data, detector = fitted({**SERIES, "labelled_val": 0})
     with pytest.raises(UserError, match=r"dataset.labelled_val=") as error:
-        choose_thresholds({"policy": "val_best_f1"}, detector, data, LEVELS)
+        thresholds_for({"policy": "val_best_f1"}, detector, data, LEVELS)
     assert "\n" not in str(error.value)
 
 
@@ -179,8 +185,8 @@ def test_knn_train_threshold_leaves_out_the_windows_that_share_steps_with_the_sc
     detector = build_detector("knn", {"window": 8, "stride": 1, "score_stride": 1, "k": 1,
                                       "max_train_windows": 10**6}).fit(data.train, data.val)
     assert np.concatenate(detector.score(data.train).steps).max() < 1e-6
-    thresholds, reference = choose_thresholds(TRAIN_PERCENTILE, detector, data, ["point"])
-    assert reference.split == "train" and thresholds["point"] > 0.1 * choose_thresholds(
+    thresholds, reference = thresholds_for(TRAIN_PERCENTILE, detector, data, ["point"])
+    assert reference.split == "train" and thresholds["point"] > 0.1 * thresholds_for(
         {**TRAIN_PERCENTILE, "source": "val"}, detector, data, ["point"])[0]["point"]
     # brute force: the nearest train window of another series or sharing no step, per scored window
     normalised = detector._normalised(data.train).values
@@ -215,7 +221,7 @@ def test_iforest_train_threshold_uses_out_of_bag_scores():
     assert in_bag.any() and (~in_bag).any(axis=0).all()
     out_of_bag = 2 ** (-(lengths * ~in_bag).sum(0) / (~in_bag).sum(0) / c)
     expected = windows_to_steps(np.repeat(out_of_bag[:, None], 8, axis=1), starts, len(normalised[0]), "mean", 0)
-    thresholds, reference = choose_thresholds(TRAIN_PERCENTILE, detector, data, ["point"])
+    thresholds, reference = thresholds_for(TRAIN_PERCENTILE, detector, data, ["point"])
     np.testing.assert_allclose(reference.scores.steps[0], expected, rtol=1e-6)
     in_sample = np.concatenate(detector.score(data.train).steps)
     assert thresholds["point"] == pytest.approx(np.percentile(np.concatenate(reference.scores.steps), 99))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +24,26 @@ import numpy as np
 from tsad.data.series import SeriesSet
 from tsad.data.windows import aggregate_series, make_windows, windows_to_steps
 from tsad.errors import UserError
-from tsad.models.base import Detector, Scores, WindowScorer, register
+from tsad.models.base import Detector, Scores, register
+from tsad.models.window_scoring import WindowScorer
 
 
+@dataclass(eq=False)
 class WindowBaseline(WindowScorer, Detector):
     """Shared window plumbing for the scikit-learn style baselines."""
 
-    def __init__(self, window: int = 32, stride: int = 4, score_stride: int = 1, step_reduce: str = "mean",
-                 series_aggregate: str = "max", max_train_windows: int = 20000):
-        super().__init__()
-        if window < 1 or stride < 1 or score_stride < 1:
-            raise UserError(f"model.window, model.stride and model.score_stride must be >= 1 (got {window}, {stride}, {score_stride})")
-        self.window = window
-        self.stride = stride
-        self.score_stride = score_stride
-        self.step_reduce = step_reduce
-        self.series_aggregate = series_aggregate
-        self.max_train_windows = max_train_windows
+    window: int = 32
+    stride: int = 4
+    score_stride: int = 1
+    step_reduce: str = "mean"
+    series_aggregate: str = "max"
+    max_train_windows: int = 20000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.window < 1 or self.stride < 1 or self.score_stride < 1:
+            raise UserError(f"model.window, model.stride and model.score_stride must be >= 1 "
+                            f"(got {self.window}, {self.stride}, {self.score_stride})")
         self.estimator = None
         self.train_positions: np.ndarray | None = None   # [N, 2] (series index, start) of each fitted window
         self.train_fingerprint: str | None = None
@@ -92,7 +96,7 @@ class WindowBaseline(WindowScorer, Detector):
             pending.clear()
 
         for index, series in enumerate(data.values):
-            for augmented, offset in self.tta.variants(series, self.score_stride):
+            for augmented, offset in self.runtime.tta.variants(series, self.score_stride):
                 pending.append((index, *make_windows(augmented, self.window, self.score_stride, offset)))
             if sum(len(p[2]) for p in pending) >= chunk:
                 score_pending()
@@ -181,12 +185,11 @@ def broadcast_window_score(window_scores: np.ndarray, window: int) -> np.ndarray
 
 
 @register("random")
+@dataclass(eq=False)
 class RandomDetector(Detector):
     """Uniform random scores: the floor every detector must clear (and the pa_f1 sanity check)."""
 
-    def __init__(self, series_aggregate: str = "max"):
-        super().__init__()
-        self.series_aggregate = series_aggregate
+    series_aggregate: str = "max"
 
     def _fit(self, train: SeriesSet, val: SeriesSet | None) -> None:
         pass
@@ -204,15 +207,12 @@ class RandomDetector(Detector):
 
 
 @register("iforest")
+@dataclass(eq=False)
 class IsolationForestDetector(WindowBaseline):
     """Isolation forest on flattened windows; score = negated sklearn score_samples."""
 
-    def __init__(self, window: int = 32, stride: int = 4, score_stride: int = 1, step_reduce: str = "mean",
-                 series_aggregate: str = "max", max_train_windows: int = 20000, n_estimators: int = 200,
-                 max_samples: int = 256):
-        super().__init__(window, stride, score_stride, step_reduce, series_aggregate, max_train_windows)
-        self.n_estimators = n_estimators
-        self.max_samples = max_samples
+    n_estimators: int = 200
+    max_samples: int = 256
 
     def fit_windows(self, windows: np.ndarray):
         from sklearn.ensemble import IsolationForest
@@ -247,8 +247,8 @@ class IsolationForestDetector(WindowBaseline):
             out_of_bag[t] = last == first          # no fitted window of this tree starts within window - 1 steps
         n_trees = out_of_bag.sum(axis=0)
         if (n_trees == 0).any():
-            raise UserError(f"iforest: a train window lies in every tree's sample, so it has no out-of-bag score; "
-                            f"use threshold.source=val, more train data or a smaller model.max_samples")
+            raise UserError("iforest: a train window lies in every tree's sample, so it has no out-of-bag score; "
+                            "use threshold.source=val, more train data or a smaller model.max_samples")
         lengths = tree_path_lengths(forest, windows.reshape(len(windows), -1), depths)   # [n_trees, N_w]
         mean_length = (lengths * out_of_bag).sum(axis=0) / n_trees
         scores = 2.0 ** (-mean_length / average_path_length(forest.max_samples_))  # = -score_samples, out of bag
@@ -256,13 +256,11 @@ class IsolationForestDetector(WindowBaseline):
 
 
 @register("pca")
+@dataclass(eq=False)
 class PCADetector(WindowBaseline):
     """PCA on flattened windows; a step's score is its squared reconstruction error over channels."""
 
-    def __init__(self, window: int = 32, stride: int = 4, score_stride: int = 1, step_reduce: str = "mean",
-                 series_aggregate: str = "max", max_train_windows: int = 20000, n_components: float = 0.95):
-        super().__init__(window, stride, score_stride, step_reduce, series_aggregate, max_train_windows)
-        self.n_components = n_components
+    n_components: float = 0.95
 
     def fit_windows(self, windows: np.ndarray):
         from sklearn.decomposition import PCA
@@ -279,13 +277,12 @@ class PCADetector(WindowBaseline):
 
 
 @register("knn")
+@dataclass(eq=False)
 class KNNDetector(WindowBaseline):
     """Distance from each window to its k-th nearest train window."""
 
-    def __init__(self, window: int = 32, stride: int = 4, score_stride: int = 1, step_reduce: str = "mean",
-                 series_aggregate: str = "max", max_train_windows: int = 5000, k: int = 5):
-        super().__init__(window, stride, score_stride, step_reduce, series_aggregate, max_train_windows)
-        self.k = k
+    max_train_windows: int = 5000
+    k: int = 5
 
     def fit_windows(self, windows: np.ndarray):
         from sklearn.neighbors import NearestNeighbors
@@ -317,16 +314,18 @@ class KNNDetector(WindowBaseline):
 
 
 @register("zscore")
+@dataclass(eq=False)
 class ZScoreDetector(Detector):
     """Largest |z| over channels per step: against train statistics (global) or a trailing window (rolling)."""
 
-    def __init__(self, mode: str = "global", window: int = 50, series_aggregate: str = "max"):
-        super().__init__()
-        if mode not in ("global", "rolling"):
-            raise UserError(f"model.mode must be 'global' or 'rolling', got {mode!r}")
-        self.mode = mode
-        self.window = window
-        self.series_aggregate = series_aggregate
+    mode: str = "global"
+    window: int = 50
+    series_aggregate: str = "max"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.mode not in ("global", "rolling"):
+            raise UserError(f"model.mode must be 'global' or 'rolling', got {self.mode!r}")
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
 

@@ -54,14 +54,16 @@ Deliberate differences from the official code:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tsad.data.batches import WindowBatches
 from tsad.errors import UserError
-from tsad.models.base import TorchDetector, WindowBatches, register
+from tsad.models.base import register
+from tsad.models.torch_detector import TorchDetector
 
 INJECTIONS = ("seasonal", "trend", "global", "contextual", "shapelet")
 SCORE_TYPES = ("profile_distance", "majority_class")
@@ -207,8 +209,10 @@ class CARLAModule(nn.Module):
         self.score_type = score_type
         self.window, self.positive_lag = window, positive_lag
         self.temperature, self.margin, self.injections = temperature, margin, injections
-        self.num_neighbors, self.entropy_weight, self.inconsistency_weight = num_neighbors, entropy_weight, inconsistency_weight
-        self.pretext_epochs, self.classification_epochs, self.bank_size = pretext_epochs, classification_epochs, bank_size
+        self.num_neighbors = num_neighbors
+        self.entropy_weight, self.inconsistency_weight = entropy_weight, inconsistency_weight
+        self.pretext_epochs, self.classification_epochs = pretext_epochs, classification_epochs
+        self.bank_size = bank_size
         self.classification_lr, self.classification_weight_decay = classification_lr, classification_weight_decay
         self.embedder = PretextEmbedder(n_channels, mid_channels, features_dim)
         self.classifier = nn.Linear(2 * mid_channels, num_classes)
@@ -326,39 +330,44 @@ class CARLAModule(nn.Module):
 
 
 @register("carla")
+@dataclass(eq=False)
 class CARLA(TorchDetector):
-    def __init__(self, window: int = 64, train_stride: int = 5, score_stride: int = 1, step_reduce: str = "mean",
-                 series_aggregate: str = "max", positive_lag: int = 10, mid_channels: int = 4, features_dim: int = 4,
-                 temperature: float = 0.4, margin: float = 1.0,
-                 injections: tuple = INJECTIONS, num_classes: int = 10,
-                 num_neighbors: int = 5, entropy_weight: float = 2.0, inconsistency_weight: float = 1.0,
-                 pretext_epochs: int = 30, classification_epochs: int = 50, bank_size: int = 20000,
-                 classification_lr: float = 1e-2, classification_weight_decay: float = 1e-3,
-                 score_type: str = "profile_distance"):
-        super().__init__(window, train_stride, score_stride, step_reduce, series_aggregate)
-        if isinstance(injections, str) or not injections or any(k not in INJECTIONS for k in injections):
+    train_stride: int = 5
+    positive_lag: int = 10
+    mid_channels: int = 4
+    features_dim: int = 4
+    temperature: float = 0.4
+    margin: float = 1.0
+    injections: list[str] = field(default_factory=lambda: list(INJECTIONS))
+    num_classes: int = 10
+    num_neighbors: int = 5
+    entropy_weight: float = 2.0
+    inconsistency_weight: float = 1.0
+    pretext_epochs: int = 30
+    classification_epochs: int = 50
+    bank_size: int = 20000
+    classification_lr: float = 1e-2
+    classification_weight_decay: float = 1e-3
+    score_type: str = "profile_distance"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (isinstance(self.injections, str) or not self.injections
+                or any(k not in INJECTIONS for k in self.injections)):
             raise UserError(f"model.injections must be a non-empty list drawn from [{','.join(INJECTIONS)}], "
-                            f"got {injections!r}")
-        for key, value in (("window", window), ("positive_lag", positive_lag), ("mid_channels", mid_channels),
-                           ("features_dim", features_dim), ("num_neighbors", num_neighbors),
-                           ("bank_size", bank_size)):
-            if value < 1:
-                raise UserError(f"model.{key} must be >= 1, got {value}")
-        if score_type not in SCORE_TYPES:
-            raise UserError(f"model.score_type must be one of {', '.join(SCORE_TYPES)}, got {score_type!r}")
-        if num_classes < 2:
-            raise UserError(f"model.num_classes must be >= 2, got {num_classes}")
-        if temperature <= 0:
-            raise UserError(f"model.temperature must be > 0, got {temperature}")
-        if classification_lr <= 0 or classification_weight_decay < 0:
+                            f"got {self.injections!r}")
+        for key in ("window", "positive_lag", "mid_channels", "features_dim", "num_neighbors", "bank_size"):
+            if getattr(self, key) < 1:
+                raise UserError(f"model.{key} must be >= 1, got {getattr(self, key)}")
+        if self.score_type not in SCORE_TYPES:
+            raise UserError(f"model.score_type must be one of {', '.join(SCORE_TYPES)}, got {self.score_type!r}")
+        if self.num_classes < 2:
+            raise UserError(f"model.num_classes must be >= 2, got {self.num_classes}")
+        if self.temperature <= 0:
+            raise UserError(f"model.temperature must be > 0, got {self.temperature}")
+        if self.classification_lr <= 0 or self.classification_weight_decay < 0:
             raise UserError("model.classification_lr must be > 0 and model.classification_weight_decay >= 0")
-        self.positive_lag, self.mid_channels, self.features_dim = positive_lag, mid_channels, features_dim
-        self.temperature, self.margin, self.injections = temperature, margin, list(injections)
-        self.num_classes, self.num_neighbors = num_classes, num_neighbors
-        self.entropy_weight, self.inconsistency_weight = entropy_weight, inconsistency_weight
-        self.pretext_epochs, self.classification_epochs, self.bank_size = pretext_epochs, classification_epochs, bank_size
-        self.classification_lr, self.classification_weight_decay = classification_lr, classification_weight_decay
-        self.score_type = score_type
+        self.injections = list(self.injections)  # a tuple given in code is kept as a list, like a config's
 
     def batches(self, data, batch_size: int, shuffle: bool, stride: int | None = None) -> WindowBatches:
         """Training and validation windows carry positive_lag extra steps: the anchors' positives."""
@@ -366,8 +375,12 @@ class CARLA(TorchDetector):
                              self.seed)
 
     def build_module(self, n_channels: int) -> CARLAModule:
-        return CARLAModule(n_channels, self.window, self.positive_lag, self.mid_channels, self.features_dim,
-                           self.temperature, self.margin, self.injections, self.num_classes, self.num_neighbors,
-                           self.entropy_weight, self.inconsistency_weight, self.pretext_epochs,
-                           self.classification_epochs, self.bank_size, self.classification_lr,
-                           self.classification_weight_decay, self.score_type)
+        return CARLAModule(n_channels, window=self.window, positive_lag=self.positive_lag,
+                           mid_channels=self.mid_channels, features_dim=self.features_dim,
+                           temperature=self.temperature, margin=self.margin, injections=self.injections,
+                           num_classes=self.num_classes, num_neighbors=self.num_neighbors,
+                           entropy_weight=self.entropy_weight, inconsistency_weight=self.inconsistency_weight,
+                           pretext_epochs=self.pretext_epochs, classification_epochs=self.classification_epochs,
+                           bank_size=self.bank_size, classification_lr=self.classification_lr,
+                           classification_weight_decay=self.classification_weight_decay,
+                           score_type=self.score_type)

@@ -34,12 +34,15 @@ much larger than D: fitting stops with an error when the largest batch is smalle
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
 from tsad.errors import UserError
 from tsad.models import gmm
-from tsad.models.base import TorchDetector, register
+from tsad.models.base import register
+from tsad.models.torch_detector import TorchDetector
 
 N_FEATURES = 4  # relative distance, cosine similarity, mean absolute error, trend difference
 
@@ -212,30 +215,46 @@ class DAGMMModule(nn.Module):
 
 
 @register("dagmm")
+@dataclass(eq=False)
 class DAGMM(TorchDetector):
     input_mode = "series"
 
-    def __init__(self, hidden_size: int = 64, num_layers: int = 2, latent_size: int = 8, dropout: float = 0.2,
-                 n_components: int = 4, estimation_hidden: int = 10, estimation_dropout: float = 0.5,
-                 lambda_energy: float = 0.1, lambda_cov: float = 0.005, jitter: float = 1e-6,
-                 reg_covar: float = 1e-3):
-        super().__init__()
-        if n_components < 1 or latent_size < 1 or hidden_size < 1 or num_layers < 1:
+    # whole series, no windows: the window settings are not parameters of this model
+    window: int = field(default=64, init=False, repr=False)
+    train_stride: int = field(default=4, init=False, repr=False)
+    score_stride: int = field(default=1, init=False, repr=False)
+    step_reduce: str = field(default="mean", init=False, repr=False)
+    series_aggregate: str = field(default="max", init=False, repr=False)
+
+    hidden_size: int = 64
+    num_layers: int = 2
+    latent_size: int = 8
+    dropout: float = 0.2
+    n_components: int = 4
+    estimation_hidden: int = 10
+    estimation_dropout: float = 0.5
+    lambda_energy: float = 0.1
+    lambda_cov: float = 0.005
+    jitter: float = 1e-6
+    # reg_covar is a variance in units of the standardised z (unit variance per dimension over train):
+    # 1e-3 keeps every component at least ~3% of a train standard deviation wide in every direction.
+    # That is far above float round-off and the ~1e-7 eigenvalues of a collapsed latent, and far below
+    # the spread the mixture models (component variances ~0.5), so it bounds the energy a small step
+    # off the latent subspace can cost (at most step^2 / (2 reg_covar)) without blurring the mixture.
+    # scikit-learn's default 1e-6 is for raw data; here it would leave the collapse nearly untouched.
+    reg_covar: float = 1e-3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.n_components < 1 or self.latent_size < 1 or self.hidden_size < 1 or self.num_layers < 1:
             raise UserError("model.n_components, latent_size, hidden_size and num_layers must be >= 1")
-        if not reg_covar >= 0:
-            raise UserError(f"model.reg_covar must be >= 0 (a variance added to every covariance), got {reg_covar}")
-        self.hidden_size, self.num_layers, self.latent_size = hidden_size, num_layers, latent_size
-        self.dropout, self.n_components = dropout, n_components
-        self.estimation_hidden, self.estimation_dropout = estimation_hidden, estimation_dropout
-        # reg_covar is a variance in units of the standardised z (unit variance per dimension over train):
-        # 1e-3 keeps every component at least ~3% of a train standard deviation wide in every direction.
-        # That is far above float round-off and the ~1e-7 eigenvalues of a collapsed latent, and far below
-        # the spread the mixture models (component variances ~0.5), so it bounds the energy a small step
-        # off the latent subspace can cost (at most step^2 / (2 reg_covar)) without blurring the mixture.
-        # scikit-learn's default 1e-6 is for raw data; here it would leave the collapse nearly untouched.
-        self.lambda_energy, self.lambda_cov, self.jitter, self.reg_covar = lambda_energy, lambda_cov, jitter, reg_covar
+        if not self.reg_covar >= 0:
+            raise UserError(f"model.reg_covar must be >= 0 (a variance added to every covariance), "
+                            f"got {self.reg_covar}")
 
     def build_module(self, n_channels: int) -> DAGMMModule:
-        return DAGMMModule(n_channels, self.hidden_size, self.num_layers, self.latent_size, self.dropout,
-                           self.n_components, self.estimation_hidden, self.estimation_dropout, self.lambda_energy,
-                           self.lambda_cov, self.jitter, self.reg_covar)
+        return DAGMMModule(n_channels, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                           latent_size=self.latent_size, dropout=self.dropout, n_components=self.n_components,
+                           estimation_hidden=self.estimation_hidden, estimation_dropout=self.estimation_dropout,
+                           lambda_energy=self.lambda_energy, lambda_cov=self.lambda_cov, jitter=self.jitter,
+                           reg_covar=self.reg_covar)
