@@ -92,7 +92,7 @@ def test_cfg_job_shows_the_composed_config(tmp_path):
 
 
 def test_the_built_wheel_ships_the_configs_and_runs_from_anywhere(tmp_path):
-    """A non-editable install must carry conf/ inside the package."""
+    """A non-editable install must carry tsad/conf/ inside the package."""
     root = Path(__file__).resolve().parents[1]
     wheel_dir, target = tmp_path / "dist", tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",

@@ -8,7 +8,7 @@ import yaml
 from tsad.errors import UserError
 from tsad.models.base import MODELS, build_detector, default_value, hyperparameters, model_names
 
-CONF = Path(__file__).resolve().parent.parent / "conf" / "model"
+CONF = Path(__file__).resolve().parent.parent / "tsad" / "conf" / "model"
 
 
 def test_every_registered_model_has_a_config_and_every_config_a_model():

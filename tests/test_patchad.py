@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import read_metrics, run_folders, run_tsad
+
 from tsad.errors import UserError
 from tsad.models.base import build_detector
 from tsad.models.patchad import PatchADModule, mean_kl, patch_views, step_discrepancy

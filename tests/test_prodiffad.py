@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from conftest import run_model_on_tiny_series
+
 from tsad.data.synthetic import build
 from tsad.errors import UserError
 from tsad.models.base import Detector, build_detector

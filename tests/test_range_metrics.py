@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 
 from tsad.evaluation import range_event_metrics
-from tsad.evaluation.range_metrics import (affiliation_f1, affiliation_precision_recall, contiguous_segments,
-                                           event_f1, pa_f1, range_f1, range_precision_recall)
+from tsad.evaluation.range_metrics import (
+    affiliation_f1,
+    affiliation_precision_recall,
+    contiguous_segments,
+    event_f1,
+    pa_f1,
+    range_f1,
+    range_precision_recall,
+)
 
 
 def binary(length, *spans):

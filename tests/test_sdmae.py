@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import read_metrics, reload_and_compare, run_folders, run_tsad
+
 from tsad.data.batches import WindowBatches
 from tsad.data.series import SeriesSet
 from tsad.data.synthetic import build
@@ -259,7 +259,7 @@ def test_bad_parameters_fail_in_one_line(params, message):
 def test_yaml_defaults_match_the_constructor():
     import yaml
 
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf" / "model" / "sdmae.yaml").read_text())
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "tsad" / "conf" / "model" / "sdmae.yaml").read_text())
     assert config.pop("name") == "sdmae"
     detector = SDMAE(**config)
     assert detector.get_params() == SDMAE().get_params()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_model_on_tiny_series
+
 from tsad.data.series import SeriesSet
 from tsad.data.synthetic import build
 from tsad.errors import UserError

@@ -4,8 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from tsad.errors import UserError
-from tsad.errors import NaNLossError
+from tsad.errors import NaNLossError, UserError
 from tsad.training.trainer import Trainer
 
 

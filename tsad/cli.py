@@ -36,9 +36,17 @@ PLUGINS = {
     "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
 }
 
-# Resolvers the configs use: job folder names in sweeps, and the worker count of the GPU pool.
+# Resolvers the configs use: job folder names in sweeps, the worker count of the GPU pool, and the
+# registered models of one kind (the presets' model lists; imports the models only when a preset is used).
 OmegaConf.register_new_resolver("tsad_config_hash", folder_hash, replace=True)
 OmegaConf.register_new_resolver("tsad_gpu_pool_size", pool_size, replace=True)
+OmegaConf.register_new_resolver("tsad_models", lambda kind="all": model_names(kind), replace=True)
+
+
+def model_names(kind: str) -> str:
+    from tsad.models.base import model_names as registered
+
+    return registered(kind)
 
 
 def group_options(group: str) -> list[str]:

@@ -9,7 +9,7 @@ re-iterable: every pass is one epoch, reshuffled when `shuffle`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

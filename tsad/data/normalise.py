@@ -17,7 +17,7 @@ class Normaliser:
         self.shift: np.ndarray | None = None
         self.scale: np.ndarray | None = None
 
-    def fit(self, values: list[np.ndarray]) -> "Normaliser":
+    def fit(self, values: list[np.ndarray]) -> Normaliser:
         stacked = np.concatenate(values, axis=0).astype(np.float64)
         if self.kind == "standard":
             self.shift, self.scale = stacked.mean(axis=0), stacked.std(axis=0)
@@ -35,7 +35,7 @@ class Normaliser:
         return {"kind": self.kind, "shift": np.asarray(self.shift).tolist(), "scale": np.asarray(self.scale).tolist()}
 
     @classmethod
-    def from_state(cls, state: dict) -> "Normaliser":
+    def from_state(cls, state: dict) -> Normaliser:
         normaliser = cls(state["kind"])
         normaliser.shift = np.asarray(state["shift"])
         normaliser.scale = np.asarray(state["scale"])

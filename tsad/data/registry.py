@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 from tsad.data.series import DatasetSplits
 from tsad.errors import UserError

@@ -76,7 +76,7 @@ class SeriesSet:
             return None
         return [y if seen else np.full(len(y), -1, dtype=np.int64) for y, seen in zip(self.step_labels, self.labelled)]
 
-    def subset(self, index) -> "SeriesSet":
+    def subset(self, index) -> SeriesSet:
         index = np.asarray(index)
         if index.dtype == bool:
             index = np.flatnonzero(index)
@@ -90,7 +90,7 @@ class SeriesSet:
             names=pick(self.names),
         )
 
-    def with_values(self, values: list[np.ndarray]) -> "SeriesSet":
+    def with_values(self, values: list[np.ndarray]) -> SeriesSet:
         """The same set with new values (e.g. normalised); labels and names are shared."""
         return SeriesSet(values, self.step_labels, self.series_labels, self.labelled, self.timestamps, self.names)
 

@@ -10,7 +10,7 @@ Every detector:
   save(dir) / load(dir)       round-trip weights, normaliser and parameters
 
 A detector is a dataclass: its fields are its hyperparameters, declared once with their defaults
-(conf/model/<name>.yaml must hold the same keys and defaults; a test checks), and the keyword
+(tsad/conf/model/<name>.yaml must hold the same keys and defaults; a test checks), and the keyword
 `runtime` says how and where it runs (normalisation, trainer, device, seed, test-time
 augmentation, checkpoints, causal scoring), all given at construction. Checks of the
 hyperparameters go in __post_init__, which also creates the fitted state (empty until fit).
@@ -33,7 +33,7 @@ from tsad.errors import UserError
 from tsad.models.tta import TestTimeAugmentation
 from tsad.registry import Registry
 
-MODELS: Registry[type["Detector"]] = Registry("model", "tsad.models")
+MODELS: Registry[type[Detector]] = Registry("model", "tsad.models")
 
 
 def register(name: str):
@@ -161,7 +161,7 @@ class Detector(ABC):
         return data.with_values(self.normaliser.transform(data.values))
 
 
-# Which registered models a preset may select (`${tsad_models:<kind>}` in conf/experiment/*.yaml).
+# Which registered models a preset may select (`${tsad_models:<kind>}` in tsad/conf/experiment/*.yaml).
 MODEL_KINDS = {
     "all": lambda cls: True,
     "point_level": lambda cls: not cls.reads_whole_series(),

@@ -34,7 +34,7 @@ much larger than D: fitting stops with an error when the largest batch is smalle
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -42,7 +42,7 @@ from torch import nn
 from tsad.errors import UserError
 from tsad.models import gmm
 from tsad.models.base import register
-from tsad.models.torch_detector import TorchDetector
+from tsad.models.torch_detector import SeriesTorchDetector
 
 N_FEATURES = 4  # relative distance, cosine similarity, mean absolute error, trend difference
 
@@ -216,16 +216,7 @@ class DAGMMModule(nn.Module):
 
 @register("dagmm")
 @dataclass(eq=False)
-class DAGMM(TorchDetector):
-    input_mode = "series"
-
-    # whole series, no windows: the window settings are not parameters of this model
-    window: int = field(default=64, init=False, repr=False)
-    train_stride: int = field(default=4, init=False, repr=False)
-    score_stride: int = field(default=1, init=False, repr=False)
-    step_reduce: str = field(default="mean", init=False, repr=False)
-    series_aggregate: str = field(default="max", init=False, repr=False)
-
+class DAGMM(SeriesTorchDetector):
     hidden_size: int = 64
     num_layers: int = 2
     latent_size: int = 8

@@ -213,8 +213,6 @@ class SDMAEModule(nn.Module):
 @register("sdmae")
 @dataclass(eq=False)
 class SDMAE(TorchDetector):
-    input_mode = "windows"
-
     window: int = 100
     score_stride: int = 10
     tokens: str = "patch"

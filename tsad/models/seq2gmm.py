@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -56,7 +56,7 @@ from tsad.errors import UserError
 from tsad.models import gmm
 from tsad.models.base import register
 from tsad.models.segmentation import Segmenter, choose_n_segments
-from tsad.models.torch_detector import TorchDetector
+from tsad.models.torch_detector import SeriesTorchDetector
 
 log = logging.getLogger(__name__)
 
@@ -193,16 +193,7 @@ class Seq2GMMModule(nn.Module):
 
 @register("seq2gmm")
 @dataclass(eq=False)
-class Seq2GMM(TorchDetector):
-    input_mode = "series"
-
-    # whole series, no windows: the window settings are not parameters of this model
-    window: int = field(default=64, init=False, repr=False)
-    train_stride: int = field(default=4, init=False, repr=False)
-    score_stride: int = field(default=1, init=False, repr=False)
-    step_reduce: str = field(default="mean", init=False, repr=False)
-    series_aggregate: str = field(default="max", init=False, repr=False)
-
+class Seq2GMM(SeriesTorchDetector):
     n_segments: int = 3
     max_auto_segments: int = 5
     breakpoint_freedom: float = 0.4

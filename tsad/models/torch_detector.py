@@ -1,9 +1,10 @@
-"""TorchDetector: runs an nn.Module through the shared trainer, on windows or on whole padded series.
+"""Torch models: an nn.Module trained by the shared trainer, on windows (TorchDetector) or on whole
+padded series with a mask (SeriesTorchDetector).
 
-A torch model subclasses it and builds an `nn.Module` exposing
+A torch model subclasses one of them and builds in `build_module(n_channels)` an `nn.Module` exposing
   loss(batch) -> dict with a "loss" entry (plus any components worth logging)
   score(batch) -> (step_scores [B, T], series_scores [B])
-for the batches of tsad/data/batches.py. In window mode T is the window length and the wrapper
+for the batches of tsad/data/batches.py. For window models T is the window length and the wrapper
 maps window scores back to steps; a module may return NaN for steps it does not score (e.g. only
 the last step of a window).
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -31,16 +31,8 @@ from tsad.models.window_scoring import WindowScorer
 
 
 @dataclass(eq=False)
-class TorchDetector(WindowScorer, Detector):
-    """The shared fit / score / save of torch models; subclasses add their hyperparameters and build_module."""
-
-    input_mode: ClassVar[str] = "windows"  # "windows" or "series"
-
-    window: int = 64
-    train_stride: int = 4
-    score_stride: int = 1
-    step_reduce: str = "mean"
-    series_aggregate: str = "max"
+class TorchModuleDetector(Detector):
+    """What every torch model shares: build the module, train it with the shared trainer, save its weights."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -50,33 +42,14 @@ class TorchDetector(WindowScorer, Detector):
     def build_module(self, n_channels: int):
         """Return the nn.Module for `n_channels` input channels."""
 
-    @classmethod
-    def reads_whole_series(cls) -> bool:
-        return cls.input_mode == "series"
+    @abstractmethod
+    def batches(self, data: SeriesSet, batch_size: int, shuffle: bool) -> BatchSource:
+        """The training (and validation) batches of `data`."""
 
     @property
     def n_parameters(self) -> int:
         return 0 if self.module is None else int(sum(p.numel() for p in self.module.parameters()))
 
-    @property
-    def can_reconstruct(self) -> bool:
-        return self.input_mode == "windows" and hasattr(self.module, "reconstruct")
-
-    def reconstruct_windows(self, windows: np.ndarray) -> np.ndarray:
-        import torch
-
-        self.module.eval()
-        with torch.no_grad():
-            windows = torch.from_numpy(np.ascontiguousarray(windows)).to(self.device)
-            return self.module.reconstruct(windows).cpu().numpy()
-
-    # -- batches ------------------------------------------------------------------
-    def batches(self, data: SeriesSet, batch_size: int, shuffle: bool, stride: int | None = None) -> BatchSource:
-        if self.input_mode == "windows":
-            return WindowBatches(data, self.window, stride or self.train_stride, batch_size, shuffle, self.seed)
-        return SeriesBatches(data, batch_size, shuffle, self.seed)
-
-    # -- fit / score ----------------------------------------------------------------
     def _fit(self, train: SeriesSet, val: SeriesSet | None) -> None:
         import torch
 
@@ -89,39 +62,21 @@ class TorchDetector(WindowScorer, Detector):
         val_batches = None if val is None or len(val) == 0 else self.batches(val, batch_size, shuffle=False)
         self.history = trainer.fit(self.module, self.batches(train, batch_size, shuffle=True), val_batches)
 
-    def _score(self, data: SeriesSet) -> Scores:
+    def _scoring_setup(self):
+        """Put the module in eval mode on the run's device; returns (score one batch -> numpy, batch size)."""
         import torch
 
         self.module.eval()
         device = torch.device(self.device)
         self.module.to(device)
-        batch_size = int(self.runtime.trainer.get("batch_size", 64))
 
         def run(batch: dict) -> tuple[np.ndarray, np.ndarray]:
             with torch.no_grad():
                 step, series = self.module.score({k: v.to(device) for k, v in batch.items()})
             return step.float().cpu().numpy(), series.float().cpu().numpy()
 
-        if self.input_mode == "windows":
-            def score_windows(windows: np.ndarray) -> np.ndarray:
-                out = []
-                for start in range(0, len(windows), batch_size):
-                    chunk = torch.from_numpy(np.ascontiguousarray(windows[start:start + batch_size]))
-                    out.append(run(window_batch(chunk))[0])
-                return np.concatenate(out)
+        return run, int(self.runtime.trainer.get("batch_size", 64))
 
-            return self._window_scores_to_scores(data, score_windows)
-
-        steps, series_scores = [], []
-        for index, batch in SeriesBatches(data, batch_size, shuffle=False, seed=0).with_index():
-            step, series = run(batch)
-            for row, i in enumerate(index):
-                steps.append((i, step[row, : len(data.values[i])].astype(np.float64)))
-            series_scores.extend(zip(index, series.astype(np.float64)))
-        steps = [s for _, s in sorted(steps, key=lambda item: item[0])]
-        return Scores(steps, np.array([s for _, s in sorted(series_scores, key=lambda item: item[0])]))
-
-    # -- persistence ----------------------------------------------------------------
     def _save_state(self, directory: Path) -> None:
         import torch
 
@@ -132,3 +87,67 @@ class TorchDetector(WindowScorer, Detector):
 
         self.module = self.build_module(self.n_channels)
         self.module.load_state_dict(torch.load(directory / "weights.pt", map_location="cpu", weights_only=True))
+
+
+@dataclass(eq=False)
+class TorchDetector(WindowScorer, TorchModuleDetector):
+    """A torch model of fixed-length windows: trained on windows every `train_stride` steps, scored on
+    windows every `score_stride` steps, overlapping window scores combined per step by `step_reduce`."""
+
+    window: int = 64
+    train_stride: int = 4
+    score_stride: int = 1
+    step_reduce: str = "mean"
+    series_aggregate: str = "max"
+
+    @property
+    def can_reconstruct(self) -> bool:
+        return hasattr(self.module, "reconstruct")
+
+    def reconstruct_windows(self, windows: np.ndarray) -> np.ndarray:
+        import torch
+
+        self.module.eval()
+        with torch.no_grad():
+            windows = torch.from_numpy(np.ascontiguousarray(windows)).to(self.device)
+            return self.module.reconstruct(windows).cpu().numpy()
+
+    def batches(self, data: SeriesSet, batch_size: int, shuffle: bool, stride: int | None = None) -> BatchSource:
+        return WindowBatches(data, self.window, stride or self.train_stride, batch_size, shuffle, self.seed)
+
+    def _score(self, data: SeriesSet) -> Scores:
+        import torch
+
+        run, batch_size = self._scoring_setup()
+
+        def score_windows(windows: np.ndarray) -> np.ndarray:
+            out = []
+            for start in range(0, len(windows), batch_size):
+                chunk = torch.from_numpy(np.ascontiguousarray(windows[start:start + batch_size]))
+                out.append(run(window_batch(chunk))[0])
+            return np.concatenate(out)
+
+        return self._window_scores_to_scores(data, score_windows)
+
+
+@dataclass(eq=False)
+class SeriesTorchDetector(TorchModuleDetector):
+    """A torch model of whole series, padded to the longest in a batch with a mask of real steps."""
+
+    @classmethod
+    def reads_whole_series(cls) -> bool:
+        return True
+
+    def batches(self, data: SeriesSet, batch_size: int, shuffle: bool) -> BatchSource:
+        return SeriesBatches(data, batch_size, shuffle, self.seed)
+
+    def _score(self, data: SeriesSet) -> Scores:
+        run, batch_size = self._scoring_setup()
+        steps, series_scores = [], []
+        for index, batch in SeriesBatches(data, batch_size, shuffle=False, seed=0).with_index():
+            step, series = run(batch)
+            for row, i in enumerate(index):
+                steps.append((i, step[row, : len(data.values[i])].astype(np.float64)))
+            series_scores.extend(zip(index, series.astype(np.float64)))
+        steps = [s for _, s in sorted(steps, key=lambda item: item[0])]
+        return Scores(steps, np.array([s for _, s in sorted(series_scores, key=lambda item: item[0])]))

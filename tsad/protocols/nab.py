@@ -56,7 +56,6 @@ from tsad.evaluation.nab_scoring import score_corpus
 from tsad.evaluation.report import evaluate_level, headline
 from tsad.evaluation.thresholds import choose_threshold, validate_threshold_config
 from tsad.models.base import Scores, detector_from_config
-from tsad.models.torch_detector import TorchDetector
 from tsad.models.window_scoring import WindowScorer
 from tsad.protocols import PROTOCOLS
 from tsad.protocols.nab_report import LABEL_FREE, ORACLE, plot_nab_examples, write_nab_results_file, write_per_file
@@ -185,7 +184,7 @@ class FileDetection:
 
 def check_causal(detector):
     """Return `detector` if its score at a row reads no later row; refuse it otherwise."""
-    if isinstance(detector, TorchDetector) and detector.input_mode != "windows":
+    if detector.reads_whole_series():
         raise UserError(f"model {detector.name} reads whole series at once, so its score at a row would use "
                         "later rows; the NAB protocol needs causal scores: use a window model")
     if uses_windows(detector) and not detector.causal:

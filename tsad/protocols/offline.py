@@ -16,8 +16,12 @@ from tsad.data.registry import build_dataset
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.evaluation.levels import label_levels, level_arrays
 from tsad.evaluation.report import evaluate_level, headline, validation_metrics
-from tsad.evaluation.thresholds import (check_threshold_data, choose_thresholds, reference_split,
-                                        validate_threshold_config)
+from tsad.evaluation.thresholds import (
+    check_threshold_data,
+    choose_thresholds,
+    reference_split,
+    validate_threshold_config,
+)
 from tsad.models.base import Detector, Scores, detector_from_config
 from tsad.protocols import PROTOCOLS
 from tsad.results import write_history, write_scores

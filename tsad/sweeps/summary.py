@@ -39,7 +39,7 @@ launched: dict = {}
 
 
 class SweepSummary(Callback):
-    """Hydra callback (in conf/config.yaml): notes where the sweep writes, for the summary at the end."""
+    """Hydra callback (in tsad/conf/config.yaml): notes where the sweep writes, for the summary at the end."""
 
     def on_multirun_start(self, config, **kwargs) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
