@@ -47,7 +47,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="+", help="registered model names")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("-o", "--override", action="append", default=[], help="config override, e.g. -o dataset.magnitude=1")
+    parser.add_argument("-o", "--override", action="append", default=[],
+                        help="config override, e.g. -o dataset.magnitude=1")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 

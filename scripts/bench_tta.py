@@ -60,13 +60,14 @@ def summary(results: list[dict], tta_n: int) -> str:
     for model, dataset in keys:
         rows = [r for r in results if (r["model"], r["dataset"]) == (model, dataset)]
 
-        def cell(n, metric):
+        def cell(n, metric, rows=rows):
             values = np.array([r[f"tta{n}"][metric] for r in rows])
             return f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.3f}"
 
         lines.append(f"{model:<10} {dataset:<17} {len(rows):>5}  {cell(1, 'roc_auc'):>13} {cell(1, 'pr_auc'):>13}  "
                      f"{cell(tta_n, 'roc_auc'):>15} {cell(tta_n, 'pr_auc'):>15}  "
-                     f"{np.mean([r['fit_s'] for r in rows]):>6.1f} {np.mean([r['tta1']['score_s'] for r in rows]):>8.2f} "
+                     f"{np.mean([r['fit_s'] for r in rows]):>6.1f} "
+                     f"{np.mean([r['tta1']['score_s'] for r in rows]):>8.2f} "
                      f"{np.mean([r[f'tta{tta_n}']['score_s'] for r in rows]):>11.2f}")
     return "\n".join(lines)
 
@@ -79,7 +80,8 @@ def main() -> None:
     parser.add_argument("--tta", type=int, default=8, help="augmented copies to average (tta.n)")
     parser.add_argument("--results", type=Path, default=Path("outputs/bench_tta.jsonl"),
                         help="JSON lines, one per finished job; jobs found here are not rerun")
-    parser.add_argument("-o", "--override", action="append", default=[], help="config override, e.g. -o trainer.batch_size=128")
+    parser.add_argument("-o", "--override", action="append", default=[],
+                        help="config override, e.g. -o trainer.batch_size=128")
     args = parser.parse_args()
     if args.tta < 2:
         parser.error("--tta must be at least 2 (1 is the run without augmentation)")
@@ -99,7 +101,8 @@ def main() -> None:
                 done.append(result)
                 print(f"{model} {dataset} seed {seed}: ROC-AUC {result['tta1']['roc_auc']:.3f} -> "
                       f"{result[f'tta{args.tta}']['roc_auc']:.3f} with tta, fit {result['fit_s']:.0f} s", flush=True)
-    wanted = [r for r in done if r["model"] in args.models and r["dataset"] in args.datasets and r["seed"] in args.seeds]
+    wanted = [r for r in done
+              if r["model"] in args.models and r["dataset"] in args.datasets and r["seed"] in args.seeds]
     print(summary(wanted, args.tta))
 
 

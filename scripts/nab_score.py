@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tsad.errors import UserError  # noqa: E402
-from tsad.evaluation.nab_files import score_detector_dir  # noqa: E402
+from tsad.errors import UserError
+from tsad.evaluation.nab_files import score_detector_dir
 
 EXIT_BAD_INPUT = 2
 

@@ -12,7 +12,7 @@ from pathlib import Path
 # thread oversubscription, which slows small torch ops by an order of magnitude on a busy machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest  # noqa: E402
+import pytest
 
 TSAD_RUN = str(Path(sys.executable).with_name("tsad-run"))
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -28,7 +28,8 @@ def run_tsad(args: list[str], output_dir: Path, cwd: Path | None = None, check: 
     result = subprocess.run([TSAD_RUN, *args, f"paths.output_dir={output_dir}"], cwd=cwd or output_dir,
                             capture_output=True, text=True, timeout=timeout, env=env)
     if check and result.returncode != 0:
-        raise AssertionError(f"tsad-run {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(f"tsad-run {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
     return result
 
 

@@ -77,7 +77,8 @@ def test_nan_policies(tmp_path, policy):
     assert np.isfinite(train).all()
     if policy == "interpolate":
         assert len(train) == 50
-        np.testing.assert_allclose(train[10:12, 0], frame["a"][9] + (frame["a"][12] - frame["a"][9]) * np.array([1, 2]) / 3,
+        np.testing.assert_allclose(train[10:12, 0],
+                                   frame["a"][9] + (frame["a"][12] - frame["a"][9]) * np.array([1, 2]) / 3,
                                    rtol=1e-5)
     else:
         assert len(train) + len(data.val.values[0]) + len(data.test.values[0]) == 97
@@ -94,7 +95,8 @@ def test_interpolation_fills_each_split_part_from_its_own_rows_only(tmp_path):
     second = build(path=str(write(changed, tmp_path / "two.csv")), nan_policy="interpolate", split=[0.5, 0.3, 0.2])
     np.testing.assert_array_equal(first.train.values[0], second.train.values[0])
     np.testing.assert_allclose(first.train.values[0][45:, 0], frame["a"][44], rtol=1e-6), "held at the last train value"
-    np.testing.assert_allclose(first.test.values[0][0, 1], frame["b"][81], rtol=1e-6), "test starts at its own next value"
+    np.testing.assert_allclose(first.test.values[0][0, 1], frame["b"][81],
+                               rtol=1e-6), "test starts at its own next value"
     gap = frame.copy()
     gap.loc[80:, "b"] = np.nan  # a whole part without a value in one column
     with pytest.raises(UserError, match="the test part has no finite value in column 'b'"):
@@ -108,7 +110,8 @@ def test_series_folder_with_label_file_drops_train_anomalies_by_default(tmp_path
     assert data.train.series_labels.sum() == 0 and data.val.series_labels.sum() == 0
     assert len(data.test) == 4 and "labels" not in data.train.names + data.val.names + data.test.names
     all_names = data.train.names + data.val.names + data.test.names
-    assert len(all_names) == len(set(all_names)) == 15 + data.test.series_labels.sum(), "5 anomalies, train/val ones dropped"
+    assert len(all_names) == len(set(all_names)) == 15 + data.test.series_labels.sum(), (
+        "5 anomalies, train/val ones dropped")
     keep = build(path=str(folder), level="series", series_labels="labels.csv", seed=1, train_anomalies="keep")
     labelled = build(path=str(folder), level="series", series_labels="labels.csv", seed=1, train_anomalies="labelled")
     assert len(keep.train) == 12 and keep.train.series_labels.sum() > 0
@@ -146,7 +149,8 @@ def test_series_split_column_and_labels_from_a_label_column(tmp_path):
     (lambda d: {"path": str(series_folder(d / "s", label_file=False)), "level": "series"}, "needs labels"),
     (lambda d: {"path": str(series_folder(d / "s")), "level": "series"}, "looks like a series-label file"),
     (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "level": "series"}, "needs a folder"),
-    (lambda d: {"path": str(series_folder(d / "s", n=4, labels=[1] * 4)), "level": "series", "series_labels": "labels.csv"},
+    (lambda d: {"path": str(series_folder(d / "s", n=4, labels=[1] * 4)), "level": "series",
+                "series_labels": "labels.csv"},
      "no series left for"),
     (lambda d: {"path": str(series_folder(d / "s")), "level": "series", "series_labels": "other.csv"}, "not found"),
 ])
@@ -167,12 +171,14 @@ def error_cases(folder: Path) -> dict[str, tuple[list[str], str]]:
         "missing file": ([f"dataset.path={folder / 'absent.csv'}"], "does not exist"),
         "no numeric column": ([f"dataset.path={write(sensor_frame()[['note']], folder / 'text.csv')}"],
                               "no numeric value column"),
-        "nan values": ([f"dataset.path={write(nan, folder / 'nan.csv')}"], "1 NaN/inf values (first in column 'b' at line 9)"),
+        "nan values": ([f"dataset.path={write(nan, folder / 'nan.csv')}"],
+                       "1 NaN/inf values (first in column 'b' at line 9)"),
         "shorter than window": ([f"dataset.path={write(sensor_frame(120), folder / 'short.csv')}", "model=iforest",
                                  "model.window=64"], "24 steps, fewer than dataset.min_length=64"),
         "label mismatch": ([f"dataset.path={mismatch}", "dataset.level=series", "dataset.series_labels=labels.csv"],
                            "20 labels for 19 series files (labels for missing files s_03)"),
-        "non-binary labels": ([f"dataset.path={non_binary}", "dataset.level=series", "dataset.series_labels=labels.csv"],
+        "non-binary labels": ([f"dataset.path={non_binary}", "dataset.level=series",
+                               "dataset.series_labels=labels.csv"],
                               "labels must be 0 (normal) or 1 (anomaly), found 2"),
     }
 

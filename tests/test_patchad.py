@@ -44,7 +44,10 @@ def brute_force_step_kl(inter, intra, window):
     patch_size = intra.shape[1]
     t = torch.arange(window)
     a, b = inter[:, t // patch_size], intra[:, t % patch_size]
-    kl = lambda p, q: (p * ((p + 1e-7).log() - (q + 1e-7).log())).sum(dim=-1)
+
+    def kl(p, q):
+        return (p * ((p + 1e-7).log() - (q + 1e-7).log())).sum(dim=-1)
+
     return kl(a, b), kl(b, a)
 
 

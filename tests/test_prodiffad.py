@@ -102,7 +102,7 @@ def test_one_student_step_with_the_target_lands_on_two_teacher_steps():
         with torch.no_grad():
             target = module.distillation_target(z, t, t_mid, t_next)
             two_teacher_steps = module.ddim_step(teacher, module.ddim_step(teacher, z, t, t_mid), t_mid, t_next)
-            one_student_step = module.ddim_step(lambda *_: target, z, t, t_next)
+            one_student_step = module.ddim_step(lambda *_, target=target: target, z, t, t_next)
         torch.testing.assert_close(one_student_step, two_teacher_steps, rtol=1e-4, atol=1e-4)
 
 

@@ -110,7 +110,8 @@ def affiliation_on_a_grid(labels, predictions, steps_per_point=40):
         to_event = np.maximum(0, np.maximum(start - zone, zone - stop))
         predicted_in_zone = predicted & in_zone
         if predicted_in_zone.any():
-            x_distance = np.maximum(0, np.maximum(start - instants[predicted_in_zone], instants[predicted_in_zone] - stop))
+            x_distance = np.maximum(0, np.maximum(start - instants[predicted_in_zone],
+                                                  instants[predicted_in_zone] - stop))
             shares = (to_event[None, :] > x_distance[:, None]).mean(axis=1)
             precisions.append(np.where(x_distance == 0, 1.0, shares).mean())
             y = instants[true & in_zone]

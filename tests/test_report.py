@@ -103,7 +103,8 @@ def test_loss_plot_marks_the_epoch_of_the_loss_early_stopping_followed():
     from tsad.plotting import plot_losses
 
     history = [{"stage": "train", "epoch": e + 1, "train_loss": train, "train_eval_loss": monitored,
-                "monitor": "train_eval_loss"} for e, (train, monitored) in enumerate([(1.0, 0.9), (1.2, 0.5), (1.4, 0.7)])]
+                "monitor": "train_eval_loss"}
+               for e, (train, monitored) in enumerate([(1.0, 0.9), (1.2, 0.5), (1.4, 0.7)])]
     figure = plot_losses(history)
     axis = figure.axes[0]
     assert [line.get_label() for line in axis.lines] == ["train", "train, eval mode", "best epoch"]

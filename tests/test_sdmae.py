@@ -259,7 +259,8 @@ def test_bad_parameters_fail_in_one_line(params, message):
 def test_yaml_defaults_match_the_constructor():
     import yaml
 
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "tsad" / "conf" / "model" / "sdmae.yaml").read_text())
+    config = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "tsad" / "conf" / "model" / "sdmae.yaml").read_text())
     assert config.pop("name") == "sdmae"
     detector = SDMAE(**config)
     assert detector.get_params() == SDMAE().get_params()

@@ -274,7 +274,8 @@ def _point_splits(tables: list[Table], fractions, min_length: int) -> tuple[Seri
         if labels is not None and any(np.isnan(y).any() for y in labels):
             labels = None  # unlabelled train/val rows are allowed; the split then carries no labels
         return SeriesSet(
-            values=[fill_gaps(table.values[rows], table.columns, f"{table.path}: the {split} part") for table, rows in chosen],
+            values=[fill_gaps(table.values[rows], table.columns, f"{table.path}: the {split} part")
+                    for table, rows in chosen],
             step_labels=None if labels is None else [y.astype(np.int64) for y in labels],
             series_labels=None if labels is None else np.array([int(y.any()) for y in labels]),
             timestamps=None if chosen[0][0].timestamps is None else [table.timestamps[rows] for table, rows in chosen],

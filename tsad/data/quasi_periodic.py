@@ -91,7 +91,8 @@ class BeatProcess:
     def __init__(self, rng: np.random.Generator, n_channels: int, nuisances: Nuisances):
         sign = np.where(rng.random(n_channels) < 0.25, -1.0, 1.0)
         # lead[c, w]: how strongly channel c sees wave w
-        self.lead = sign[:, None] * rng.uniform(0.5, 1.2, size=(n_channels, 1)) * rng.uniform(0.7, 1.3, size=(n_channels, 5))
+        self.lead = (sign[:, None] * rng.uniform(0.5, 1.2, size=(n_channels, 1))
+                     * rng.uniform(0.7, 1.3, size=(n_channels, 5)))
         self.nuisances = nuisances
 
     @property
@@ -196,7 +197,8 @@ def build(name: str = "quasi_periodic", level: str = "series", seed: int = 0, n_
     types = [str(t) for t in anomaly_types]
     unknown = [t for t in types if t not in ANOMALY_TYPES]
     if unknown or not types:
-        raise UserError(f"dataset.anomaly_types: unknown {unknown or 'empty list'}; choose from {', '.join(ANOMALY_TYPES)}")
+        raise UserError(f"dataset.anomaly_types: unknown {unknown or 'empty list'}; "
+                        f"choose from {', '.join(ANOMALY_TYPES)}")
     if level != "series":
         raise UserError(f"quasi_periodic is a series-level task; dataset.level must be 'series', got {level!r}")
     for key, value in (("n_channels", n_channels), ("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):

@@ -111,7 +111,8 @@ def _check_types(anomaly_types) -> list[str]:
     types = [str(t) for t in anomaly_types]
     unknown = [t for t in types if t not in ANOMALY_TYPES]
     if unknown or not types:
-        raise UserError(f"dataset.anomaly_types: unknown {unknown or 'empty list'}; choose from {', '.join(ANOMALY_TYPES)}")
+        raise UserError(f"dataset.anomaly_types: unknown {unknown or 'empty list'}; "
+                        f"choose from {', '.join(ANOMALY_TYPES)}")
     return types
 
 

@@ -75,7 +75,8 @@ def _fill_nearest(steps: np.ndarray) -> np.ndarray:
     positions = np.arange(len(steps))
     right = np.clip(np.searchsorted(scored, positions), 0, len(scored) - 1)
     left = np.clip(right - 1, 0, len(scored) - 1)
-    nearest = np.where(np.abs(scored[left] - positions) <= np.abs(scored[right] - positions), scored[left], scored[right])
+    nearest = np.where(np.abs(scored[left] - positions) <= np.abs(scored[right] - positions),
+                       scored[left], scored[right])
     return steps[nearest]
 
 

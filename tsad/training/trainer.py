@@ -59,7 +59,8 @@ class Trainer:
         if self.config["schedule"] not in SCHEDULES:
             raise UserError(f"trainer.schedule must be one of {', '.join(SCHEDULES)}, got {self.config['schedule']!r}")
         if str(self.config["precision"]) not in PRECISIONS:
-            raise UserError(f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.config['precision']!r}")
+            raise UserError(f"trainer.precision must be one of {', '.join(PRECISIONS)}, "
+                            f"got {self.config['precision']!r}")
         for key in ("max_epochs", "batch_size", "patience"):
             if key == "max_epochs" and self.config[key] is None:
                 continue
@@ -235,7 +236,8 @@ class Trainer:
         if self.checkpoint_dir is None:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+        state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(),
                  "stage": stage, "epoch": epoch, "best": best, "stale": stale, "history": self.history}
         tmp = self.checkpoint_dir / f".{which}.pt.tmp"
         torch.save(state, tmp)
