@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import textwrap
 from importlib import resources, util
 from pathlib import Path
 
@@ -36,11 +37,16 @@ PLUGINS = {
     "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
 }
 
+# `--help` lines: options wrap at HELP_WIDTH, continuing under the column tsad/conf/hydra/help/tsad.yaml starts them at.
+HELP_WIDTH, HELP_INDENT = 100, 18
+
 # Resolvers the configs use: job folder names in sweeps, the worker count of the GPU pool, and the
 # registered models of one kind (the presets' model lists; imports the models only when a preset is used).
 OmegaConf.register_new_resolver("tsad_config_hash", folder_hash, replace=True)
 OmegaConf.register_new_resolver("tsad_gpu_pool_size", pool_size, replace=True)
 OmegaConf.register_new_resolver("tsad_models", lambda kind="all": model_names(kind), replace=True)
+OmegaConf.register_new_resolver("tsad_help_options", lambda group, *, _root_: help_options(group, _root_),
+                                replace=True)
 
 
 def model_names(kind: str) -> str:
@@ -54,6 +60,19 @@ def group_options(group: str) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def help_options(group: str, root: DictConfig) -> str:
+    """A group's options for `--help`, the selected one starred: from Hydra's config search path, so options
+    from --config-dir and from plugins show too."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    options = sorted(GlobalHydra.instance().config_loader().get_group_options(group))
+    selected = OmegaConf.select(root, "hydra.runtime.choices", default={}).get(group)
+    listed = ", ".join(f"{option}*" if option == selected else option for option in options) or "(none)"
+    indent = " " * HELP_INDENT
+    return textwrap.fill(listed, width=HELP_WIDTH, initial_indent=indent, subsequent_indent=indent,
+                         break_on_hyphens=False)[HELP_INDENT:]
 
 
 def check_group_overrides(arguments: list[str]) -> None:
@@ -101,6 +120,7 @@ def task(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
     context = job_context(HydraConfig.get().runtime.output_dir)
+    print(f"run folder: {context.run_dir}", flush=True)
     config = OmegaConf.to_container(cfg, resolve=True)
     try:
         value, folder = run_job(config, context)
