@@ -11,7 +11,9 @@ from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
 def test_a_run_writes_a_complete_folder(tmp_path):
     result = run_tsad(["model=lstm_vae", *TINY_SERIES, "plots=true"], tmp_path)
     (folder,) = run_folders(tmp_path)
-    assert f"run folder: {folder}" in result.stdout and "roc_auc=" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"run folder: {folder}", "the folder is named before the run starts"
+    assert f"run folder: {folder}" in lines[1:] and "roc_auc=" in result.stdout
     assert folder.parent.parent.name == "runs" and folder.name.endswith("_lstm_vae_synthetic")
     for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "run.log", "metrics.json", "history.csv",
                  "scores/test_series.csv", "scores/test_steps.csv.gz", "scores/val_series.csv",
@@ -78,10 +80,16 @@ def test_help_is_fast_and_lists_the_groups(tmp_path):
                                "('torch', 'sklearn', 'matplotlib', 'pandas') if m in sys.modules))"],
                               capture_output=True, text=True, timeout=60)
     assert imported.stdout.strip() == "[]", imported.stdout + imported.stderr
-    result = subprocess.run([TSAD_RUN, "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
-    assert result.returncode == 0
-    for group in ("model:", "dataset:", "trainer:", "threshold:"):
-        assert group in result.stdout
+    result = subprocess.run([TSAD_RUN, "--help", "model=iforest"], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "time-series anomaly detection" in result.stdout and "--cfg job" in result.stdout
+    assert "README.md" in result.stdout and "powered by Hydra" not in result.stdout
+    listed = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ") and line.split()}
+    for group in ("model", "dataset", "trainer", "threshold", "experiment", "hparams_search", "hydra/launcher"):
+        assert group in listed, group
+    assert "iforest*" in result.stdout and "lstm_vae," in result.stdout, "the selected option is starred"
+    assert max(len(line) for line in result.stdout.splitlines()) <= 120
 
 
 def test_cfg_job_shows_the_composed_config(tmp_path):
