@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from tsad.errors import UserError
 from tsad.results import read_metrics
 from tsad.sweeps.gpu import pool_size
-from tsad.sweeps.job import JobContext, folder_hash, run_job
+from tsad.sweeps.job import JobContext, folder_hash, folder_values, run_job
 from tsad.sweeps.summary import launched, summarise
 
 log = logging.getLogger("tsad")
@@ -43,6 +43,7 @@ HELP_WIDTH, HELP_INDENT = 100, 18
 # Resolvers the configs use: job folder names in sweeps, the worker count of the GPU pool, and the
 # registered models of one kind (the presets' model lists; imports the models only when a preset is used).
 OmegaConf.register_new_resolver("tsad_config_hash", folder_hash, replace=True)
+OmegaConf.register_new_resolver("tsad_job_values", folder_values, replace=True)
 OmegaConf.register_new_resolver("tsad_gpu_pool_size", pool_size, replace=True)
 OmegaConf.register_new_resolver("tsad_models", lambda kind="all": model_names(kind), replace=True)
 OmegaConf.register_new_resolver("tsad_help_options", lambda group, *, _root_: help_options(group, _root_),

@@ -14,6 +14,7 @@ import copy
 import logging
 import os
 import platform
+import re
 import shutil
 import time
 import traceback
@@ -23,12 +24,14 @@ from pathlib import Path
 from tsad.errors import UserError
 from tsad.results import (
     METRICS_FILE,
+    NOT_COMPARED_KEYS,
     OK,
     RUNNING,
     config_hash,
     environment,
     error_text,
     failure_status,
+    is_under,
     read_json,
     read_metrics,
     write_json_atomic,
@@ -42,6 +45,13 @@ JOB_FILE = "job.json"          # written into the run folder when a job starts: 
 LAST_CHECKPOINT = Path("model") / "checkpoints" / "last.pt"
 OBJECTIVE_PREFIX = "validation."
 FOLDER_HASH_DIGITS = 8
+# Overrides a job folder's name leaves out: the model, dataset and seed it names already, the presets that set up
+# the sweep rather than the job, and keys that do not change what the job computes (NOT_COMPARED_KEYS).
+UNNAMED_OVERRIDES = ("model", "model.name", "dataset", "dataset.name", "experiment", "hparams_search")
+FOLDER_VALUE_CHARS = 16     # a longer value is cut: the hash keeps the folder unique
+FOLDER_VALUES_CHARS = 120   # all values together, so the name stays far below the 255 bytes a file system allows
+# Safe in a file name, a shell word and an unquoted Hydra override value (which cannot hold `=` or `,`).
+UNSAFE_RUN = "[^A-Za-z0-9._+-]+"
 
 
 @dataclass
@@ -206,6 +216,56 @@ def folder_hash(*, _root_) -> str:
     with open_dict(job):
         job.pop("hydra", None)
     return config_hash(OmegaConf.to_container(job, resolve=True))[:FOLDER_HASH_DIGITS]
+
+
+def folder_values(*, _root_) -> str:
+    """The `${tsad_job_values:}` resolver that names a sweep job's folder after what the job sets: its overrides,
+    each as `_key-value`, e.g. `_hidden_size-16_window-64`; '' when it sets nothing but model, dataset and seed.
+
+    Keys are their last part unless another key shares it. Values are read from the config, so `trainer.lr=1e-3`
+    and `trainer.lr=0.001` name the same folder; a config group's value is the option chosen (`_trainer-fast`).
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    values = {}
+    for override in OmegaConf.select(_root_, "hydra.overrides.task", default=None) or []:
+        key, is_set, text = str(override).lstrip("+").partition("=")
+        if not is_set or key in UNNAMED_OVERRIDES or is_under(key, NOT_COMPARED_KEYS):
+            continue  # `~key` (no value) deletes a key: only the hash tells that config apart
+        value = OmegaConf.select(_root_, key, default=None, throw_on_resolution_failure=False)
+        if value is None or isinstance(value, DictConfig):
+            value = text
+        elif OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        values[key] = _folder_text(value)[:FOLDER_VALUE_CHARS]
+    short = _short_keys(sorted(values))
+    named = "".join(f"_{_folder_text(short[key])}-{values[key]}" for key in sorted(values))
+    return named[:FOLDER_VALUES_CHARS].rstrip("_-")
+
+
+def _short_keys(keys: list[str]) -> dict[str, str]:
+    """Each dotted key as its shortest ending that no other key ends with: model.window -> window."""
+    short = {}
+    for key in keys:
+        parts = key.split(".")
+        n = 1
+        while n < len(parts) and any(other != key and other.split(".")[-n:] == parts[-n:] for other in keys):
+            n += 1
+        short[key] = ".".join(parts[-n:])
+    return short
+
+
+def _folder_text(value) -> str:
+    """A value in the characters of a folder name: lists joined with `+`, others replaced by `-`."""
+    if isinstance(value, (list, tuple)):
+        return "+".join(_folder_text(item) for item in value)
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, float):
+        text = f"{value:g}"
+    else:
+        text = str(value)
+    return re.sub(UNSAFE_RUN, "-", re.sub(f"^{UNSAFE_RUN}|{UNSAFE_RUN}$", "", text))
 
 
 def job_folders(run_dir: Path, sweep_dir: Path | None, digest: str) -> list[Path]:
