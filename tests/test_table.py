@@ -1,4 +1,5 @@
-"""tsad-table on fabricated run folders: a multirun, a failed run, an old-format run and a killed one."""
+"""tsad-table on fabricated run folders: a multirun, a failed run, an old-format run and a killed one; --best on a
+fabricated sweep."""
 
 from __future__ import annotations
 
@@ -177,7 +178,68 @@ def test_nab_scores_keep_their_names_and_the_oracle_table_says_it_read_the_label
     assert "optimised on the test labels" not in (tmp_path / "out" / "table_nab_label_free.standard.md").read_text()
 
 
+# ---------------------------------------------------------------------------- --best
+
+# A sweep over hidden sizes: job folder -> (status, validation metrics). The failed job has the lowest loss.
+SWEEP = {
+    "lstm_vae_synthetic_seed0_hidden_size-16_0000aaaa": ("OK", {"val_loss": 0.30, "labelled_val": {"series": {
+        "roc_auc": 0.80}}}),
+    "lstm_vae_synthetic_seed0_hidden_size-32_1111bbbb": ("OK", {"val_loss": 0.20, "labelled_val": {"series": {
+        "roc_auc": 0.70}}}),
+    "lstm_vae_synthetic_seed0_hidden_size-64_2222cccc": ("OK", {"val_loss": 0.25, "labelled_val": {"series": {
+        "roc_auc": 0.90}}}),
+    "lstm_vae_synthetic_seed0_hidden_size-128_3333dddd": ("OK", {"val_loss": 0.40}),
+    "lstm_vae_synthetic_seed0_hidden_size-256_4444eeee": ("NAN", {"val_loss": 0.01}),
+}
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    folder = tmp_path / "sweep"
+    for name, (status, validation) in SWEEP.items():
+        record = {**ok_record("iforest", "synthetic", 0, "series"), "model": "lstm_vae", "status": status,
+                  "validation": validation}
+        write_run(folder / name, "lstm_vae", "synthetic", 0, record, "series")
+    write_run(folder / "lstm_vae_synthetic_seed0_hidden_size-512_5555ffff", "lstm_vae", "synthetic", 0, None,
+              "series")  # killed
+    return folder
+
+
+@pytest.mark.parametrize("arguments, best, skipped", [
+    (["--best", "validation.val_loss"], "hidden_size-32", "skipped 2 not OK, 0 without the metric"),
+    (["--best", "validation.labelled_val.series.roc_auc"], "hidden_size-64", "skipped 2 not OK, 1 without the metric"),
+    (["--best", "validation.val_loss", "--best-mode", "max"], "hidden_size-128", "0 without the metric"),
+    (["--best", "validation.labelled_val.series.roc_auc", "--best-mode", "min"], "hidden_size-32", "1 without"),
+])
+def test_best_prints_the_best_finished_run_by_a_validation_metric(sweep, tmp_path, monkeypatch, capsys, arguments,
+                                                                  best, skipped):
+    monkeypatch.chdir(tmp_path)
+    main([str(sweep), *arguments])
+    folder, reason, use = capsys.readouterr().out.splitlines()
+    assert Path(folder).parent == sweep.resolve() and Path(folder).name.startswith(f"lstm_vae_synthetic_seed0_{best}_")
+    assert skipped in reason and "lstm_vae on synthetic, seed 0" in reason
+    assert use == f"use it: tsad-predict run={folder} input=<your.csv>"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]  # no tables written
+
+
+def test_best_minimises_losses_and_maximises_scores(sweep, capsys):
+    main([str(sweep), "--best", "validation.val_loss"])
+    assert "= 0.2 (min: lower is better for a loss;" in capsys.readouterr().out
+    main([str(sweep), "--best", "validation.labelled_val.series.roc_auc"])
+    assert "= 0.9 (max: higher is better for a score;" in capsys.readouterr().out
+    main([str(sweep), "--best", "validation.labelled_val.series.roc_auc", "--best-mode", "min"])
+    assert "= 0.7 (min: --best-mode;" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- bad input
+
 @pytest.mark.parametrize("arguments, message", [
+    (["{runs}", "--best", "point.roc_auc"], "would leak the test labels"),
+    (["{runs}", "--best", "validation"], "only a validation metric"),
+    (["{runs}", "--best", "validation.labelled_val.series.roc_auc"], "none of the 15 runs"),
+    (["{runs}", "--best", "validation.labelled_val.series.n"], "add --best-mode min or --best-mode max"),
+    (["{runs}", "--best", "validation.val_loss", "--best-mode", "lowest"], "unknown --best-mode 'lowest'"),
+    (["{runs}", "--best-mode", "min"], "--best-mode min needs --best validation.<key>"),
     (["{empty}"], "no run folders"),
     (["{runs}", "--metric", "nope"], "unknown metric 'nope'"),
     (["{runs}", "--metric", "point.nope"], "unknown metric 'point.nope'"),

@@ -15,9 +15,15 @@ A bare metric name (`--metric roc_auc`) is looked up at each dataset's natural l
 at the run's own threshold (`nab_label_free.standard`, ...) and at thresholds optimised on the
 test labels as on NAB's scoreboard (`oracle_nab.standard`, ...).
 
+    tsad-table outputs/multiruns/2026-11-22/10-00-00 --best validation.val_loss
+
+prints the sweep's best run by a validation metric (never a test one) and the tsad-predict command
+that uses it, and writes no tables.
+
     frame.py    the runs as one frame (rows read by tsad.results.read_run) and the table's metric
     summary.py  cells (mean ± std over seeds), best per column, average ranks, the caption's notes
     render.py   Markdown, LaTeX and the figure
+    best.py     --best: the best run by a validation metric
     command.py  the command line (`main`, the console script tsad-table)
 """
 

@@ -1,4 +1,5 @@
-"""`tsad-table PATH... [--metric vus_pr] [--by dataset,model] [--format md,csv,tex,png] [--out DIR] [--digits 3]`."""
+"""`tsad-table PATH... [--metric vus_pr] [--by dataset,model] [--format md,csv,tex,png] [--out DIR] [--digits 3]`,
+or `tsad-table PATH... --best validation.<key> [--best-mode min|max]` (the best run, no tables)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tsad.errors import UserError
+from tsad.table.best import MODES, best_lines, best_run
 from tsad.table.frame import column_name, metric_values, read_runs
 from tsad.table.render import plot_table, to_latex, to_markdown
 from tsad.table.summary import summarise
@@ -29,8 +31,19 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"what to write, comma-separated from {', '.join(FORMATS)} (png: the figure); default all")
     parser.add_argument("--out", default=".", help="folder to write into (created if needed); default: here")
     parser.add_argument("--digits", type=int, default=3, help="decimals in the tables; default 3")
+    parser.add_argument("--best", metavar="validation.KEY",
+                        help="instead of tables, print the best run by a validation metric (e.g. validation.val_loss, "
+                             "validation.labelled_val.series.roc_auc) and the tsad-predict command that uses it")
+    parser.add_argument("--best-mode", metavar="|".join(MODES),
+                        help="with --best: min or max is best; default min for losses, max for scores")
     args = parser.parse_args(argv)
     try:
+        if args.best_mode is not None and args.best is None:
+            raise UserError(f"--best-mode {args.best_mode} needs --best validation.<key>, "
+                            "e.g. --best validation.val_loss")
+        if args.best is not None:  # the best run instead of tables
+            _print(best_lines(best_run(args.paths, args.best, args.best_mode), args.best))
+            return
         formats = _parse_list(args.format, "--format")
         unknown = [f for f in formats if f not in FORMATS]
         if unknown:
@@ -40,11 +53,13 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as error:
         print(f"tsad-table: error: {error}", file=sys.stderr)
         sys.exit(2)
+    _print([markdown, *(f"wrote {path}" for path in written)])
+
+
+def _print(lines: list[str]) -> None:
     try:
-        print(markdown)
-        for path in written:
-            print(f"wrote {path}")
-    except BrokenPipeError:  # e.g. piped into `head`: the files are written, stop quietly
+        print("\n".join(lines))
+    except BrokenPipeError:  # e.g. piped into `head`: what matters is done, stop quietly
         sys.stderr.close()
 
 

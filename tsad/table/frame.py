@@ -53,12 +53,12 @@ def metric_values(frame, metric: str):
         if metric not in frame.columns and name not in LEVEL_METRICS.get(head, ()):
             raise UserError(f"unknown metric {metric!r}: no run has it and no level reports it")
         column = frame[metric] if metric in frame.columns else [None] * len(frame)
-        return [_number(value) for value in column]
+        return [number_or_none(value) for value in column]
     reported = {c.split(".", 1)[1] for c in frame.columns if c.split(".", 1)[0] in LEVELS}
     if metric not in LEVEL_METRICS["point"] and metric not in reported:
         raise UserError(f"unknown metric {metric!r}; choose from {', '.join(LEVEL_METRICS['point'])} "
                         "or give a dotted results.csv column such as point.vus_pr or validation.val_loss")
-    return [_number(row.get(f"{row['level']}.{metric}")) for row in frame.to_dict("records")]
+    return [number_or_none(row.get(f"{row['level']}.{metric}")) for row in frame.to_dict("records")]
 
 
 def defined_at(metric: str, level) -> bool:
@@ -68,7 +68,8 @@ def defined_at(metric: str, level) -> bool:
     return "." in metric or metric in LEVEL_METRICS.get(level, LEVEL_METRICS["point"])
 
 
-def _number(value) -> float | None:
+def number_or_none(value) -> float | None:
+    """A metric value as a float; None for a missing, non-numeric or NaN one."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         return None
     return float(value)
