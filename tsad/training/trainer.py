@@ -2,7 +2,8 @@
 
 AdamW with linear warm-up then cosine decay, gradient clipping, mixed precision on CUDA,
 early stopping, best/last checkpoints, resume from last, optional multi-stage training, and
-small hooks for models with unusual training.
+small hooks for models with unusual training. The run's epoch callbacks (Runtime.epoch_callbacks: history.csv,
+the experiment logger) are called after every epoch with the history so far, the new record last.
 
 Early stopping and the best checkpoint follow one monitored loss, always computed in eval mode,
 where every module's loss has its final weights and fixed randomness (an annealed KL weight is at
@@ -51,7 +52,8 @@ PRECISIONS = ("auto", "32", "bf16", "16")
 
 
 class Trainer:
-    def __init__(self, config: dict, device: str = "cpu", checkpoint_dir: Path | None = None):
+    def __init__(self, config: dict, device: str = "cpu", checkpoint_dir: Path | None = None,
+                 epoch_callbacks: tuple = ()):
         unknown = set(config) - set(DEFAULTS)
         if unknown:
             raise UserError(f"unknown trainer keys {sorted(unknown)}; known: {', '.join(sorted(DEFAULTS))}")
@@ -72,6 +74,7 @@ class Trainer:
         self.device = device
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.batch_size = int(self.config["batch_size"])
+        self.epoch_callbacks = tuple(epoch_callbacks)
         self.history: list[dict] = []
 
     @property
@@ -183,6 +186,8 @@ class Trainer:
             else:
                 stale += 1
             self._save("last", module, optimizer, scheduler, stage, epoch, best, stale)
+            for callback in self.epoch_callbacks:
+                callback(self.history)
             if stale >= settings["patience"]:
                 log.info("early stopping: no improvement in %d epochs", stale)
                 break
