@@ -15,7 +15,10 @@ from tsad.protocols import PROTOCOLS
 DEFAULT_PROTOCOL = "offline"
 
 
-def run(config: dict, run_dir: Path) -> dict:
-    """Run one experiment from a resolved config into `run_dir`; returns the result record (raises on failure)."""
+def run(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
+    """Run one experiment from a resolved config into `run_dir`; returns the result record (raises on failure).
+
+    `epoch_callbacks` (e.g. the experiment logger's) are called after every training epoch with the history so far.
+    """
     protocol = PROTOCOLS.get(config["dataset"].get("protocol") or DEFAULT_PROTOCOL)
-    return protocol(config, Path(run_dir))
+    return protocol(config, Path(run_dir), epoch_callbacks)

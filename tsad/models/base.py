@@ -57,6 +57,7 @@ class Runtime:
     tta: TestTimeAugmentation = field(default_factory=TestTimeAugmentation)
     checkpoint_dir: Path | None = None  # where a torch model's trainer keeps last.pt / best.pt
     causal: bool = False  # online protocols: a window model scores each step from the window ending at it only
+    epoch_callbacks: tuple = ()  # called by the trainer after every epoch with the history so far (history.csv, logger)
 
 
 @dataclass
@@ -189,12 +190,13 @@ def default_value(spec) -> Any:
 
 
 def detector_from_config(config: dict, device: str = "cpu", checkpoint_dir: Path | None = None,
-                         causal: bool = False) -> Detector:
+                         causal: bool = False, epoch_callbacks: tuple = ()) -> Detector:
     """The unfitted detector a resolved run config describes (model, dataset.normalise, trainer, seed, tta)."""
     params = dict(config["model"])
     return build_detector(params.pop("name"), params, normalise=config["dataset"].get("normalise", "standard"),
                           trainer=dict(config["trainer"]), device=device, seed=config["seed"],
-                          tta=config.get("tta"), checkpoint_dir=checkpoint_dir, causal=causal)
+                          tta=config.get("tta"), checkpoint_dir=checkpoint_dir, causal=causal,
+                          epoch_callbacks=tuple(epoch_callbacks))
 
 
 def build_detector(name: str, params: dict | None = None, *, tta: dict | None = None, **runtime) -> Detector:

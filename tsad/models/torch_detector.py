@@ -57,7 +57,8 @@ class TorchModuleDetector(Detector):
 
         torch.manual_seed(self.seed)
         self.module = self.build_module(train.n_channels)
-        trainer = Trainer(self.runtime.trainer, device=self.device, checkpoint_dir=self.runtime.checkpoint_dir)
+        trainer = Trainer(self.runtime.trainer, device=self.device, checkpoint_dir=self.runtime.checkpoint_dir,
+                          epoch_callbacks=self.runtime.epoch_callbacks)
         batch_size = trainer.batch_size
         val_batches = None if val is None or len(val) == 0 else self.batches(val, batch_size, shuffle=False)
         self.history = trainer.fit(self.module, self.batches(train, batch_size, shuffle=True), val_batches)

@@ -68,7 +68,7 @@ DATASET_KEYS = ("family", "name", "level", "protocol", "normalise", "root", "cat
 
 
 @PROTOCOLS.register("nab")
-def run_nab(config: dict, run_dir: Path) -> dict:
+def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
     """Run `config` under the NAB protocol into `run_dir`; returns the result part of the run's record."""
     run_dir = Path(run_dir)
     settings = protocol_settings(dict(config["dataset"]))
@@ -76,7 +76,7 @@ def run_nab(config: dict, run_dir: Path) -> dict:
     device = resolve_device(str(config["device"]))
     seed_everything(config["seed"])
     detector_name = config["model"]["name"]
-    make_detector = partial(detector_from_config, config, device, causal=True)
+    make_detector = partial(detector_from_config, config, device, causal=True, epoch_callbacks=epoch_callbacks)
     check_causal(make_detector())  # fail on a model the protocol cannot run before loading any data
 
     corpus = load_nab(settings["root"], settings["category"], settings["files"])

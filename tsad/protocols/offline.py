@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from tsad.data.registry import build_dataset
@@ -31,14 +32,17 @@ log = logging.getLogger(__name__)
 
 
 @PROTOCOLS.register("offline")
-def run_offline(config: dict, run_dir: Path) -> dict:
+def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
     threshold_config = validate_threshold_config(dict(config["threshold"]))
     device = resolve_device(str(config["device"]))
     seed_everything(config["seed"])
 
     data = build_dataset(config["dataset"])
     check_threshold_data(threshold_config, data)
-    detector = detector_from_config(config, device, checkpoint_dir=run_dir / "model" / "checkpoints")
+    # history.csv after every epoch as well, so that a long run shows how far it got; rewritten at the end
+    write_history_so_far = partial(write_history, run_dir / "history.csv")
+    detector = detector_from_config(config, device, checkpoint_dir=run_dir / "model" / "checkpoints",
+                                    epoch_callbacks=(write_history_so_far, *epoch_callbacks))
     log.info("data %s: %d train / %d val / %d test series, %d channels, %s level", data.name, len(data.train),
              len(data.val), len(data.test), data.n_channels, data.level)
 
