@@ -84,6 +84,7 @@ class WindowBaseline(WindowScorer, Detector):
             raise ValueError(f"{self.name}.score_train: the data is not the train split the detector was fitted on")
         variants: list[list[np.ndarray]] = [[] for _ in data.values]
         pending = []                                   # (series index, windows, starts, n_pad) not scored yet
+        progress = self.scoring_progress(data, "scoring train out of sample")
 
         def score_pending() -> None:
             windows = np.concatenate([p[1] for p in pending])
@@ -93,15 +94,17 @@ class WindowBaseline(WindowScorer, Detector):
             for (index, _, starts, n_pad), scores in zip(pending, np.split(window_scores, cuts)):
                 length = len(data.values[index])
                 variants[index].append(windows_to_steps(scores, starts, length, self.step_reduce, n_pad))
+                progress.update(length)
             pending.clear()
 
-        for index, series in enumerate(data.values):
-            for augmented, offset in self.runtime.tta.variants(series, self.score_stride):
-                pending.append((index, *make_windows(augmented, self.window, self.score_stride, offset)))
-            if sum(len(p[2]) for p in pending) >= chunk:
+        with progress:
+            for index, series in enumerate(data.values):
+                for augmented, offset in self.runtime.tta.variants(series, self.score_stride):
+                    pending.append((index, *make_windows(augmented, self.window, self.score_stride, offset)))
+                if sum(len(p[2]) for p in pending) >= chunk:
+                    score_pending()
+            if pending:
                 score_pending()
-        if pending:
-            score_pending()
         steps = [np.mean(v, axis=0) for v in variants]
         return Scores(steps, np.array([aggregate_series(s, self.series_aggregate) for s in steps]))
 

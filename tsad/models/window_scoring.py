@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from tsad.data.series import SeriesSet
@@ -17,6 +19,9 @@ class WindowScorer:
     Under `runtime.causal` (online protocols) each step gets the score of the window ending at
     it only, and steps before the first full window stay unscored (NaN).
     """
+
+    # Seconds scoring runs before its progress bar appears: short scoring (tests, NAB's many small calls) shows none.
+    PROGRESS_DELAY = 2.0
 
     @property
     def causal(self) -> bool:
@@ -37,19 +42,33 @@ class WindowScorer:
             rebuilt.append(np.stack(channels, axis=1) * self.normaliser.scale + self.normaliser.shift)
         return rebuilt
 
+    def scoring_progress(self, data: SeriesSet, description: str = "scoring"):
+        """A tqdm bar over the steps of `data` (times the test-time augmentations), shown under the trainer's
+        rule (trainer.progress: auto = only when stderr is a terminal) once scoring has run PROGRESS_DELAY s."""
+        from tqdm.auto import tqdm
+
+        setting = self.runtime.trainer.get("progress", "auto")
+        disable = (not sys.stderr.isatty()) if setting == "auto" else not bool(setting)
+        total = sum(len(series) for series in data.values) * self.runtime.tta.n
+        return tqdm(total=total, desc=f"{self.name} {description}", unit="step", unit_scale=True, leave=False,
+                    disable=disable, delay=self.PROGRESS_DELAY)
+
     def _window_scores_to_scores(self, data: SeriesSet, score_windows) -> Scores:
         """score_windows: callable mapping windows [N_w, L, C] to scores [N_w, L] (NaN = not scored).
 
         With test-time augmentation the per-step scores of every variant are averaged.
         """
         steps = []
-        for series in data.values:
-            variants = []
-            for augmented, offset in self.runtime.tta.variants(series, self.score_stride):
-                if self.causal:
-                    variants.append(causal_window_scores(augmented, self.window, score_windows))
-                    continue
-                windows, starts, n_pad = make_windows(augmented, self.window, self.score_stride, offset)
-                variants.append(windows_to_steps(score_windows(windows), starts, len(series), self.step_reduce, n_pad))
-            steps.append(np.mean(variants, axis=0))
+        with self.scoring_progress(data) as progress:
+            for series in data.values:
+                variants = []
+                for augmented, offset in self.runtime.tta.variants(series, self.score_stride):
+                    if self.causal:
+                        variants.append(causal_window_scores(augmented, self.window, score_windows))
+                    else:
+                        windows, starts, n_pad = make_windows(augmented, self.window, self.score_stride, offset)
+                        variants.append(windows_to_steps(score_windows(windows), starts, len(series),
+                                                         self.step_reduce, n_pad))
+                    progress.update(len(series))
+                steps.append(np.mean(variants, axis=0))
         return Scores(steps, np.array([aggregate_series(s, self.series_aggregate) for s in steps]))
