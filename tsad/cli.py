@@ -24,7 +24,8 @@ from tsad.sweeps.summary import launched, summarise
 log = logging.getLogger("tsad")
 
 CONFIG_GROUPS = ("model", "dataset", "trainer", "threshold", "experiment", "hparams_search")
-# Optional Hydra plugins: the module each needs, and the extra that installs it.
+# Options that need an optional package (Hydra plugins, experiment loggers): the module each needs, and the extra
+# that installs it.
 PLUGINS = {
     "hparams_search": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
     "hydra/sweeper=optuna": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
@@ -35,6 +36,8 @@ PLUGINS = {
     "hydra/launcher=slurm_local": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
     "hydra/launcher=submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
     "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
+    "logger=tensorboard": ("tensorboard", "tracking"),
+    "logger=mlflow": ("mlflow", "tracking"),
 }
 
 # `--help` lines: options wrap at HELP_WIDTH, continuing under the column tsad/conf/hydra/help/tsad.yaml starts them at.
