@@ -5,7 +5,9 @@ resumes when `resume=true`, takes a GPU slot under hydra/launcher=gpu_pool, and 
 run's metrics.json once, when the job ends: finished, failed or interrupted. The run returns
 the result part of the record; the job adds who ran (model, dataset, seed, tags), how it ended
 (status, error), timing, environment and the sweep's facts (config hash, job number, GPU slot,
-the checkpoint it resumed from). The sweep's journal says the same for the summary.
+the checkpoint it resumed from). The sweep's journal says the same for the summary, and the
+experiment logger (tsad/tracking.py), checked before any work, follows the run's epochs and gets
+the record once it is written.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from tsad.results import (
 )
 from tsad.sweeps.gpu import SLOTS_DIR, GpuSlot, place_on_gpu, pool_capacity, pool_gpus
 from tsad.sweeps.summary import Journal
+from tsad.tracking import Tracker, check_logger, open_tracker
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,7 @@ def run_job(config: dict, context: JobContext) -> tuple[float | None, Path]:
         raise
     finally:
         job.write_record()
+        job.close_tracker()
         journal.write(job.journal_entry())
 
 
@@ -98,12 +102,14 @@ class Job:
         self.finished_folder: Path | None = None
         self.skipped = False
         self.error: BaseException | None = None
+        self.tracker: Tracker | None = None
 
     def run(self) -> tuple[float | None, Path]:
         """The objective's value and the folder of the finished run (this job's, or an earlier one)."""
         config = self.config
         objective = check_objective(config.get("objective"))
         needs_labelled_val(objective, config.get("dataset") or {})
+        check_logger(config.get("logger"))
         digest = self.sweep_facts["config_hash"] = config_hash(config)
         folders = job_folders(self.run_dir, self.context.sweep_dir, digest)
         if config.get("resume"):
@@ -163,7 +169,8 @@ class Job:
                        "seed": config["seed"], "tags": list(config.get("tags") or []), "run_dir": str(self.run_dir)}
         started = time.perf_counter()
         try:
-            self.record.update(run(config, self.run_dir))
+            self.tracker = open_tracker(config, self.run_dir, self.context.sweep_dir)
+            self.record.update(run(config, self.run_dir, epoch_callbacks=(self.tracker.log_epoch,)))
             self.record["status"] = OK
         except BaseException as error:
             self.record["status"] = failure_status(error)
@@ -196,6 +203,11 @@ class Job:
         """metrics.json, once: the record with the sweep's facts (nothing when the job skipped its run)."""
         if self.record is not None:
             write_json_atomic(self.run_dir / METRICS_FILE, {**self.record, **self.sweep_facts})
+
+    def close_tracker(self) -> None:
+        """Hand the record metrics.json now holds to the experiment logger, if the run opened one."""
+        if self.tracker is not None:
+            self.tracker.close({**self.record, **self.sweep_facts}, self.run_dir)
 
     def journal_entry(self) -> dict:
         if self.error is None:

@@ -1,0 +1,248 @@
+"""Experiment tracking, the `logger` config group (none, tensorboard, mlflow): all of it lives here.
+
+The job (tsad/sweeps/job.py) checks the logger before any work (`check_logger`: a missing package fails in
+one line with its install hint), opens a tracker when its run starts, hands `Tracker.log_epoch` to the
+trainer among the run's epoch callbacks, and closes the tracker once metrics.json is written. A tracker logs
+  each epoch   the history record's numbers under their history.csv names (train_loss, val_loss, lr, ...),
+               at step = the record's row in history.csv
+  at the end   the record's numbers under slash-joined names (series/roc_auc, validation/val_loss,
+               timing/fit_seconds, ...) and the flattened config (model.window, ...) as hyperparameters
+TensorBoard writes event files into the run folder's tensorboard/. MLflow makes one run per job, named after
+the job's folder, in one experiment per sweep, named after the sweep's folder; it adds the tags model, dataset
+and seed, and metrics.json and plots/ as artifacts. Both packages are imported only when a run uses them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import time
+from contextlib import contextmanager
+from importlib import util
+from pathlib import Path
+
+from tsad.errors import UserError
+from tsad.results import INTERRUPTED, METRICS_FILE, OK
+
+log = logging.getLogger(__name__)
+
+EXTRA = "tracking"
+# The modules each logger imports (MLflow's local store runs on sqlalchemy and alembic).
+LOGGERS = {"none": (), "tensorboard": ("tensorboard",), "mlflow": ("mlflow", "sqlalchemy", "alembic")}
+TENSORBOARD_DIR = "tensorboard"
+PLOTS_DIR = "plots"
+SINGLE_RUNS_EXPERIMENT = "runs"     # the MLflow experiment of runs outside a sweep (their folders are under runs/)
+SQLITE_PREFIX = "sqlite:///"
+MLFLOW_ARTIFACTS_DIR = "mlartifacts"  # a local store's artifacts, beside its database
+MLFLOW_BATCH = 100                  # MLflow takes at most 100 params per log_batch call (and 1000 metrics)
+MLFLOW_STATUS = {OK: "FINISHED", INTERRUPTED: "KILLED"}  # any other status of the record: FAILED
+# Parts of a run's record logged under their own names, beside its metrics per label level.
+RECORD_NUMBERS = ("validation", "timing", "n_parameters", "epochs_trained")
+
+
+def logger_name(logger: dict | None) -> str:
+    return str((logger or {}).get("name", "none"))
+
+
+def check_logger(logger: dict | None) -> None:
+    """Fail in one line, before any work, on an unknown logger or one whose package is not installed."""
+    name = logger_name(logger)
+    if name not in LOGGERS:
+        raise UserError(f"logger.name={name!r} is not a logger; choose one of: {', '.join(LOGGERS)} "
+                        "(e.g. logger=mlflow)")
+    missing = [module for module in LOGGERS[name] if util.find_spec(module) is None]
+    if missing:
+        raise UserError(f"logger={name} needs the {EXTRA!r} extra, which is not installed ({missing[0]} is "
+                        f"missing): pip install 'tsad[{EXTRA}]'")
+    if name == "mlflow" and not logger.get("tracking_uri"):
+        raise UserError(f"logger.tracking_uri={logger.get('tracking_uri')!r} names no MLflow store; set a local one, "
+                        "e.g. logger.tracking_uri=sqlite:///outputs/mlflow.db, or a server, e.g. http://localhost:5000")
+
+
+def open_tracker(config: dict, run_dir: Path, sweep_dir: Path | None = None) -> Tracker:
+    """The tracker `config.logger` asks for, for the run in `run_dir` (of the sweep in `sweep_dir`, if any)."""
+    name = logger_name(config.get("logger"))
+    if name == "tensorboard":
+        return TensorBoardTracker(config, Path(run_dir) / TENSORBOARD_DIR)
+    if name == "mlflow":
+        return MlflowTracker(config, Path(run_dir), sweep_dir)
+    return Tracker()
+
+
+class Tracker:
+    """What every tracker does; logger=none does nothing."""
+
+    def log_epoch(self, history: list[dict]) -> None:
+        """An epoch callback: log the newest history record."""
+
+    def close(self, record: dict, run_dir: Path) -> None:
+        """Log the ended run's record, whatever its status. metrics.json already says how the run ended, so a
+        tracker that fails here only warns."""
+        try:
+            self._finish(record, Path(run_dir))
+        except Exception as error:
+            log.warning("logger: could not log the run's results: %s", error)
+
+    def _finish(self, record: dict, run_dir: Path) -> None:
+        pass
+
+
+class TensorBoardTracker(Tracker):
+    """Event files in the run folder: scalars per epoch, then the final metrics with the hyperparameters."""
+
+    def __init__(self, config: dict, log_dir: Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.hyperparameters = flat_config(config)
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def log_epoch(self, history: list[dict]) -> None:
+        for key, value in epoch_metrics(history[-1]).items():
+            self.writer.add_scalar(key, value, len(history))
+        self.writer.flush()  # visible in TensorBoard now, not at the writer's next periodic flush
+
+    def _finish(self, record: dict, run_dir: Path) -> None:
+        from torch.utils.tensorboard.summary import hparams
+
+        metrics = final_metrics(record)
+        try:
+            for summary in hparams(self.hyperparameters, metrics):
+                self.writer.file_writer.add_summary(summary)
+            for key, value in metrics.items():
+                self.writer.add_scalar(key, value)
+        finally:
+            self.writer.close()
+
+
+class MlflowTracker(Tracker):
+    """One MLflow run: params and tags when it opens, metrics per epoch, results and artifacts when it closes."""
+
+    def __init__(self, config: dict, run_dir: Path, sweep_dir: Path | None):
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        logger = config["logger"]
+        uri = str(logger["tracking_uri"])
+        self.client = MlflowClient(tracking_uri=uri)
+        name = str(logger.get("experiment") or experiment_name(config, sweep_dir))
+        with local_store_lock(uri):  # a sweep's jobs start together: one creates the store and the experiment
+            experiment_id = self._experiment_id(name, artifact_location(uri))
+        tags = {"model": config["model"]["name"], "dataset": config["dataset"]["name"], "seed": str(config["seed"]),
+                "run_dir": str(run_dir)}
+        if config.get("tags"):
+            tags["tags"] = ", ".join(map(str, config["tags"]))
+        self.run_id = self.client.create_run(experiment_id, run_name=run_dir.name, tags=tags).info.run_id
+        params = [Param(key, str(value)) for key, value in flat_config(config).items()]
+        for start in range(0, len(params), MLFLOW_BATCH):
+            self.client.log_batch(self.run_id, params=params[start:start + MLFLOW_BATCH])
+
+    def _experiment_id(self, name: str, artifact_location: str | None) -> str:
+        from mlflow.exceptions import MlflowException
+
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
+            try:
+                return self.client.create_experiment(name, artifact_location=artifact_location)
+            except MlflowException:  # another job created it meanwhile (a server; a local store is locked)
+                experiment = self.client.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+        if experiment.lifecycle_stage == "deleted":
+            raise UserError(f"logger.experiment={name!r}: that MLflow experiment was deleted; restore it "
+                            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or name "
+                            "another, e.g. logger.experiment=my_study")
+        return experiment.experiment_id
+
+    def log_epoch(self, history: list[dict]) -> None:
+        self._log_metrics(epoch_metrics(history[-1]), step=len(history))
+
+    def _finish(self, record: dict, run_dir: Path) -> None:
+        try:
+            self._log_metrics(final_metrics(record), step=0)
+            self.client.set_tag(self.run_id, "status", str(record.get("status")))
+            self.client.log_artifact(self.run_id, str(run_dir / METRICS_FILE))
+            if (run_dir / PLOTS_DIR).is_dir():
+                self.client.log_artifacts(self.run_id, str(run_dir / PLOTS_DIR), PLOTS_DIR)
+        finally:
+            self.client.set_terminated(self.run_id, MLFLOW_STATUS.get(record.get("status"), "FAILED"))
+
+    def _log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        timestamp = int(time.time() * 1000)
+        entries = [Metric(key, value, timestamp, step) for key, value in metrics.items()]
+        for start in range(0, len(entries), MLFLOW_BATCH):
+            self.client.log_batch(self.run_id, metrics=entries[start:start + MLFLOW_BATCH])
+
+
+# ---------------------------------------------------------------------------- what is logged
+
+def epoch_metrics(record: dict) -> dict[str, float]:
+    """A history record's numbers (losses, lr, seconds), without its place in training (stage, epoch)."""
+    return {key: value for key, value in numeric_leaves(record) if key != "epoch"}
+
+
+def final_metrics(record: dict) -> dict[str, float]:
+    """The numbers of a run's record: its metrics per label level (series/roc_auc, point/f1, ...), validation/*,
+    timing/*, n_parameters and epochs_trained."""
+    numbers = dict(numeric_leaves(record.get("metrics") or {}))
+    numbers.update(numeric_leaves({key: record[key] for key in RECORD_NUMBERS if key in record}))
+    return numbers
+
+
+def numeric_leaves(node: dict, prefix: str = ""):
+    """(slash-joined key, float) for every number in a nested mapping; lists, text and booleans are left out."""
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from numeric_leaves(value, f"{prefix}{key}/")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{prefix}{key}", float(value)
+
+
+def flat_config(config: dict, prefix: str = "") -> dict[str, str | int | float | bool]:
+    """The config under dotted keys (model.window); a value that is not a scalar (a list, null) as its JSON text."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        elif isinstance(value, (str, int, float, bool)):
+            flat[f"{prefix}{key}"] = value
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value, default=str)
+    return flat
+
+
+# ---------------------------------------------------------------------------- where MLflow keeps it
+
+def experiment_name(config: dict, sweep_dir: Path | None) -> str:
+    """A sweep's folder relative to paths.output_dir (its own name where it lies elsewhere); `runs` outside a sweep."""
+    if sweep_dir is None:
+        return SINGLE_RUNS_EXPERIMENT
+    sweep = Path(sweep_dir).resolve()
+    output_dir = Path(config["paths"]["output_dir"]).resolve()
+    return sweep.relative_to(output_dir).as_posix() if sweep.is_relative_to(output_dir) else sweep.name
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a local store's artifacts go: mlartifacts/ beside its database (a tracking server chooses its own)."""
+    if not uri.startswith(SQLITE_PREFIX):
+        return None
+    return (sqlite_path(uri).parent / MLFLOW_ARTIFACTS_DIR).resolve().as_uri()
+
+
+def sqlite_path(uri: str) -> Path:
+    return Path(uri[len(SQLITE_PREFIX):])
+
+
+@contextmanager
+def local_store_lock(uri: str):
+    """Hold an exclusive file lock beside a local store's database (nothing for a tracking server)."""
+    if not uri.startswith(SQLITE_PREFIX):
+        yield
+        return
+    database = sqlite_path(uri)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(f"{database.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
