@@ -10,7 +10,7 @@ TORCH ?= torch==2.13.0
 $(BIN)/tsad-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[test,dev,sweeps,optuna]"
+	$(BIN)/pip install -q -e ".[test,dev,sweeps,optuna,tracking]"
 	touch $@
 
 install: $(BIN)/tsad-run
