@@ -189,19 +189,34 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 
 def test_resume_skips_finished_jobs_and_reruns_the_others(tmp_path):
-    sweep = ["-m", "model=random,zscore", *TINY_SERIES, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    run_tsad(sweep, tmp_path)
+    sweep_dir = f"hydra.sweep.dir={tmp_path / 'sweep'}"
+    run_tsad(["-m", "model=random,zscore", *TINY_SERIES, sweep_dir], tmp_path)
     folders = {read_metrics(f)["model"]: f for f in run_folders(tmp_path)}
+    for model, folder in folders.items():  # the job's values, then the hash resume looks for
+        assert folder.name == (f"{model}_synthetic_seed0_max_length-80_min_length-40_n_test-30_n_train-40_n_val-10_"
+                               f"trainer-fast_{read_metrics(folder)['config_hash'][:8]}")
     finished = (folders["random"] / "metrics.json").stat().st_mtime_ns
     interrupted = read_metrics(folders["zscore"])
     (folders["zscore"] / "metrics.json").write_text(json.dumps({**interrupted, "status": "INTERRUPTED"}))
 
-    result = run_tsad([*sweep, "seed=0,1", "resume=true"], tmp_path)  # one more seed: the job list changed
+    # One more seed (the job list changed), and the same values spelled in another order.
+    result = run_tsad(["-m", "resume=true", "seed=0,1", *reversed(TINY_SERIES), "model=random,zscore", sweep_dir],
+                      tmp_path)
     assert (folders["random"] / "metrics.json").stat().st_mtime_ns == finished
     assert read_metrics(folders["zscore"])["status"] == "OK"
     assert f"resume: {folders['random']} already holds a finished run" in result.stdout
     assert len(run_folders(tmp_path)) == 4
     assert "sweep summary: 4 OK (1 finished earlier, skipped), 0 failed" in result.stdout
+
+
+def test_resume_finds_an_earlier_run_by_the_hash_that_ends_its_folder_name(tmp_path):
+    digest = "0123abcd" + "f" * 8
+    named = ["random_synthetic_seed0_0123abcd",  # before folders named the values
+             "random_synthetic_seed0_n_test-30_0123abcd", "random_synthetic_seed0_n_test-40_99999999"]
+    for name in named:
+        (tmp_path / name).mkdir()
+    run_dir = tmp_path / "random_synthetic_seed0_n_test-30_trainer-fast_0123abcd"
+    assert job.job_folders(run_dir, tmp_path, digest) == [run_dir, tmp_path / named[0], tmp_path / named[1]]
 
 
 def test_the_summary_counts_every_outcome(tmp_path):
@@ -365,6 +380,48 @@ def compose(overrides: list[str]):
 
     with initialize_config_module("tsad.conf", version_base="1.3"):
         return hydra_compose("config", overrides=overrides, return_hydra_config=True)
+
+
+def job_folder_name(overrides: list[str]) -> str:
+    """The folder a sweep job with these overrides gets, checked to end with its config hash."""
+    from omegaconf import OmegaConf, open_dict
+
+    from tsad.results import config_hash
+
+    cfg = compose(overrides)
+    name = cfg.hydra.sweep.subdir
+    with open_dict(cfg):
+        del cfg["hydra"]
+    assert name.endswith(f"_{config_hash(OmegaConf.to_container(cfg, resolve=True))[:8]}")
+    return name
+
+
+def test_job_folders_name_the_values_the_job_sets_and_end_with_its_hash():
+    name = job_folder_name(["seed=1", "model.hidden_size=16", "trainer=fast", "dataset.anomaly_types=[spike,drift]",
+                            "plots=false", "resume=true", "paths.output_dir=/tmp/x", "tags=[a]", "device=cpu"])
+    assert name.startswith("lstm_vae_synthetic_seed1_anomaly_types-spike+drift_hidden_size-16_trainer-fast_")
+    assert job_folder_name(["model=iforest"]).startswith("iforest_synthetic_seed0_") and len(
+        job_folder_name(["model=iforest"])) == len("iforest_synthetic_seed0_") + 8
+    # However the command line spells a value, and in whatever order, the folder is the same.
+    assert job_folder_name(["trainer.lr=1e-4", "model.window=64"]) == job_folder_name(
+        ["model.window=64", "trainer.lr=0.0001"])
+    # A key is its last part unless another key shares it.
+    assert "_dataset.window-32_model.window-64_" in job_folder_name(["model.window=64", "+dataset.window=32"])
+
+
+def test_job_folder_names_are_safe_and_bounded():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    name = job_folder_name(["+dataset.root='/data/my files'", "model.beta=-0.5"])
+    assert name.startswith("lstm_vae_synthetic_seed0_root-data-my-files_beta--0.5_")
+    # Unquoted in a shell and in a Hydra override (`hydra.sweep.dir=...`, `run=...`): no `=`, `,`, `/` or spaces.
+    assert set(name) <= set("abcdefghijklmnopqrstuvwxyz0123456789._+-")
+    (override,) = OverridesParser.create().parse_overrides([f"run=/sweep/{name}"])
+    assert override.value() == f"/sweep/{name}"
+    long_values = job_folder_name([f"+dataset.extra_{i}={'x' * 40}" for i in range(12)])
+    assert f"_extra_0-{'x' * job.FOLDER_VALUE_CHARS}_extra_1-" in long_values  # cut: the hash keeps it unique
+    values = long_values.removeprefix("lstm_vae_synthetic_seed0_")[:-9]
+    assert len(values) <= job.FOLDER_VALUES_CHARS and not values.endswith(("_", "-"))
 
 
 @pytest.mark.parametrize("preset", ["benchmark", "smoke"])
