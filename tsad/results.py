@@ -128,23 +128,36 @@ def _jsonable(value):
 
 # ---------------------------------------------------------------------------- what a run leaves besides its record
 
-def write_scores(directory: Path, split: str, data, scores) -> None:
-    """scores/<split>_series.csv (one row per series) and <split>_steps.csv.gz (one row per step)."""
+def write_scores(directory: Path, split: str, data, scores, thresholds: dict | None = None) -> None:
+    """scores/<split>_series.csv (one row per series) and <split>_steps.csv.gz (one row per step).
+
+    With `thresholds` ({level: value}) each file of a level that has one gains `alarm` (score > threshold, the
+    rule of the metrics); steps gain `row` (the row in the source file) and `timestamp` where the data has them.
+    """
     import numpy as np
     import pandas as pd
 
+    thresholds = thresholds or {}
     directory.mkdir(parents=True, exist_ok=True)
     series = pd.DataFrame({"series": data.names, "score": scores.series, "length": data.lengths})
     if data.series_labels is not None:
         series["label"] = data.series_labels
+    if "series" in thresholds:
+        series["alarm"] = (series["score"] > thresholds["series"]).astype(int)
     series.to_csv(directory / f"{split}_series.csv", index=False)
     steps = pd.DataFrame({
         "series": np.repeat(data.names, data.lengths),
         "step": np.concatenate([np.arange(n) for n in data.lengths]),
         "score": np.concatenate(scores.steps),
     })
+    if data.rows is not None:
+        steps["row"] = np.concatenate(data.rows)
+    if data.timestamps is not None:
+        steps["timestamp"] = np.concatenate(data.timestamps)
     if data.step_labels is not None:
         steps["label"] = np.concatenate(data.step_labels)
+    if "point" in thresholds:
+        steps["alarm"] = (steps["score"] > thresholds["point"]).astype(int)
     steps.to_csv(directory / f"{split}_steps.csv.gz", index=False)
 
 

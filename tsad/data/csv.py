@@ -42,6 +42,7 @@ class Table:
     """One CSV file after validation: values [T, C], optional labels [T] (NaN = unlabelled row) and timestamps.
 
     With dataset.nan_policy=interpolate, values keep NaN at the gaps; fill_gaps fills them per split part.
+    rows [T] are the data rows of the file the values come from (0 = the first row after the header).
     """
 
     path: Path
@@ -49,6 +50,8 @@ class Table:
     labels: np.ndarray | None
     timestamps: np.ndarray | None
     columns: list[str]
+    rows: np.ndarray
+    timestamp_column: str | None = None
 
     @property
     def name(self) -> str:
@@ -57,6 +60,12 @@ class Table:
 
 def read_table(path: Path, timestamp_column, value_columns, label_column, nan_policy: str, separator: str) -> Table:
     """Read and check one CSV file (columns, numbers, finiteness, binary labels)."""
+    return table_from_frame(read_frame(path, separator), path, timestamp_column, value_columns, label_column,
+                            nan_policy)
+
+
+def read_frame(path, separator: str):
+    """The rows of one CSV file as a DataFrame, unchecked but for being readable and not empty."""
     import pandas as pd
 
     try:
@@ -66,13 +75,19 @@ def read_table(path: Path, timestamp_column, value_columns, label_column, nan_po
         raise UserError(f"{path}: cannot read it as CSV ({reason}); check the file or dataset.separator") from None
     if frame.empty:
         raise UserError(f"{path}: has no data rows")
+    return frame
+
+
+def table_from_frame(frame, path: Path, timestamp_column, value_columns, label_column, nan_policy: str) -> Table:
+    """Check the rows of one CSV file (columns, numbers, finiteness, binary labels) read from `path`."""
     timestamp_column = _pick_column(frame, timestamp_column, TIMESTAMP_NAMES, "timestamp_column", path)
     label_column = _pick_column(frame, label_column, LABEL_NAMES, "label_column", path)
     columns = _value_columns(frame, value_columns, {timestamp_column, label_column} - {None}, path)
     frame, values = _finite_values(frame, columns, nan_policy, path)
     labels = None if label_column is None else _binary_labels(frame[label_column], path)
     timestamps = None if timestamp_column is None else frame[timestamp_column].to_numpy()
-    return Table(path, values.astype(np.float32), labels, timestamps, columns)
+    return Table(path, values.astype(np.float32), labels, timestamps, columns, frame.index.to_numpy(),
+                 timestamp_column)
 
 
 def _value_columns(frame, requested, reserved: set, path: Path) -> list[str]:
@@ -120,7 +135,7 @@ def _finite_values(frame, columns: list[str], nan_policy: str, path: Path):
     keep = finite.all(axis=1)
     if not keep.any():
         raise UserError(f"{path}: dataset.nan_policy=drop removed every row; every row has a NaN/inf value")
-    return frame[keep].reset_index(drop=True), values[keep]
+    return frame[keep], values[keep]  # the index keeps each row's place in the file
 
 
 def fill_gaps(values: np.ndarray, columns: list[str], what: str) -> np.ndarray:
@@ -250,7 +265,10 @@ def build(path: str | None = None, name: str = "csv", level: str = "point", seed
     info = {"path": str(source), "columns": tables[0].columns, "n_files": len(tables)}
     log.info("csv: %d file(s) from %s, value columns %s, %s", len(tables), source, tables[0].columns,
              "with labels" if tables[0].labels is not None or level == "series" else "no labels (scores only)")
-    return DatasetSplits(*parts, level=level, name=name, info=info)
+    options = {"separator": separator, "nan_policy": nan_policy, "timestamp_column": timestamp_column,
+               "label_column": label_column, "value_columns": value_columns}
+    return DatasetSplits(*parts, level=level, name=name, info=info, channels=list(tables[0].columns),
+                         timestamp_column=tables[0].timestamp_column, csv_options=options)
 
 
 def _point_splits(tables: list[Table], fractions, min_length: int) -> tuple[SeriesSet, SeriesSet, SeriesSet]:
@@ -279,7 +297,8 @@ def _point_splits(tables: list[Table], fractions, min_length: int) -> tuple[Seri
             step_labels=None if labels is None else [y.astype(np.int64) for y in labels],
             series_labels=None if labels is None else np.array([int(y.any()) for y in labels]),
             timestamps=None if chosen[0][0].timestamps is None else [table.timestamps[rows] for table, rows in chosen],
-            names=[table.name for table, _ in chosen])
+            names=[table.name for table, _ in chosen],
+            rows=[table.rows[rows] for table, rows in chosen])
 
     return series_set("train"), series_set("val"), series_set("test")
 
@@ -374,6 +393,6 @@ def _series_splits(tables: list[Table], label_file: Path | None, fractions, seed
         return SeriesSet(values=[t.values for t in chosen], step_labels=step_labels, series_labels=labels[rows],
                          labelled=np.full(len(rows), split == "train" and train_anomalies == "labelled"),
                          timestamps=None if chosen[0].timestamps is None else [t.timestamps for t in chosen],
-                         names=[t.name for t in chosen])
+                         names=[t.name for t in chosen], rows=[t.rows for t in chosen])
 
     return series_set("train"), series_set("val"), series_set("test")

@@ -20,6 +20,7 @@ class SeriesSet:
                     (semi-supervised training); all other labels stay hidden from it
     timestamps:     optional list of arrays [T_i]
     names:          one name per series
+    rows:           optional list of int arrays [T_i]: each step's row in the file it was read from
     """
 
     values: list[np.ndarray]
@@ -28,6 +29,7 @@ class SeriesSet:
     labelled: np.ndarray | None = None
     timestamps: list[np.ndarray] | None = None
     names: list[str] = field(default_factory=list)
+    rows: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self.values = [np.asarray(v, dtype=np.float32) for v in self.values]
@@ -88,11 +90,13 @@ class SeriesSet:
             labelled=None if self.labelled is None else self.labelled[index],
             timestamps=pick(self.timestamps),
             names=pick(self.names),
+            rows=pick(self.rows),
         )
 
     def with_values(self, values: list[np.ndarray]) -> SeriesSet:
         """The same set with new values (e.g. normalised); labels and names are shared."""
-        return SeriesSet(values, self.step_labels, self.series_labels, self.labelled, self.timestamps, self.names)
+        return SeriesSet(values, self.step_labels, self.series_labels, self.labelled, self.timestamps, self.names,
+                         self.rows)
 
 
 @dataclass
@@ -101,6 +105,11 @@ class DatasetSplits:
 
     level: "series" when whole series are normal or anomalous, "point" when steps are.
     labelled_val: an optional labelled validation split for threshold selection (never test).
+    channels: one name per channel (the value columns of CSV data; ch0..ch{C-1} by default), so that new
+        data is matched to a trained model by column name.
+    timestamp_column: the name of the column that held the timestamps, if any.
+    csv_options: how new CSV files are read like the data was (tsad.data.csv.read_table's settings);
+        empty for generated data, whose new files are read with the CSV defaults.
     """
 
     train: SeriesSet
@@ -110,6 +119,15 @@ class DatasetSplits:
     name: str
     labelled_val: SeriesSet | None = None
     info: dict = field(default_factory=dict)
+    channels: list[str] = field(default_factory=list)
+    timestamp_column: str | None = None
+    csv_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.channels:
+            self.channels = [f"ch{i}" for i in range(self.n_channels)]
+        if len(self.channels) != self.n_channels:
+            raise ValueError(f"{len(self.channels)} channel names for {self.n_channels} channels")
 
     @property
     def n_channels(self) -> int:

@@ -119,12 +119,13 @@ class Detector(ABC):
         self._save_state(directory)
 
     @classmethod
-    def load(cls, directory: str | Path, device: str = "cpu") -> Detector:
+    def load(cls, directory: str | Path, device: str = "cpu", causal: bool = False) -> Detector:
+        """The saved detector, on `device`; causal=True scores each step from the window ending at it (Runtime)."""
         directory = Path(directory)
         meta = json.loads((directory / "detector.json").read_text())
         normaliser = Normaliser.from_state(meta["normaliser"])
         runtime = Runtime(normalise=normaliser.kind, device=device, seed=meta["seed"],
-                          tta=TestTimeAugmentation(**meta.get("tta", {})))
+                          tta=TestTimeAugmentation(**meta.get("tta", {})), causal=causal)
         detector = MODELS.get(meta["name"])(**meta["params"], runtime=runtime)
         detector.normaliser, detector.n_channels = normaliser, meta["n_channels"]
         detector._load_state(directory)

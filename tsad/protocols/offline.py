@@ -23,6 +23,7 @@ from tsad.evaluation.thresholds import (
     reference_split,
     validate_threshold_config,
 )
+from tsad.model_inputs import ModelInputs
 from tsad.models.base import Detector, Scores, detector_from_config
 from tsad.protocols import PROTOCOLS
 from tsad.results import write_history, write_scores
@@ -56,7 +57,8 @@ def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dic
     score_seconds = time.perf_counter() - started
 
     levels = label_levels(data)
-    thresholds, reference = reference_thresholds(threshold_config, detector, data, levels)
+    chosen_levels = threshold_levels(threshold_config, data, levels)
+    thresholds, reference = reference_thresholds(threshold_config, detector, data, chosen_levels)
     metrics = {}
     for level in levels:
         labels, level_scores = level_arrays(data.test, test_scores, level)
@@ -67,8 +69,9 @@ def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dic
     validation = validation_metrics(detector.history, data.labelled_val, labelled_val_scores, levels)
 
     detector.save(run_dir / "model")
-    write_scores(run_dir / "scores", "test", data.test, test_scores)
-    write_scores(run_dir / "scores", reference.split, reference.data, reference.scores)
+    ModelInputs.of(data, thresholds).save(run_dir / "model")
+    write_scores(run_dir / "scores", "test", data.test, test_scores, thresholds)
+    write_scores(run_dir / "scores", reference.split, reference.data, reference.scores, thresholds)
     write_history(run_dir / "history.csv", detector.history)
     if config.get("plots", True):
         from tsad.plotting import plot_run
@@ -88,6 +91,17 @@ def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dic
                  "n_channels": data.n_channels, **data.info},
         "epochs_trained": len(detector.history),
     }
+
+
+def threshold_levels(threshold_config: dict, data: DatasetSplits, levels: list[str]) -> list[str]:
+    """The levels to choose a threshold for: those test has labels of, and the data's own level, whose threshold
+    a saved model needs to raise alarms on new data even when test has no labels (unless the policy cannot set
+    it: val_best_f1 needs labels, a fixed mapping may leave the level out)."""
+    value = threshold_config.get("value")
+    if data.level in levels or threshold_config["policy"] == "val_best_f1" or (
+            isinstance(value, dict) and data.level not in value):
+        return levels
+    return [*levels, data.level]
 
 
 @dataclass
