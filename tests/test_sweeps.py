@@ -281,7 +281,7 @@ def run_stub_job(tmp_path, monkeypatch, outcome, **config_extra):
     """run_job around a stand-in for tsad.experiment.run: (the raised error or None, metrics.json, journal entry)."""
     import tsad.experiment
 
-    def run(config, run_dir):
+    def run(config, run_dir, epoch_callbacks=()):
         if isinstance(outcome, BaseException):
             raise outcome
         return dict(outcome)
