@@ -124,9 +124,11 @@ class MlflowTracker(Tracker):
 
         logger = config["logger"]
         uri = str(logger["tracking_uri"])
-        self.client = MlflowClient(tracking_uri=uri)
         name = str(logger.get("experiment") or experiment_name(config, sweep_dir))
-        with local_store_lock(uri):  # a sweep's jobs start together: one creates the store and the experiment
+        # A sweep's jobs start together: one at a time opens a local store (the first creates its tables), and
+        # gets or creates the experiment.
+        with local_store_lock(uri):
+            self.client = MlflowClient(tracking_uri=uri)
             experiment_id = self._experiment_id(name, artifact_location(uri))
         tags = {"model": config["model"]["name"], "dataset": config["dataset"]["name"], "seed": str(config["seed"]),
                 "run_dir": str(run_dir)}
