@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -57,6 +57,7 @@ from tsad.evaluation.report import evaluate_level, headline
 from tsad.evaluation.thresholds import choose_threshold, validate_threshold_config
 from tsad.models.base import Scores, detector_from_config
 from tsad.models.window_scoring import WindowScorer
+from tsad.postprocess import PostProcess
 from tsad.protocols import PROTOCOLS
 from tsad.protocols.nab_report import LABEL_FREE, ORACLE, plot_nab_examples, write_nab_results_file, write_per_file
 from tsad.results import write_history, write_scores
@@ -73,6 +74,8 @@ def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
     run_dir = Path(run_dir)
     settings = protocol_settings(dict(config["dataset"]))
     threshold_config = validate_threshold_config(dict(config["threshold"]))
+    postprocess = PostProcess.from_config(config.get("postprocess"))
+    check_threshold_for(postprocess, threshold_config)
     device = resolve_device(str(config["device"]))
     seed_everything(config["seed"])
     detector_name = config["model"]["name"]
@@ -84,7 +87,8 @@ def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
              corpus.folder, settings["retrain_every"])
     detections, history = [], []
     for nab_file in corpus.files:
-        detection = detect_online(make_detector, nab_file.values, settings["retrain_every"], nab_file.name)
+        detection = detect_online(make_detector, nab_file.values, settings["retrain_every"], nab_file.name,
+                                  postprocess)
         detections.append(detection)
         history += [{"file": nab_file.name, **record} for record in detection.history]
         detection.detector.save(run_dir / "model" / Path(nab_file.name).with_suffix(""))
@@ -129,6 +133,7 @@ def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
             "oracle_raw_scores": oracle["raw_scores"],
             "oracle_counts": oracle["counts"],
             "score_mapping": "running rank of the detector's raw scores within each file (ties low)",
+            "postprocess": asdict(postprocess),
             "results_dir": str(run_dir / "nab_results" / detector_name),
         },
         "validation": {},
@@ -174,7 +179,7 @@ class FileDetection:
     """What the online protocol produced for one file."""
 
     raw_scores: np.ndarray  # [T] the detector's scores, NaN where a row has none (window warm-up)
-    anomaly_scores: np.ndarray  # [T] in [0, 1], the running rank of raw_scores
+    anomaly_scores: np.ndarray  # [T] in [0, 1], the running rank of raw_scores, then the run's postprocess
     fit_seconds: float
     score_seconds: float
     history: list[dict]  # training history of every fit, in order
@@ -197,7 +202,7 @@ def uses_windows(detector) -> bool:
 
 
 def detect_online(make_detector: Callable, values: np.ndarray, retrain_every: int | None = None,
-                  name: str = "series") -> FileDetection:
+                  name: str = "series", postprocess: PostProcess | None = None) -> FileDetection:
     """Run the NAB protocol on one series [T] or [T, C]: fit on the probationary rows, score causally.
 
     make_detector returns a fresh, unfitted detector (window detectors built with causal=True).
@@ -231,7 +236,10 @@ def detect_online(make_detector: Callable, values: np.ndarray, retrain_every: in
     scored = np.flatnonzero(~np.isnan(raw))
     if len(scored) and not np.isfinite(raw[scored[0]:]).all():
         raise UserError(f"{name}: the detector returned NaN or infinite scores; check the model's settings")
-    return FileDetection(raw, running_rank(raw), fit_seconds, score_seconds, history, len(fit_ends), detector)
+    anomaly = running_rank(raw)
+    if postprocess is not None and postprocess.active:
+        anomaly = postprocess.apply(values, anomaly, probation)
+    return FileDetection(raw, anomaly, fit_seconds, score_seconds, history, len(fit_ends), detector)
 
 
 def score_rows(detector, values: np.ndarray, first: int, end: int) -> np.ndarray:
@@ -256,6 +264,14 @@ def running_rank(raw_scores: np.ndarray) -> np.ndarray:
 
 
 # -- the label-free threshold -------------------------------------------------------------------
+
+def check_threshold_for(postprocess: PostProcess, threshold_config: dict) -> None:
+    """The likelihood gives every probationary row the same score: a threshold taken on them means nothing."""
+    if postprocess.likelihood and threshold_config["policy"] != "fixed":
+        raise UserError(f"postprocess={postprocess.name} scores every probationary row alike, so threshold="
+                        f"{threshold_config['policy']} has nothing to learn from; use threshold=fixed "
+                        "threshold.value=0.5 (the likelihood's red zone, tail probability 1e-5)")
+
 
 def label_free_threshold(threshold_config: dict, probationary_scores: np.ndarray) -> float:
     """The run's threshold policy applied to the anomaly scores of the probationary rows (no labels)."""
