@@ -49,7 +49,7 @@ def plot_roc_pr(labels, scores, level, threshold: float):
     import matplotlib.pyplot as plt
     from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
-    figure, (roc_axis, pr_axis) = plt.subplots(1, 2, figsize=(9, 3.8))
+    figure, (roc_axis, pr_axis) = plt.subplots(1, 2, figsize=(9, 4.4), layout="constrained")
     fpr, tpr, _ = roc_curve(labels, scores)
     roc_axis.plot(fpr, tpr, color=NORMAL_COLOR, label=f"ROC-AUC {roc_auc_score(labels, scores):.3f}")
     roc_axis.plot([0, 1], [0, 1], color="grey", ls=":", label="random")
@@ -71,6 +71,6 @@ def plot_roc_pr(labels, scores, level, threshold: float):
 
     roc_axis.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC ({level} level)")
     pr_axis.set(xlabel="recall", ylabel="precision", title=f"Precision-recall ({level} level)", ylim=(0, 1.02))
-    roc_axis.legend(loc="lower right", fontsize=8)
-    pr_axis.legend(loc="lower left", fontsize=8)
+    for axis in (roc_axis, pr_axis):  # below the axes: inside, a legend hides part of some curve
+        axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, frameon=False)
     return figure

@@ -51,6 +51,12 @@ def channel_scales(train, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 0, std, 1.0)
 
 
+def scale_text(mean: float, std: float) -> str:
+    """'60.70 ± 2.86': the mean to the precision its standard deviation gives it (no 1.66e-10 for a zero mean)."""
+    decimals = max(0, 2 - int(np.floor(np.log10(std))))
+    return f"{round(mean, decimals) + 0.0:.{decimals}f} ± {std:.3g}"
+
+
 def plot_examples(data, scores, thresholds):
     """data: the run's DatasetSplits (test series, train scales, channel names, timestamp column)."""
     import matplotlib.pyplot as plt
@@ -59,7 +65,7 @@ def plot_examples(data, scores, thresholds):
     examples = pick_examples(test, scores, thresholds) or [(0, "series")]
     shown = min(MAX_CHANNELS, data.n_channels)
     mean, std = channel_scales(data.train, shown)
-    channel_labels = [f"{name} (train {m:.3g} ± {s:.3g})" for name, m, s in zip(data.channels, mean, std)]
+    channel_labels = [f"{name} (train {scale_text(m, s)})" for name, m, s in zip(data.channels, mean, std)]
     width = max(9.0, 4.4 * len(examples))
     figure, axes = plt.subplots(2, len(examples), figsize=(width, 6.5), squeeze=False, sharex="col",
                                 layout="constrained", gridspec_kw={"height_ratios": [2, 1]})
