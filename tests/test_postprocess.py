@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from tsad.errors import UserError
-from tsad.postprocess import (LOG_FLOOR, RED_ZONE, PostProcess, anomaly_likelihood, outside_seen_range,
-                              rest_after_alarms)
+from tsad.postprocess import LOG_FLOOR, RED_ZONE, PostProcess, anomaly_likelihood, outside_seen_range, rest_after_alarms
 from tsad.protocols.nab import check_threshold_for
 
 EVERYTHING = PostProcess(name="all", likelihood=True, spatial=True, rest=True, refit_every=7)
