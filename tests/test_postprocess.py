@@ -19,10 +19,12 @@ def noisy(n=400, seed=0):
 @pytest.mark.parametrize("row", [60, 151, 299, 399])
 def test_a_score_never_changes_when_later_rows_change(row):
     values, scores = noisy()
-    before = EVERYTHING.apply(values, scores, probation=60)
+    raw = scores * 7.0
+    before = EVERYTHING.apply(values, raw, scores, probation=60)
     values[row:] += 50.0
     scores[row:] = 1.0
-    after = EVERYTHING.apply(values, scores, probation=60)
+    raw[row:] = 100.0
+    after = EVERYTHING.apply(values, raw, scores, probation=60)
     np.testing.assert_array_equal(after[:row], before[:row])
     assert not np.array_equal(after, before)
 

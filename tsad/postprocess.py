@@ -4,8 +4,8 @@ Transforms that work on any detector's scores, as the top NAB detectors use them
 config-group table and docs/results.md). Each output at row t reads rows <= t only.
 
 - Anomaly likelihood (the method HTM's NAB detector uses, re-implemented from its description): the
-  detector's scores, mapped to [0, 1] by their running rank, are averaged over the last
-  `average_window` rows; a normal distribution fitted to those averages (after a learning phase, and
+  detector's raw scores (unscored warm-up rows count as 0) are averaged over the last `average_window`
+  rows; a normal distribution fitted to those averages (after a learning phase, and
   again every `refit_every` rows, over at most `history` rows) gives the tail probability Q of the
   current average, one-sided (only high scores are unusual). The mean is floored at 0.03 and the
   variance at 0.0003; inputs whose values barely vary get a flat distribution. Of a run of rows with
@@ -77,11 +77,13 @@ class PostProcess:
     def active(self) -> bool:
         return self.likelihood or self.spatial or self.rest
 
-    def apply(self, values: np.ndarray, scores: np.ndarray, probation: int) -> np.ndarray:
-        """Post-processed scores [T] of one series: values [T] or [T, C], scores [T] in [0, 1] (0 = unscored)."""
+    def apply(self, values: np.ndarray, raw_scores: np.ndarray, scores: np.ndarray, probation: int) -> np.ndarray:
+        """Post-processed scores [T] of one series from its values [T] or [T, C], the detector's raw scores [T]
+        (NaN = unscored) and their mapping to [0, 1] (`scores`, used as they are without the likelihood)."""
         out = np.asarray(scores, dtype=np.float64).copy()
         if self.likelihood:
-            out = anomaly_likelihood(values, out, probation, self.average_window, self.refit_every, self.history)
+            out = anomaly_likelihood(values, np.nan_to_num(raw_scores, nan=0.0), probation, self.average_window,
+                                     self.refit_every, self.history)
         if self.spatial:
             out[outside_seen_range(values, self.spatial_tolerance)] = 1.0
         if self.rest:

@@ -238,7 +238,7 @@ def detect_online(make_detector: Callable, values: np.ndarray, retrain_every: in
         raise UserError(f"{name}: the detector returned NaN or infinite scores; check the model's settings")
     anomaly = running_rank(raw)
     if postprocess is not None and postprocess.active:
-        anomaly = postprocess.apply(values, anomaly, probation)
+        anomaly = postprocess.apply(values, raw, anomaly, probation)
     return FileDetection(raw, anomaly, fit_seconds, score_seconds, history, len(fit_ends), detector)
 
 
