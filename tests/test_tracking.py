@@ -24,12 +24,18 @@ needs_joblib = pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_
                                   reason="hydra-joblib-launcher is not installed (pip install 'tsad[sweeps]')")
 
 
-def mlflow_store(tmp_path):
-    """The logger.tracking_uri override of a store in tmp_path/store (outside the run folders) and its client."""
+def mlflow_store(folder):
+    """The logger.tracking_uri override of a local store in `folder` (outside the run folders) and its client."""
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    uri = f"sqlite:///{folder}/mlflow.db"
     return f"logger.tracking_uri={uri}", MlflowClient(tracking_uri=uri)
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    """One store for the tests that need no fresh one (creating a store's tables takes seconds)."""
+    return mlflow_store(tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture
@@ -74,8 +80,8 @@ def test_tensorboard_event_files_hold_epochs_final_metrics_and_hparams(tmp_path)
 # ---------------------------------------------------------------------------- MLflow
 
 @needs_mlflow
-def test_an_mlflow_run_holds_params_epochs_final_metrics_tags_and_artifacts(tmp_path, outputs):
-    store, client = mlflow_store(tmp_path)
+def test_an_mlflow_run_holds_params_epochs_final_metrics_tags_and_artifacts(tmp_path, outputs, shared_store):
+    store, client = shared_store
     run_tsad(["logger=mlflow", store, *TINY_SERIES, "plots=true"], outputs)
     folder = run_folders(outputs)[0]
     record, history = read_metrics(folder), pd.read_csv(folder / "history.csv")
@@ -103,7 +109,7 @@ def test_an_mlflow_run_holds_params_epochs_final_metrics_tags_and_artifacts(tmp_
 @needs_mlflow
 @needs_joblib
 def test_a_sweep_is_one_mlflow_experiment_with_one_run_per_job(tmp_path, outputs):
-    store, client = mlflow_store(tmp_path)
+    store, client = mlflow_store(tmp_path / "store")  # a fresh store: the parallel jobs take turns creating it
     run_tsad(["-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2", "logger=mlflow", store, "model=random,zscore",
               *TINY_SERIES], outputs)
     folders = run_folders(outputs)
@@ -118,12 +124,13 @@ def test_a_sweep_is_one_mlflow_experiment_with_one_run_per_job(tmp_path, outputs
 
 
 @needs_mlflow
-def test_a_failed_run_ends_its_mlflow_run_as_failed(tmp_path, outputs):
-    store, client = mlflow_store(tmp_path)
-    result = run_tsad(["logger=mlflow", store, *TINY_SERIES, "trainer.batch_size=0"], outputs, check=False)
+def test_a_failed_run_ends_its_mlflow_run_as_failed(outputs, shared_store):
+    store, client = shared_store
+    result = run_tsad(["logger=mlflow", store, "logger.experiment=failing", *TINY_SERIES, "trainer.batch_size=0"],
+                      outputs, check=False)
     assert result.returncode != 0
 
-    run = only_run(client, tracking.SINGLE_RUNS_EXPERIMENT)
+    run = only_run(client, "failing")
     assert run.info.status == "FAILED" and run.data.tags["status"] == "ERROR"
 
 
@@ -143,6 +150,29 @@ def test_history_csv_is_written_after_every_epoch(tmp_path):
     final = tmp_path / "final.csv"
     write_history(final, detector.history)
     assert path.read_bytes() == final.read_bytes()
+
+
+class RecordedSteps(tracking.Tracker):
+    def __init__(self):
+        super().__init__()
+        self.logged = []
+
+    def _log_epoch(self, metrics, step):
+        self.logged.append((step, metrics["train_loss"]))
+
+
+def test_epoch_steps_are_history_rows_and_go_on_over_several_detectors():
+    def epochs(n, loss=1.0):
+        return [{"stage": "train", "epoch": e, "train_loss": loss, "monitor": "val_loss"} for e in range(1, n + 1)]
+
+    tracker = RecordedSteps()
+    for history in (epochs(1), epochs(2), epochs(1, 2.0), epochs(2, 2.0)):  # NAB: a detector per file
+        tracker.log_epoch(history)
+    assert tracker.logged == [(1, 1.0), (2, 1.0), (3, 2.0), (4, 2.0)]
+
+    resumed = RecordedSteps()
+    resumed.log_epoch(epochs(5))  # a run resumed from a checkpoint after epoch 4 has its history back
+    assert resumed.logged == [(5, 1.0)]
 
 
 def hide_modules(monkeypatch, *names):

@@ -4,7 +4,7 @@ The job (tsad/sweeps/job.py) checks the logger before any work (`check_logger`: 
 one line with its install hint), opens a tracker when its run starts, hands `Tracker.log_epoch` to the
 trainer among the run's epoch callbacks, and closes the tracker once metrics.json is written. A tracker logs
   each epoch   the history record's numbers under their history.csv names (train_loss, val_loss, lr, ...),
-               at step = the record's row in history.csv
+               at step = the record's row in the run's history.csv
   at the end   the record's numbers under slash-joined names (series/roc_auc, validation/val_loss,
                timing/fit_seconds, ...) and the flattened config (model.window, ...) as hyperparameters
 TensorBoard writes event files into the run folder's tensorboard/. MLflow makes one run per job, named after
@@ -71,10 +71,20 @@ def open_tracker(config: dict, run_dir: Path, sweep_dir: Path | None = None) -> 
 
 
 class Tracker:
-    """What every tracker does; logger=none does nothing."""
+    """What every tracker does; logger=none logs nothing."""
+
+    def __init__(self):
+        self.last_step = 0
 
     def log_epoch(self, history: list[dict]) -> None:
-        """An epoch callback: log the newest history record."""
+        """An epoch callback: log the newest history record at its row in the run's history.csv. A protocol that
+        fits several detectors (NAB: one per file) writes their histories one after the other, so when a new
+        detector starts over at epoch 1, the steps go on from the last one logged."""
+        self.last_step = max(len(history), self.last_step + 1)
+        self._log_epoch(epoch_metrics(history[-1]), self.last_step)
+
+    def _log_epoch(self, metrics: dict[str, float], step: int) -> None:
+        pass
 
     def close(self, record: dict, run_dir: Path) -> None:
         """Log the ended run's record, whatever its status. metrics.json already says how the run ended, so a
@@ -94,12 +104,13 @@ class TensorBoardTracker(Tracker):
     def __init__(self, config: dict, log_dir: Path):
         from torch.utils.tensorboard import SummaryWriter
 
+        super().__init__()
         self.hyperparameters = flat_config(config)
         self.writer = SummaryWriter(log_dir=str(log_dir))
 
-    def log_epoch(self, history: list[dict]) -> None:
-        for key, value in epoch_metrics(history[-1]).items():
-            self.writer.add_scalar(key, value, len(history))
+    def _log_epoch(self, metrics: dict[str, float], step: int) -> None:
+        for key, value in metrics.items():
+            self.writer.add_scalar(key, value, step)
         self.writer.flush()  # visible in TensorBoard now, not at the writer's next periodic flush
 
     def _finish(self, record: dict, run_dir: Path) -> None:
@@ -122,6 +133,7 @@ class MlflowTracker(Tracker):
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
+        super().__init__()
         logger = config["logger"]
         uri = str(logger["tracking_uri"])
         name = str(logger.get("experiment") or experiment_name(config, sweep_dir))
@@ -156,8 +168,8 @@ class MlflowTracker(Tracker):
                             "another, e.g. logger.experiment=my_study")
         return experiment.experiment_id
 
-    def log_epoch(self, history: list[dict]) -> None:
-        self._log_metrics(epoch_metrics(history[-1]), step=len(history))
+    def _log_epoch(self, metrics: dict[str, float], step: int) -> None:
+        self._log_metrics(metrics, step)
 
     def _finish(self, record: dict, run_dir: Path) -> None:
         try:
