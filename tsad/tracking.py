@@ -143,7 +143,7 @@ class MlflowTracker(Tracker):
             self.client = MlflowClient(tracking_uri=uri)
             experiment_id = self._experiment_id(name, artifact_location(uri))
         tags = {"model": config["model"]["name"], "dataset": config["dataset"]["name"], "seed": str(config["seed"]),
-                "run_dir": str(run_dir)}
+                "run_dir": str(run_dir.resolve())}
         if config.get("tags"):
             tags["tags"] = ", ".join(map(str, config["tags"]))
         self.run_id = self.client.create_run(experiment_id, run_name=run_dir.name, tags=tags).info.run_id
