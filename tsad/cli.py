@@ -23,7 +23,7 @@ from tsad.sweeps.summary import launched, summarise
 
 log = logging.getLogger("tsad")
 
-CONFIG_GROUPS = ("model", "dataset", "trainer", "threshold", "experiment", "hparams_search")
+CONFIG_GROUPS = ("model", "dataset", "trainer", "threshold", "logger", "experiment", "hparams_search")
 # Options that need an optional package (Hydra plugins, experiment loggers): the module each needs, and the extra
 # that installs it.
 PLUGINS = {
