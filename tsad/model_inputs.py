@@ -30,6 +30,8 @@ def csv_defaults() -> dict:
 
 @dataclass
 class ModelInputs:
+    """What model/inputs.json holds; `dataset` is the name of the training data set."""
+
     level: str
     thresholds: dict[str, float]
     channels: list[str]

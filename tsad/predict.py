@@ -68,6 +68,7 @@ def model_folder(run: str) -> Path:
 
 
 def read_options(inputs, settings: dict) -> dict:
+    """How to read the input: as the run read its training files, but for the dataset.<key>= arguments."""
     from tsad.data.csv import NAN_POLICIES
     options = {**inputs.read_options(), **{key: settings[f"dataset.{key}"] for key in READ_KEYS
                                           if f"dataset.{key}" in settings}}
@@ -230,11 +231,11 @@ def predict(settings: dict) -> None:
 
 def main(arguments: list[str] | None = None) -> None:
     arguments = sys.argv[1:] if arguments is None else arguments
-    if any(argument in ("-h", "--help") for argument in arguments):
-        print(__doc__)
-        return
     try:
-        predict(parse_arguments(arguments))
+        if any(argument in ("-h", "--help") for argument in arguments):
+            print(__doc__)
+        else:
+            predict(parse_arguments(arguments))
     except UserError as error:
         print(f"tsad-predict: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -20,6 +20,7 @@ from typing import TextIO
 
 import numpy as np
 
+from tsad.data.csv import read_frame
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
 from tsad.model_inputs import ModelInputs
@@ -29,8 +30,8 @@ SOURCE = "input=-"
 UNSCORED = ",0"
 
 
-def stream(detector, inputs: ModelInputs, options: dict, source: TextIO, sink: TextIO) -> int:
-    """Score the CSV rows of `source` one by one into `sink`; returns the number of rows read."""
+def stream(detector, inputs: ModelInputs, options: dict, source: TextIO, sink: TextIO) -> None:
+    """Score the CSV rows of `source` one by one into `sink` (`options`: how to read them, ModelInputs.read_options)."""
     if not isinstance(detector, WindowScorer):
         raise UserError(f"model {detector.name} does not score windows, so input=- cannot stream it; give a file "
                         f"(input=FILE) or use a window model (e.g. pca, lstm_vae, patchtrad)")
@@ -41,27 +42,23 @@ def stream(detector, inputs: ModelInputs, options: dict, source: TextIO, sink: T
     # Causal window scoring hands torch read-only views of the window (it only reads them); once per stream
     # torch would warn about that on standard error.
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-    header = source.readline()
-    if not header.strip():
+    rows = numbered_lines(source)
+    _, header = next(rows, (0, ""))
+    if not header:
         raise UserError(f"{SOURCE}: standard input is empty; send a header line, then one CSV row per line")
-    first = source.readline()
     sink.write("score,alarm\n")
     sink.flush()
-    if not first.strip():
-        return 0
-    import pandas as pd
-
-    frame = pd.read_csv(io.StringIO(header + first), sep=options["separator"])
+    _, first = next(rows, (0, ""))
+    if not first:
+        return
+    frame = read_frame(io.StringIO(header + first), options["separator"], SOURCE)
     table = inputs.matching_table(frame, SOURCE, options)  # checks columns, numbers and NaN like a file
     names = next(csv.reader([header], delimiter=options["separator"]))
     positions = [names.index(column) for column in inputs.channels]
     scorer = RingScorer(detector, threshold)
     sink.write(f"{scorer.push(table.values[0]) if len(table.values) else UNSCORED}\n")
     sink.flush()
-    rows = 1
-    for line_number, line in enumerate(iter(source.readline, ""), start=3):
-        if not line.strip():
-            continue
+    for line_number, line in rows:
         values = row_values(next(csv.reader([line], delimiter=options["separator"])), positions, inputs.channels,
                             line_number)
         finite = np.isfinite(values)
@@ -76,8 +73,13 @@ def stream(detector, inputs: ModelInputs, options: dict, source: TextIO, sink: T
             raise UserError(f"{SOURCE}: NaN/inf value in column {column!r} at line {line_number}; fix the row or set "
                             f"dataset.nan_policy=interpolate or drop")
         sink.flush()
-        rows += 1
-    return rows
+
+
+def numbered_lines(source: TextIO):
+    """(line number, line) of each line of `source` that is not blank, as soon as it arrives."""
+    for number, line in enumerate(iter(source.readline, ""), start=1):
+        if line.strip():
+            yield number, line
 
 
 def row_values(fields: list[str], positions: list[int], channels: list[str], line_number: int) -> np.ndarray:

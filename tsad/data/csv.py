@@ -64,17 +64,17 @@ def read_table(path: Path, timestamp_column, value_columns, label_column, nan_po
                             nan_policy)
 
 
-def read_frame(path, separator: str):
-    """The rows of one CSV file as a DataFrame, unchecked but for being readable and not empty."""
+def read_frame(path, separator: str, name: str | None = None):
+    """The rows of a CSV file (or text buffer, `name` in errors) as a DataFrame, checked as readable, not empty."""
     import pandas as pd
 
     try:
         frame = pd.read_csv(path, sep=separator)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path}: cannot read it as CSV ({reason}); check the file or dataset.separator") from None
+        raise UserError(f"{name or path}: cannot read it as CSV ({reason}); check it or dataset.separator") from None
     if frame.empty:
-        raise UserError(f"{path}: has no data rows")
+        raise UserError(f"{name or path}: has no data rows")
     return frame
 
 
