@@ -138,11 +138,14 @@ class WarmingUpPenalty(Autoencoder):
 
 
 def test_without_validation_data_early_stopping_follows_the_eval_mode_training_loss():
+    torch.manual_seed(0)
     module = WarmingUpPenalty()
     history = Trainer(quiet(max_epochs=8, lr=0.05, patience=2)).fit(module, Batches())
     assert all(h["monitor"] == "train_eval_loss" for h in history)
     assert history[-1]["train_loss"] > history[0]["train_loss"], "the running training loss rises"
-    assert len(history) == 8, "training was not stopped by the rising running loss"
+    # Following the running loss, which rises every epoch, would stop after 1 + patience epochs; the eval-mode
+    # loss may legitimately plateau later (it does for some initialisations), so only that early stop is wrong.
+    assert len(history) > 1 + 2, "training was stopped by the rising running loss"
     monitored = [h["train_eval_loss"] for h in history]
     assert monitored[-1] < monitored[0]
     final = Trainer(quiet()).evaluate(module, Batches(), torch.device("cpu"))
