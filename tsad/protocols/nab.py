@@ -114,7 +114,8 @@ def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
     everything = SeriesSet([f.values for f in corpus.files], step_labels=[f.labels for f in corpus.files],
                            timestamps=[f.timestamps for f in corpus.files], names=[f.name for f in corpus.files])
     steps = [d.anomaly_scores for d in detections]
-    write_scores(run_dir / "scores", "test", everything, Scores(steps, np.array([s.max() for s in steps])))
+    write_scores(run_dir / "scores", "test", everything, Scores(steps, np.array([s.max() for s in steps])),
+                 {"point": at_or_above(threshold)})
     write_history(run_dir / "history.csv", history)
     write_per_file(run_dir / "nab_per_file.csv", corpus.files, {LABEL_FREE: label_free, ORACLE: oracle})
     if config.get("plots", True):
