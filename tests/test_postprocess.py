@@ -70,3 +70,11 @@ def test_the_likelihood_needs_a_fixed_threshold_under_nab():
     with pytest.raises(UserError, match="threshold=fixed threshold.value=0.5"):
         check_threshold_for(PostProcess(name="likelihood", likelihood=True), {"policy": "val_percentile"})
     check_threshold_for(PostProcess(name="likelihood", likelihood=True), {"policy": "fixed", "value": 0.5})
+
+
+def test_offline_runs_refuse_post_processing_instead_of_ignoring_it(tmp_path):
+    from tsad.config import compose
+    from tsad.protocols.offline import run_offline
+
+    with pytest.raises(UserError, match="postprocess=likelihood runs under NAB's online protocol only"):
+        run_offline(compose(["model=zscore", "postprocess=likelihood"]), tmp_path)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tsad.data.registry import build_dataset
 from tsad.data.series import DatasetSplits, SeriesSet
+from tsad.errors import UserError
 from tsad.evaluation.levels import label_levels, level_arrays
 from tsad.evaluation.report import evaluate_level, headline, validation_metrics
 from tsad.evaluation.thresholds import (
@@ -25,6 +26,7 @@ from tsad.evaluation.thresholds import (
 )
 from tsad.model_inputs import ModelInputs
 from tsad.models.base import Detector, Scores, detector_from_config
+from tsad.postprocess import PostProcess
 from tsad.protocols import PROTOCOLS
 from tsad.results import write_history, write_scores
 from tsad.runtime import resolve_device, seed_everything
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 @PROTOCOLS.register("offline")
 def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
     threshold_config = validate_threshold_config(dict(config["threshold"]))
+    postprocess = PostProcess.from_config(config.get("postprocess"))
+    if postprocess.active:
+        raise UserError(f"postprocess={postprocess.name} runs under NAB's online protocol only (dataset=nab); "
+                        "offline runs score test series with a trained detector as they are: set postprocess=none")
     device = resolve_device(str(config["device"]))
     seed_everything(config["seed"])
 
