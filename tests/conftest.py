@@ -84,3 +84,18 @@ def run_model_on_tiny_series(model: str, output_dir: Path, *overrides: str) -> t
 @pytest.fixture
 def tiny_series() -> list[str]:
     return list(TINY_SERIES)
+
+
+def sensor_frame(rows: int = 300, seed: int = 0, anomalies=((250, 260),)):
+    """A CSV-like frame: hourly timestamps, two numeric channels (an anomaly lifts `b` by 2), a text column, labels."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows)
+    label = np.zeros(rows, dtype=int)
+    for start, stop in anomalies:
+        label[start:stop] = 1
+    return pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=rows, freq="h").astype(str),
+                         "a": np.sin(t / 5) + rng.normal(0, 0.1, rows), "b": np.cos(t / 7) + 2 * label,
+                         "note": ["x"] * rows, "label": label})

@@ -6,23 +6,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import read_metrics, run_folders, run_tsad
+from conftest import read_metrics, run_folders, run_tsad, sensor_frame
 
 from tsad.data.csv import build
 from tsad.errors import UserError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_sensor.csv"
-
-
-def sensor_frame(rows: int = 300, seed: int = 0, anomalies=((250, 260),)) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    t = np.arange(rows)
-    label = np.zeros(rows, dtype=int)
-    for start, stop in anomalies:
-        label[start:stop] = 1
-    return pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=rows, freq="h").astype(str),
-                         "a": np.sin(t / 5) + rng.normal(0, 0.1, rows), "b": np.cos(t / 7) + 2 * label,
-                         "note": ["x"] * rows, "label": label})
 
 
 def write(frame: pd.DataFrame, path: Path) -> Path:

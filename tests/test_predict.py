@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import TINY_SERIES, run_folders, run_tsad
+from conftest import sensor_frame as conftest_sensor_frame
 
 from tsad.data.series import SeriesSet
 from tsad.model_inputs import ModelInputs
@@ -20,14 +21,7 @@ WINDOW = 16
 
 
 def sensor_frame(rows: int, seed: int, anomalies=()) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    t = np.arange(rows)
-    label = np.zeros(rows, dtype=int)
-    for start, stop in anomalies:
-        label[start:stop] = 1
-    return pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=rows, freq="h").astype(str),
-                         "a": np.sin(t / 5) + rng.normal(0, 0.1, rows), "b": np.cos(t / 7) + 2 * label,
-                         "label": label})
+    return conftest_sensor_frame(rows, seed, anomalies).drop(columns="note")
 
 
 def predict(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
