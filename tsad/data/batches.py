@@ -3,7 +3,8 @@
 A batch is {"x": [B, T, C], "mask": [B, T] bool, "lengths": [B], "label": [B]} (label: the series
 label the detector may see: 1 anomaly, 0 normal, -1 unknown), plus "step_label" [B, T] for window
 batches built with step_labels=True when the data has visible step labels. Each source is
-re-iterable: every pass is one epoch, reshuffled when `shuffle`.
+re-iterable: every pass is one epoch, reshuffled when `shuffle`; `state()` / `load_state()` save and restore
+the shuffler, so a resumed training run draws the same epochs as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ class BatchSource(ABC):
     @abstractmethod
     def __iter__(self) -> Iterator[dict]: ...
 
+    @abstractmethod
+    def state(self):
+        """The shuffler's state, in types a weights-only torch.load accepts."""
+
+    @abstractmethod
+    def load_state(self, state) -> None:
+        """Continue shuffling from a `state()`."""
+
 
 class WindowBatches(BatchSource):
     """All windows of all series, with each window's visible series label (and step labels if asked)."""
@@ -60,6 +69,12 @@ class WindowBatches(BatchSource):
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
+    def state(self):
+        return self.generator.get_state()
+
+    def load_state(self, state) -> None:
+        self.generator.set_state(state)
+
     def __iter__(self) -> Iterator[dict]:
         import torch
 
@@ -82,6 +97,12 @@ class SeriesBatches(BatchSource):
 
     def __len__(self) -> int:
         return (len(self.data) + self.batch_size - 1) // self.batch_size
+
+    def state(self):
+        return self.rng.bit_generator.state
+
+    def load_state(self, state) -> None:
+        self.rng.bit_generator.state = state
 
     def __iter__(self) -> Iterator[dict]:
         for _, batch in self.with_index():

@@ -12,16 +12,26 @@ fits on the probationary rows alone) the same loss over the training batches (`t
 The running training loss is no substitute: it mixes weights of a whole epoch and, with a warm-up
 of a loss term, rises while the model improves, so early stopping would keep an untrained model.
 Each history record names the monitored quantity (`monitor`).
+
+A resumed run ends exactly as the uninterrupted one would (bit for bit on CPU): a checkpoint holds, besides
+weights, optimiser and schedule, every random-number state training draws from (torch's CPU and CUDA generators,
+numpy's and Python's global ones, the training batches' shuffler) and a digest of the module's structure, so a
+checkpoint of another model is refused rather than half loaded.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import math
+import random
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from tsad.errors import NaNLossError, UserError
 
@@ -49,6 +59,8 @@ SCHEDULES = ("cosine", "constant")
 # Trainer settings a training stage may set for itself (module.stage_settings[stage]).
 STAGE_SETTINGS = ("lr", "weight_decay", "schedule", "patience")
 PRECISIONS = ("auto", "32", "bf16", "16")
+CHECKPOINT_KEYS = ("module", "optimizer", "scheduler", "stage", "epoch", "best", "stale", "history")
+START_AFRESH = "or set trainer.resume_from=null to train from the start"
 
 
 class Trainer:
@@ -112,16 +124,21 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         device = torch.device(self.device)
         module.to(device)
+        checkpoint = self._checkpoint_to_resume(module)
         if hasattr(module, "on_fit_start"):
             module.on_fit_start(self, train_batches)
-        for stage in getattr(module, "stages", ("train",)):
+        stages = tuple(getattr(module, "stages", ("train",)))
+        for index, stage in enumerate(stages):
+            if checkpoint is not None and checkpoint["stage"] in stages[index + 1:]:
+                continue  # finished before the checkpoint was saved: its weights are in the checkpoint
             module.stage = stage
-            self._fit_stage(module, stage, train_batches, val_batches, device)
+            resume = checkpoint if checkpoint is not None and checkpoint["stage"] == stage else None
+            self._fit_stage(module, stage, train_batches, val_batches, device, resume)
         if hasattr(module, "on_fit_end"):
             module.on_fit_end(self, train_batches)
         return self.history
 
-    def _fit_stage(self, module, stage: str, train_batches, val_batches, device) -> None:
+    def _fit_stage(self, module, stage: str, train_batches, val_batches, device, resume: dict | None) -> None:
         import torch
 
         epochs = int(getattr(module, "stage_epochs", {}).get(stage, self.standard_epochs))
@@ -138,8 +155,10 @@ class Trainer:
             optimizer, self._lr_lambda(epochs * steps_per_epoch, steps_per_epoch, settings["schedule"]))
         dtype = self._autocast_dtype()
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-        start_epoch, best, best_state, stale = self._maybe_resume(module, optimizer, scheduler, stage)
-        step = 0
+        start_epoch, best, best_state, stale, step = 0, math.inf, None, 0, 0
+        if resume is not None:
+            start_epoch, best, best_state, stale, step = self._resume(resume, module, optimizer, scheduler,
+                                                                       train_batches)
         for epoch in range(start_epoch, epochs):
             started = time.perf_counter()
             module.train()
@@ -182,10 +201,12 @@ class Trainer:
             if monitored < best - self.config["min_delta"]:
                 best, stale = monitored, 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in module.state_dict().items()})
-                self._save("best", module, optimizer, scheduler, stage, epoch, best, stale)
             else:
                 stale += 1
-            self._save("last", module, optimizer, scheduler, stage, epoch, best, stale)
+            progress = {"stage": stage, "epoch": epoch, "best": best, "stale": stale, "step": step}
+            if stale == 0:
+                self._save("best", module, optimizer, scheduler, train_batches, progress)
+            self._save("last", module, optimizer, scheduler, train_batches, progress)
             for callback in self.epoch_callbacks:
                 callback(self.history)
             if stale >= settings["patience"]:
@@ -235,47 +256,105 @@ class Trainer:
 
         return factor
 
-    def _save(self, which: str, module, optimizer, scheduler, stage, epoch, best, stale) -> None:
+    def _save(self, which: str, module, optimizer, scheduler, train_batches, progress: dict) -> None:
         import torch
 
         if self.checkpoint_dir is None:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         state = {"module": module.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(),
-                 "stage": stage, "epoch": epoch, "best": best, "stale": stale, "history": self.history}
+                 "scheduler": scheduler.state_dict(), **progress, "history": self.history,
+                 "structure": structure_digest(module), "rng": rng_state(train_batches)}
         tmp = self.checkpoint_dir / f".{which}.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(self.checkpoint_dir / f"{which}.pt")
 
-    def _maybe_resume(self, module, optimizer, scheduler, stage):
-        import torch
-
-        path = self.config["resume_from"]
-        if not path:
-            return 0, math.inf, None, 0
-        path = Path(path)
+    def _checkpoint_to_resume(self, module) -> dict | None:
+        """The checkpoint trainer.resume_from names (a folder's last.pt, or a file), checked to be one of `module`,
+        with the best weights saved beside it (`best_module`); None when not resuming."""
+        if not self.config["resume_from"]:
+            return None
+        path = Path(self.config["resume_from"])
         if path.is_dir():
             path = path / "last.pt"
-        if not path.exists():
-            raise UserError(f"trainer.resume_from: no checkpoint at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state["stage"] != stage:
-            return 0, math.inf, None, 0
+        if not path.is_file():
+            raise UserError(f"trainer.resume_from: no checkpoint at {path}; name an earlier run's checkpoint folder "
+                            f"or last.pt, {START_AFRESH}")
+        state = read_checkpoint(path, module)
+        best_path = path.with_name("best.pt")
+        best = read_checkpoint(best_path, module) if best_path.is_file() else None
+        state["best_module"] = best["module"] if best is not None and best["stage"] == state["stage"] else None
+        state["path"] = path
+        return state
+
+    def _resume(self, state: dict, module, optimizer, scheduler, train_batches):
+        """Load a checkpoint of this stage: (start epoch, best monitored loss, best weights, stale epochs, step)."""
         module.load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         self.history = list(state["history"])
-        log.info("resumed from %s at %s epoch %d", path, stage, state["epoch"] + 1)
-        return state["epoch"] + 1, state["best"], self._best_state_beside(path, stage), state["stale"]
+        if "rng" in state:
+            load_rng_state(state["rng"], train_batches)
+        else:
+            log.warning("%s holds no random-number state (written by an older tsad): the resumed run will not "
+                        "match an uninterrupted one exactly", state["path"])
+        log.info("resumed from %s at %s epoch %d", state["path"], state["stage"], state["epoch"] + 1)
+        steps_so_far = (state["epoch"] + 1) * self._steps_per_epoch(train_batches)
+        return state["epoch"] + 1, state["best"], state["best_module"], state["stale"], state.get("step", steps_so_far)
 
-    @staticmethod
-    def _best_state_beside(last: Path, stage: str) -> dict | None:
-        """The weights of the stage's best epoch, saved next to `last`, so that a resumed run still ends on them."""
-        import torch
 
-        path = last.with_name("best.pt")
-        if not path.exists():
-            return None
+def read_checkpoint(path: Path, module) -> dict:
+    """A checkpoint file written by Trainer, checked to hold weights of `module`'s structure; UserError otherwise."""
+    import torch
+
+    try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        return state["module"] if state["stage"] == stage else None
+    except Exception as error:  # a truncated, corrupt or foreign file: torch raises many kinds
+        raise UserError(f"trainer.resume_from: {path} is not a readable checkpoint ({type(error).__name__}); name "
+                        f"a last.pt written by tsad, {START_AFRESH}") from None
+    if not isinstance(state, dict) or not set(CHECKPOINT_KEYS) <= set(state):
+        raise UserError(f"trainer.resume_from: {path} is not a tsad training checkpoint; name a last.pt written by "
+                        f"tsad, {START_AFRESH}")
+    if state.get("structure", structure_digest(module)) != structure_digest(module) or not _same_shapes(
+            state["module"], module.state_dict()):
+        raise UserError(f"trainer.resume_from: {path} is a checkpoint of another model (its weights' names or shapes "
+                        f"differ from this {type(module).__name__}'s); name a checkpoint of this config's run, "
+                        f"{START_AFRESH}")
+    return state
+
+
+def _same_shapes(saved: dict, own: dict) -> bool:
+    return saved.keys() == own.keys() and all(tuple(saved[k].shape) == tuple(own[k].shape) for k in own)
+
+
+def structure_digest(module) -> str:
+    """A digest of the module's class and its weights' names and shapes: tells a checkpoint of another model."""
+    layout = [type(module).__qualname__, *[[key, list(value.shape)] for key, value in module.state_dict().items()]]
+    return hashlib.sha256(json.dumps(layout).encode()).hexdigest()[:16]
+
+
+def rng_state(train_batches) -> dict:
+    """Every random-number state training draws from, in types a weights-only torch.load accepts."""
+    import torch
+
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": numpy_state, "python": random.getstate(),
+            "batches": train_batches.state() if hasattr(train_batches, "state") else None}
+
+
+def load_rng_state(state: dict, train_batches) -> None:
+    """Put back the random-number states `rng_state` saved."""
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    numpy_state = copy.deepcopy(state["numpy"])
+    numpy_state["state"]["key"] = np.asarray(numpy_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state(numpy_state)
+    random.setstate(state["python"])
+    if state["batches"] is not None and hasattr(train_batches, "load_state"):
+        train_batches.load_state(state["batches"])
