@@ -184,3 +184,29 @@ def test_a_resumed_run_ends_on_the_best_weights_not_the_last(tmp_path):
     assert best["epoch"] == losses.index(min(losses))
     for key, value in module.state_dict().items():
         torch.testing.assert_close(value, best["module"][key])
+
+
+class TwoStages(Autoencoder):
+    stages = ("first", "second")
+    stage_epochs = {"first": 2, "second": 3}
+
+    def on_epoch_start(self, epoch):
+        self.events.append(f"{self.stage}{epoch}")
+
+
+def test_resuming_in_a_later_stage_skips_the_stages_the_checkpoint_finished(tmp_path):
+    def stop_in_second_stage(history):
+        if len(history) == 3:
+            raise KeyboardInterrupt
+
+    torch.manual_seed(0)
+    whole = Trainer(quiet(lr=0.05)).fit(TwoStages(), Batches(), Batches())
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(quiet(lr=0.05), checkpoint_dir=tmp_path, epoch_callbacks=(stop_in_second_stage,)).fit(
+            TwoStages(), Batches(), Batches())
+    module = TwoStages()
+    resumed = Trainer(quiet(lr=0.05, resume_from=str(tmp_path)), checkpoint_dir=tmp_path).fit(
+        module, Batches(), Batches())
+    assert module.events[1:-1] == ["second1", "second2"]
+    assert [(h["stage"], h["val_loss"]) for h in resumed] == [(h["stage"], h["val_loss"]) for h in whole]
