@@ -54,7 +54,8 @@ def error_text(error: BaseException) -> str:
 # Keys that say where or how a run executes, not what it computes: the same run written to another folder,
 # resumed from a checkpoint, with other progress bars, tracked by another logger, or launched by another sweep
 # or search. The config hash leaves them out, so a job finds its earlier run however it was launched.
-INCIDENTAL_KEYS = ("paths", "resume", "objective", "gpu_pool", "logger", "trainer.resume_from", "trainer.progress")
+INCIDENTAL_KEYS = ("paths", "resume", "overwrite", "objective", "gpu_pool", "logger", "trainer.resume_from",
+                   "trainer.progress")
 # A table cell averages runs that may differ in these keys as well, so a table does not compare them. The
 # config hash keeps them, as each makes another run: another seed computes other numbers (a cell's runs are
 # its seeds), another device slightly other ones (noise of the seed's order), plots change what the folder
