@@ -1,7 +1,9 @@
 """One job of `tsad-run`, single or swept: skip, resume or run it, and write its record once when it ends.
 
 `run_job` wraps tsad.experiment.run for every run. It hashes the resolved config, skips or
-resumes when `resume=true`, takes a GPU slot under hydra/launcher=gpu_pool, and writes the
+resumes when `resume=true`, refuses to replace a finished run unless `overwrite=true`, takes a
+GPU slot under hydra/launcher=gpu_pool, turns SIGTERM (how SLURM ends a job at its time limit)
+into KeyboardInterrupt so an ended job is recorded as INTERRUPTED and stays resumable, and writes the
 run's metrics.json once, when the job ends: finished, failed or interrupted. The run returns
 the result part of the record; the job adds who ran (model, dataset, seed, tags), how it ended
 (status, error), timing, environment and the sweep's facts (config hash, job number, GPU slot,
@@ -18,8 +20,11 @@ import os
 import platform
 import re
 import shutil
+import signal
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +85,8 @@ def run_job(config: dict, context: JobContext) -> tuple[float | None, Path]:
     journal.write({"status": RUNNING, "folder": str(context.run_dir)})
     job = Job(config, context)
     try:
-        return job.run()
+        with sigterm_as_interrupt():
+            return job.run()
     except BaseException as error:
         job.fail(error)
         raise
@@ -88,6 +94,24 @@ def run_job(config: dict, context: JobContext) -> tuple[float | None, Path]:
         job.write_record()
         job.close_tracker()
         journal.write(job.journal_entry())
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"ended by {signal.Signals(signum).name}")
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt while the job runs (then the previous handler is back), so the record says
+    INTERRUPTED. Only the main thread may set a handler; a job run elsewhere keeps the process's own."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Job:
@@ -101,6 +125,7 @@ class Job:
         self.sweep_facts = {} if context.job_num is None else {"job_num": context.job_num}
         self.finished_folder: Path | None = None
         self.skipped = False
+        self.refused = False  # the folder holds a finished run this job may not replace: its record stays as it is
         self.error: BaseException | None = None
         self.tracker: Tracker | None = None
 
@@ -121,6 +146,8 @@ class Job:
                 log.info("resume: continuing from the checkpoint %s", checkpoint)
                 config["trainer"]["resume_from"] = str(checkpoint)
                 self.sweep_facts["resumed_from_checkpoint"] = str(checkpoint)
+        elif not config.get("overwrite"):
+            self._refuse_to_replace_a_finished_run()
 
         self._begin(digest)
         if self.context.gpu_pool:
@@ -139,6 +166,16 @@ class Job:
         value = objective_value(record, objective)
         self.finished_folder, self.skipped = folder, True
         return value, folder
+
+    def _refuse_to_replace_a_finished_run(self) -> None:
+        if (read_metrics(self.run_dir) or {}).get("status") != OK:
+            return
+        self.refused = True
+        if self.context.sweep_dir is None:
+            fix = "choose another hydra.run.dir, or add overwrite=true to replace it"
+        else:
+            fix = "add resume=true to keep it, choose another hydra.sweep.dir, or add overwrite=true to replace it"
+        raise UserError(f"{self.run_dir} holds a finished run (status {OK}); {fix}")
 
     def _begin(self, digest: str) -> None:
         """From here on the folder holds this attempt: an older record in it would be taken for its result."""
@@ -194,6 +231,8 @@ class Job:
         a finished one is marked failed, a failed one keeps its own error.
         """
         self.error = error
+        if self.refused:
+            return
         if self.record is None:
             self.record = read_metrics(self.run_dir) or {"status": RUNNING, "run_dir": str(self.run_dir)}
         if self.record.get("status") in (RUNNING, OK):
@@ -212,6 +251,8 @@ class Job:
     def journal_entry(self) -> dict:
         if self.error is None:
             return {"status": OK, "folder": str(self.finished_folder), "skipped": self.skipped}
+        if self.refused:
+            return {"status": failure_status(self.error), "folder": str(self.run_dir), "error": error_text(self.error)}
         return {"status": self.record.get("status"), "folder": str(self.run_dir), "error": self.record.get("error")}
 
 
