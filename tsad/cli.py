@@ -40,7 +40,19 @@ PLUGINS = {
     "logger=mlflow": ("mlflow", "tracking"),
 }
 
-# `--help` lines: options wrap at HELP_WIDTH, continuing under the column tsad/conf/hydra/help/tsad.yaml starts them at.
+# `tsad-run --help` (tsad/conf/hydra/help/tsad.yaml) gives every config group one line, then its options.
+# A group missing here is still listed, without its line.
+GROUP_HELP = {
+    "model": "the detector and its hyperparameters",
+    "dataset": "data, splits and normalisation (fitted on train only)",
+    "trainer": "the shared training loop of the deep models (epochs, batch size, LR, early stopping)",
+    "threshold": "how the alarm threshold is chosen, from validation or train scores (never test)",
+    "postprocess": "causal post-processing of the scores under NAB's protocol (anomaly likelihood, ...)",
+    "logger": "experiment tracking besides the run folder: TensorBoard or MLflow",
+    "experiment": "named sweep presets (no -m needed)",
+    "hparams_search": "Optuna searches on a validation objective (select with +hparams_search=...)",
+    "hydra/launcher": "where sweep jobs run",
+}
 HELP_WIDTH, HELP_INDENT = 100, 18
 
 # Resolvers the configs use: job folder names in sweeps, the worker count of the GPU pool, and the
@@ -49,8 +61,7 @@ OmegaConf.register_new_resolver("tsad_config_hash", folder_hash, replace=True)
 OmegaConf.register_new_resolver("tsad_job_values", folder_values, replace=True)
 OmegaConf.register_new_resolver("tsad_gpu_pool_size", pool_size, replace=True)
 OmegaConf.register_new_resolver("tsad_models", lambda kind="all": model_names(kind), replace=True)
-OmegaConf.register_new_resolver("tsad_help_options", lambda group, *, _root_: help_options(group, _root_),
-                                replace=True)
+OmegaConf.register_new_resolver("tsad_help_groups", lambda *, _root_: help_groups(_root_), replace=True)
 
 
 def model_names(kind: str) -> str:
@@ -66,17 +77,25 @@ def group_options(group: str) -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def help_options(group: str, root: DictConfig) -> str:
-    """A group's options for `--help`, the selected one starred: from Hydra's config search path, so options
-    from --config-dir and from plugins show too."""
+def help_groups(root: DictConfig) -> str:
+    """The config groups for `--help`: each with its line from GROUP_HELP and its options, the selected one
+    starred. Groups and options come from Hydra's config search path, so those of --config-dir and plugins show."""
     from hydra.core.global_hydra import GlobalHydra
 
-    options = sorted(GlobalHydra.instance().config_loader().get_group_options(group))
-    selected = OmegaConf.select(root, "hydra.runtime.choices", default={}).get(group)
-    listed = ", ".join(f"{option}*" if option == selected else option for option in options) or "(none)"
+    loader = GlobalHydra.instance().config_loader()
+    found = [group for group in loader.list_groups("") if group != "hydra"] + ["hydra/launcher"]
+    groups = [group for group in GROUP_HELP if group in found] + sorted(set(found) - set(GROUP_HELP))
+    choices = OmegaConf.select(root, "hydra.runtime.choices", default={})
     indent = " " * HELP_INDENT
-    return textwrap.fill(listed, width=HELP_WIDTH, initial_indent=indent, subsequent_indent=indent,
-                         break_on_hyphens=False)[HELP_INDENT:]
+    blocks = []
+    for group in groups:
+        options = ", ".join(f"{option}*" if option == choices.get(group) else option
+                            for option in sorted(loader.get_group_options(group)))
+        heading = f"  {group:<{HELP_INDENT - 3}} {GROUP_HELP.get(group, '')}".rstrip()
+        wrapped = textwrap.fill(options or "(none)", width=HELP_WIDTH, initial_indent=indent, subsequent_indent=indent,
+                                break_on_hyphens=False)
+        blocks.append(f"{heading}\n{wrapped}")
+    return "\n".join(blocks)
 
 
 def check_group_overrides(arguments: list[str]) -> None:
