@@ -10,6 +10,7 @@ import time
 import pytest
 from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
 
+from tsad.sweeps import job
 from tsad.sweeps.job import LAST_CHECKPOINT
 
 FAST = ["model=random", *TINY_SERIES]
@@ -45,6 +46,23 @@ def test_a_sweep_rerun_without_resume_fails_each_finished_job_and_says_what_to_d
                 "hydra.sweep.dir, or add overwrite=true to replace it") in result.stdout
 
     assert "sweep summary: 2 OK (2 finished earlier, skipped)" in run_tsad([*sweep, "resume=true"], tmp_path).stdout
+
+
+def test_sigterm_during_a_job_records_it_as_interrupted_and_the_handler_is_restored_after(tmp_path, monkeypatch):
+    import tsad.experiment
+
+    def run(config, run_dir, epoch_callbacks=()):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the signal arrives first
+        raise AssertionError("SIGTERM did not interrupt the run")
+
+    monkeypatch.setattr(tsad.experiment, "run", run)
+    previous = signal.getsignal(signal.SIGTERM)
+    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic"}, "seed": 0, "trainer": {}}
+    with pytest.raises(KeyboardInterrupt):
+        job.run_job(config, job.JobContext(tmp_path))
+    assert read_metrics(tmp_path)["status"] == "INTERRUPTED"
+    assert signal.getsignal(signal.SIGTERM) is previous
 
 
 def start_and_wait_for_a_checkpoint(run_dir, args: list[str], epochs: int = 1) -> subprocess.Popen:

@@ -124,9 +124,11 @@ class Trainer:
             torch.use_deterministic_algorithms(True, warn_only=True)
         device = torch.device(self.device)
         module.to(device)
-        checkpoint = self._checkpoint_to_resume(module)
+        checkpoint = self._checkpoint_to_resume()
         if hasattr(module, "on_fit_start"):
             module.on_fit_start(self, train_batches)
+        if checkpoint is not None:  # after on_fit_start, which may still shape the module
+            check_same_model(checkpoint, module)
         stages = tuple(getattr(module, "stages", ("train",)))
         for index, stage in enumerate(stages):
             if checkpoint is not None and checkpoint["stage"] in stages[index + 1:]:
@@ -269,9 +271,9 @@ class Trainer:
         torch.save(state, tmp)
         tmp.replace(self.checkpoint_dir / f"{which}.pt")
 
-    def _checkpoint_to_resume(self, module) -> dict | None:
-        """The checkpoint trainer.resume_from names (a folder's last.pt, or a file), checked to be one of `module`,
-        with the best weights saved beside it (`best_module`); None when not resuming."""
+    def _checkpoint_to_resume(self) -> dict | None:
+        """The checkpoint trainer.resume_from names (a folder's last.pt, or a file), with the best weights saved
+        beside it (`best_module`); None when not resuming."""
         if not self.config["resume_from"]:
             return None
         path = Path(self.config["resume_from"])
@@ -280,9 +282,9 @@ class Trainer:
         if not path.is_file():
             raise UserError(f"trainer.resume_from: no checkpoint at {path}; name an earlier run's checkpoint folder "
                             f"or last.pt, {START_AFRESH}")
-        state = read_checkpoint(path, module)
+        state = read_checkpoint(path)
         best_path = path.with_name("best.pt")
-        best = read_checkpoint(best_path, module) if best_path.is_file() else None
+        best = read_checkpoint(best_path) if best_path.is_file() else None
         state["best_module"] = best["module"] if best is not None and best["stage"] == state["stage"] else None
         state["path"] = path
         return state
@@ -303,8 +305,8 @@ class Trainer:
         return state["epoch"] + 1, state["best"], state["best_module"], state["stale"], state.get("step", steps_so_far)
 
 
-def read_checkpoint(path: Path, module) -> dict:
-    """A checkpoint file written by Trainer, checked to hold weights of `module`'s structure; UserError otherwise."""
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint file written by Trainer; UserError for anything else."""
     import torch
 
     try:
@@ -315,12 +317,18 @@ def read_checkpoint(path: Path, module) -> dict:
     if not isinstance(state, dict) or not set(CHECKPOINT_KEYS) <= set(state):
         raise UserError(f"trainer.resume_from: {path} is not a tsad training checkpoint; name a last.pt written by "
                         f"tsad, {START_AFRESH}")
-    if state.get("structure", structure_digest(module)) != structure_digest(module) or not _same_shapes(
-            state["module"], module.state_dict()):
-        raise UserError(f"trainer.resume_from: {path} is a checkpoint of another model (its weights' names or shapes "
-                        f"differ from this {type(module).__name__}'s); name a checkpoint of this config's run, "
-                        f"{START_AFRESH}")
     return state
+
+
+def check_same_model(checkpoint: dict, module) -> None:
+    """UserError unless the checkpoint (and the best weights beside it) hold weights of `module`'s structure."""
+    own = module.state_dict()
+    saved = [checkpoint["module"]] + ([checkpoint["best_module"]] if checkpoint["best_module"] is not None else [])
+    if checkpoint.get("structure", structure_digest(module)) != structure_digest(module) or not all(
+            _same_shapes(weights, own) for weights in saved):
+        raise UserError(f"trainer.resume_from: {checkpoint['path']} is a checkpoint of another model (its weights' "
+                        f"names or shapes differ from this {type(module).__name__}'s); name a checkpoint of this "
+                        f"config's run, {START_AFRESH}")
 
 
 def _same_shapes(saved: dict, own: dict) -> bool:
