@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from tsad.data.series import SeriesSet
@@ -47,11 +45,12 @@ class WindowScorer:
         rule (trainer.progress: auto = only when stderr is a terminal) once scoring has run PROGRESS_DELAY s."""
         from tqdm.auto import tqdm
 
-        setting = self.runtime.trainer.get("progress", "auto")
-        disable = (not sys.stderr.isatty()) if setting == "auto" else not bool(setting)
+        from tsad.training.trainer import shows_progress
+
         total = sum(len(series) for series in data.values) * self.runtime.tta.n
         return tqdm(total=total, desc=f"{self.name} {description}", unit="step", unit_scale=True, leave=False,
-                    disable=disable, delay=self.PROGRESS_DELAY)
+                    disable=not shows_progress(self.runtime.trainer.get("progress", "auto")),
+                    delay=self.PROGRESS_DELAY)
 
     def _window_scores_to_scores(self, data: SeriesSet, score_windows) -> Scores:
         """score_windows: callable mapping windows [N_w, L, C] to scores [N_w, L] (NaN = not scored).

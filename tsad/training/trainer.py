@@ -63,6 +63,11 @@ CHECKPOINT_KEYS = ("module", "optimizer", "scheduler", "stage", "epoch", "best",
 START_AFRESH = "or set trainer.resume_from=null to train from the start"
 
 
+def shows_progress(setting) -> bool:
+    """trainer.progress: true, false, or auto (a bar only when stderr is a terminal, never in logs or tests)."""
+    return sys.stderr.isatty() if setting == "auto" else bool(setting)
+
+
 class Trainer:
     def __init__(self, config: dict, device: str = "cpu", checkpoint_dir: Path | None = None,
                  epoch_callbacks: tuple = ()):
@@ -112,9 +117,8 @@ class Trainer:
     def _progress(self, iterable, total: int, description: str):
         from tqdm.auto import tqdm
 
-        setting = self.config["progress"]
-        disable = (not sys.stderr.isatty()) if setting == "auto" else not bool(setting)
-        return tqdm(iterable, total=total, desc=description, leave=False, disable=disable)
+        return tqdm(iterable, total=total, desc=description, leave=False,
+                    disable=not shows_progress(self.config["progress"]))
 
     # -- the loop -----------------------------------------------------------------
     def fit(self, module, train_batches, val_batches=None) -> list[dict]:
