@@ -23,7 +23,7 @@ from tsad.sweeps.summary import launched, summarise
 
 log = logging.getLogger("tsad")
 
-CONFIG_GROUPS = ("model", "dataset", "trainer", "threshold", "logger", "experiment", "hparams_search")
+CONFIG_GROUPS = ("model", "dataset", "trainer", "threshold", "postprocess", "logger", "experiment", "hparams_search")
 # Options that need an optional package (Hydra plugins, experiment loggers): the module each needs, and the extra
 # that installs it.
 PLUGINS = {
@@ -49,7 +49,7 @@ GROUP_HELP = {
     "threshold": "how the alarm threshold is chosen, from validation or train scores (never test)",
     "postprocess": "causal post-processing of the scores under NAB's protocol (anomaly likelihood, ...)",
     "logger": "experiment tracking besides the run folder: TensorBoard or MLflow",
-    "experiment": "named sweep presets (no -m needed)",
+    "experiment": "named presets: whole sweeps (benchmark, smoke; no -m needed) or one tuned run (nab)",
     "hparams_search": "Optuna searches on a validation objective (select with +hparams_search=...)",
     "hydra/launcher": "where sweep jobs run",
 }
