@@ -170,10 +170,10 @@ class Trainer:
             module.train()
             if hasattr(module, "on_epoch_start"):
                 module.on_epoch_start(epoch)
-            totals: dict[str, float] = {}
+            totals: dict = {}   # loss term -> float64 sum on the device, read once per epoch (no sync per step)
             n_batches = 0
             for batch in self._progress(self._limited(train_batches), steps_per_epoch, f"{stage} {epoch + 1}/{epochs}"):
-                batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                batch = self._to_device(batch, device)
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     losses = module.loss(batch)
                 loss = losses["loss"]
@@ -191,10 +191,11 @@ class Trainer:
                 if hasattr(module, "after_step"):
                     module.after_step(step)
                 for key, value in losses.items():
-                    totals[key] = totals.get(key, 0.0) + float(value.detach())
+                    term = value.detach().double()
+                    totals[key] = totals[key] + term if key in totals else term
                 n_batches += 1
             record = {"stage": stage, "epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
-                      **{f"train_{k}": v / max(n_batches, 1) for k, v in totals.items()}}
+                      **{f"train_{k}": v / max(n_batches, 1) for k, v in read_totals(totals).items()}}
             monitor = "val_loss" if val_batches is not None else "train_eval_loss"
             record[monitor] = self.evaluate(module, val_batches if val_batches is not None else train_batches,
                                             device, dtype)
@@ -225,18 +226,25 @@ class Trainer:
         import torch
 
         module.eval()
-        total, count = 0.0, 0
+        total, count = torch.zeros((), dtype=torch.float64, device=device), 0
         with torch.no_grad():
             for batch in self._limited(batches):
-                batch = {k: v.to(device) for k, v in batch.items()}
+                batch = self._to_device(batch, device)
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     loss = module.loss(batch)["loss"]
-                total += float(loss) * len(batch["x"])
+                total += loss.double() * len(batch["x"])
                 count += len(batch["x"])
         module.train()
-        return total / max(count, 1)
+        return float(total) / max(count, 1)
 
     # -- helpers ------------------------------------------------------------------
+    @staticmethod
+    def _to_device(batch: dict, device) -> dict:
+        """The batch on the device; on CUDA from pinned memory, so the copy runs asynchronously."""
+        if device.type != "cuda":
+            return {k: v.to(device) for k, v in batch.items()}
+        return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+
     def _limited(self, batches):
         limit = self.config["max_batches_per_epoch"]
         for index, batch in enumerate(batches):
@@ -307,6 +315,16 @@ class Trainer:
         log.info("resumed from %s at %s epoch %d", state["path"], state["stage"], state["epoch"] + 1)
         steps_so_far = (state["epoch"] + 1) * self._steps_per_epoch(train_batches)
         return state["epoch"] + 1, state["best"], state["best_module"], state["stale"], state.get("step", steps_so_far)
+
+
+def read_totals(totals: dict) -> dict[str, float]:
+    """Per-term loss sums kept on the device as float64 tensors, read with one transfer (one sync on GPU)."""
+    import torch
+
+    if not totals:
+        return {}
+    values = torch.stack([value.reshape(()) for value in totals.values()]).tolist()
+    return dict(zip(totals, values))
 
 
 def read_checkpoint(path: Path) -> dict:
