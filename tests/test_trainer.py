@@ -210,3 +210,37 @@ def test_resuming_in_a_later_stage_skips_the_stages_the_checkpoint_finished(tmp_
         module, Batches(), Batches())
     assert module.events[1:-1] == ["second1", "second2"]
     assert [(h["stage"], h["val_loss"]) for h in resumed] == [(h["stage"], h["val_loss"]) for h in whole]
+
+
+class RecordingAutoencoder(Autoencoder):
+    """Two loss terms; remembers every training step's terms and every eval loss as Python floats."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps, self.evals = [], []
+
+    def loss(self, batch):
+        error = ((self.layer(batch["x"]) - batch["x"]) ** 2).mean()
+        terms = {"loss": error + 0.1 * self.layer.weight.abs().mean(), "error": error}
+        target = self.steps if self.training else self.evals
+        target.append({k: float(v.detach()) for k, v in terms.items()})
+        return terms
+
+
+def test_history_is_the_per_step_mean_read_once_per_epoch():
+    # The loss sums stay on the device (float64) and are read once per epoch: the same numbers as
+    # summing each step's float, bit for bit on CPU.
+    module = RecordingAutoencoder()
+    history = Trainer(quiet(max_epochs=2, lr=0.05)).fit(module, Batches(n_batches=3))
+    for epoch, record in enumerate(history):
+        steps = module.steps[3 * epoch: 3 * epoch + 3]
+        for key in ("loss", "error"):
+            total = 0.0
+            for step in steps:
+                total += step[key]
+            assert record[f"train_{key}"] == total / 3
+        evals = module.evals[3 * epoch: 3 * epoch + 3]
+        total = 0.0
+        for value in evals:
+            total += value["loss"] * 8
+        assert record["train_eval_loss"] == total / 24
