@@ -10,7 +10,8 @@ the same AdamW (the trainer's lr and weight_decay), the same warm-up + cosine sc
 lr lambda), the same gradient clipping, the module's own hooks (on_epoch_start, after_step) and the same
 number of steps. The trainer runs with no validation data, no checkpoint folder and no progress bar; it
 still computes its monitored loss each epoch (the loss over the training batches in eval mode), so the bare
-loop does the same pass. Overhead = trainer / bare - 1, from the median over --repeats alternating runs.
+loop does the same pass. Overhead = trainer / bare - 1, from the median over --repeats alternating runs,
+in wall time and in process CPU time (the steadier figure on a busy machine, as in bench_models.py).
 """
 
 from __future__ import annotations
@@ -99,17 +100,19 @@ def run_bare(trainer_class, module, batches, config: dict, device: str) -> None:
         float(total)
 
 
-def seconds_per_epoch(run, trainer_class, model, batches, n_channels, config, device) -> float:
+def seconds_per_epoch(run, trainer_class, model, batches, n_channels, config, device) -> tuple[float, float]:
+    """Wall and process CPU seconds per epoch of one run on a fresh module."""
     import torch
 
     module = new_module(model, n_channels, device)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     run(trainer_class, module, batches, config, device)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return (time.perf_counter() - started) / config["max_epochs"]
+    epochs = config["max_epochs"]
+    return (time.perf_counter() - started) / epochs, (time.process_time() - cpu_started) / epochs
 
 
 def bench(model: str, args, trainer_class) -> dict:
@@ -122,9 +125,13 @@ def bench(model: str, args, trainer_class) -> dict:
         for name, run in (("trainer", run_trainer), ("bare", run_bare)):
             times[name].append(seconds_per_epoch(run, trainer_class, model, batches, n_channels, config,
                                                  args.device))
-    trainer, bare = statistics.median(times["trainer"]), statistics.median(times["bare"])
-    return {"model": model, "batches": len(batches), "trainer_s": trainer, "bare_s": bare,
-            "overhead_pct": 100 * (trainer / bare - 1)}
+    result = {"model": model, "batches": len(batches)}
+    for index, clock in enumerate(("s", "cpu_s")):
+        trainer = statistics.median(t[index] for t in times["trainer"])
+        bare = statistics.median(t[index] for t in times["bare"])
+        result.update({f"trainer_{clock}": trainer, f"bare_{clock}": bare,
+                       f"overhead_{clock}_pct": 100 * (trainer / bare - 1)})
+    return result
 
 
 def main() -> None:
@@ -143,11 +150,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     trainer_class = load_trainer_class(args.trainer_file)
-    print(f"{'model':<12} {'batches':>7} {'trainer s/epoch':>16} {'bare s/epoch':>13} {'overhead':>9}")
+    print(f"{'model':<12} {'batches':>7} {'trainer s/epoch':>16} {'bare s/epoch':>13} {'overhead':>9}   "
+          f"{'trainer cpu s':>13} {'bare cpu s':>10} {'cpu overhead':>12}")
     for model in args.models:
         r = bench(model, args, trainer_class)
         print(f"{r['model']:<12} {r['batches']:>7} {r['trainer_s']:>16.3f} {r['bare_s']:>13.3f} "
-              f"{r['overhead_pct']:>8.1f}%", flush=True)
+              f"{r['overhead_s_pct']:>8.1f}%   {r['trainer_cpu_s']:>13.3f} {r['bare_cpu_s']:>10.3f} "
+              f"{r['overhead_cpu_s_pct']:>11.1f}%", flush=True)
 
 
 if __name__ == "__main__":
