@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+# How overlapping windows combine per step (windows_to_steps) and series scores come from step scores
+# (aggregate_series): the allowed values of a window model's step_reduce and series_aggregate.
+STEP_REDUCES = ("mean", "max")
+SERIES_AGGREGATES = ("max", "mean", "top10")
+
 
 def window_starts(length: int, window: int, stride: int, offset: int = 0) -> np.ndarray:
     """Start indices of windows covering a series of `length` steps: the grid begins at `offset`
@@ -61,7 +66,7 @@ def windows_to_steps(window_scores: np.ndarray, starts: np.ndarray, length: int,
         np.maximum.at(steps, index, flat)
         steps[np.isneginf(steps)] = np.nan
     else:
-        raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}")
+        raise ValueError(f"reduce must be one of {', '.join(STEP_REDUCES)}, got {reduce!r}")
     steps = _fill_nearest(steps)
     return steps[n_pad:]
 
@@ -95,7 +100,7 @@ def aggregate_series(step_scores: np.ndarray, how: str) -> float:
     if how == "top10":
         k = max(1, int(np.ceil(0.1 * len(step_scores))))
         return float(np.mean(np.sort(step_scores)[-k:]))
-    raise ValueError(f"series aggregate must be max, mean or top10, got {how!r}")
+    raise ValueError(f"series aggregate must be one of {', '.join(SERIES_AGGREGATES)}, got {how!r}")
 
 
 def causal_window_scores(series: np.ndarray, window: int, score_windows) -> np.ndarray:

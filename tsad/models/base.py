@@ -36,6 +36,19 @@ from tsad.registry import Registry
 MODELS: Registry[type[Detector]] = Registry("model", "tsad.models")
 
 
+def require_at_least(minimum: int, **values) -> None:
+    """For __post_init__ checks: a one-line UserError naming the first model.<key> that is not an integer >= minimum."""
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise UserError(f"model.{key} must be an integer >= {minimum}, got {value!r}")
+
+
+def require_choice(key: str, value, allowed) -> None:
+    """For __post_init__ checks: a one-line UserError when model.<key> is not one of `allowed`."""
+    if value not in allowed:
+        raise UserError(f"model.{key} must be one of {', '.join(allowed)}, got {value!r}")
+
+
 def register(name: str):
     """Class decorator: make a detector available as `model=<name>`."""
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from tsad.data.series import SeriesSet
-from tsad.data.windows import aggregate_series, make_windows, windows_to_steps
+from tsad.data.windows import SERIES_AGGREGATES, aggregate_series, make_windows, windows_to_steps
 from tsad.errors import UserError
-from tsad.models.base import Detector, Scores, register
-from tsad.models.window_scoring import WindowScorer
+from tsad.models.base import Detector, Scores, register, require_at_least, require_choice
+from tsad.models.window_scoring import WindowScorer, check_window_settings
 
 
 @dataclass(eq=False)
@@ -41,9 +41,8 @@ class WindowBaseline(WindowScorer, Detector):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.window < 1 or self.stride < 1 or self.score_stride < 1:
-            raise UserError(f"model.window, model.stride and model.score_stride must be >= 1 "
-                            f"(got {self.window}, {self.stride}, {self.score_stride})")
+        check_window_settings(self, "stride", "score_stride")
+        require_at_least(1, max_train_windows=self.max_train_windows)
         self.estimator = None
         self.train_positions: np.ndarray | None = None   # [N, 2] (series index, start) of each fitted window
         self.train_fingerprint: str | None = None
@@ -194,6 +193,10 @@ class RandomDetector(Detector):
 
     series_aggregate: str = "max"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("series_aggregate", self.series_aggregate, SERIES_AGGREGATES)
+
     def _fit(self, train: SeriesSet, val: SeriesSet | None) -> None:
         pass
 
@@ -216,6 +219,10 @@ class IsolationForestDetector(WindowBaseline):
 
     n_estimators: int = 200
     max_samples: int = 256
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_at_least(1, n_estimators=self.n_estimators, max_samples=self.max_samples)
 
     def fit_windows(self, windows: np.ndarray):
         from sklearn.ensemble import IsolationForest
@@ -287,6 +294,10 @@ class KNNDetector(WindowBaseline):
     max_train_windows: int = 5000
     k: int = 5
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_at_least(1, k=self.k)
+
     def fit_windows(self, windows: np.ndarray):
         from sklearn.neighbors import NearestNeighbors
 
@@ -329,6 +340,8 @@ class ZScoreDetector(Detector):
         super().__post_init__()
         if self.mode not in ("global", "rolling"):
             raise UserError(f"model.mode must be 'global' or 'rolling', got {self.mode!r}")
+        require_at_least(2, window=self.window)  # the rolling statistics need two past steps
+        require_choice("series_aggregate", self.series_aggregate, SERIES_AGGREGATES)
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import register
+from tsad.models.base import register, require_at_least
 from tsad.models.layers import sinusoidal_positions
 from tsad.models.torch_detector import TorchDetector
 
@@ -165,6 +165,7 @@ class PatchTrAD(TorchDetector):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_at_least(1, d_model=self.d_model, n_heads=self.n_heads, n_layers=self.n_layers, d_ff=self.d_ff)
         if not 1 <= self.patch_stride <= self.patch_len <= self.window:
             raise UserError(f"PatchTrAD needs 1 <= patch_stride <= patch_len <= window (got patch_stride="
                             f"{self.patch_stride}, patch_len={self.patch_len}, window={self.window})")

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import register
+from tsad.models.base import register, require_at_least
 from tsad.models.torch_detector import TorchDetector
 
 GROUPS = 8  # GroupNorm groups in the U-Net
@@ -276,6 +276,8 @@ class ProDiffAD(TorchDetector):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_at_least(1, dim=self.dim, noise_steps=self.noise_steps)
+        require_at_least(0, depth=self.depth, distill_rounds=self.distill_rounds)
         if self.dim % GROUPS:
             raise UserError(f"model.dim must be a multiple of {GROUPS} (GroupNorm groups), got {self.dim}")
         if self.window % 2**self.depth:

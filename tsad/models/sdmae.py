@@ -41,7 +41,7 @@ from torch import nn
 from tsad.data.batches import WindowBatches
 from tsad.data.windows import window_starts
 from tsad.errors import UserError
-from tsad.models.base import register
+from tsad.models.base import register, require_at_least
 from tsad.models.layers import sinusoidal_positions
 from tsad.models.torch_detector import TorchDetector
 
@@ -234,6 +234,9 @@ class SDMAE(TorchDetector):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_at_least(1, d_model=self.d_model, n_heads=self.n_heads, ff_size=self.ff_size,
+                         encoder_layers=self.encoder_layers, teacher_layers=self.teacher_layers,
+                         student_layers=self.student_layers)
         if self.tokens not in TOKENS:
             raise UserError(f"model.tokens must be one of {', '.join(TOKENS)}, got {self.tokens!r}")
         if self.scoring not in SCORINGS:

@@ -27,7 +27,7 @@ import numpy as np
 from tsad.data.batches import BatchSource, SeriesBatches, WindowBatches, window_batch
 from tsad.data.series import SeriesSet
 from tsad.models.base import Detector, Scores
-from tsad.models.window_scoring import WindowScorer
+from tsad.models.window_scoring import WindowScorer, check_window_settings
 
 
 @dataclass(eq=False)
@@ -100,6 +100,10 @@ class TorchDetector(WindowScorer, TorchModuleDetector):
     score_stride: int = 1
     step_reduce: str = "mean"
     series_aggregate: str = "max"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_window_settings(self, "train_stride", "score_stride")
 
     @property
     def can_reconstruct(self) -> bool:

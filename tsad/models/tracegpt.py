@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import register
+from tsad.models.base import register, require_at_least
 from tsad.models.torch_detector import TorchDetector
 
 MAX_TOKENISER_STEPS = 1_000_000  # train steps (sampled) used to fit the bin edges
@@ -181,6 +181,8 @@ class TraceGPT(TorchDetector):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_at_least(1, d_model=self.d_model, n_heads=self.n_heads, n_layers=self.n_layers,
+                         n_conv_blocks=self.n_conv_blocks, kernel_size=self.kernel_size)
         if self.n_bins < 2 or self.clip <= 0:
             raise UserError(f"model.n_bins must be >= 2 and model.clip > 0 (got {self.n_bins}, {self.clip})")
         if self.d_model % self.n_heads:

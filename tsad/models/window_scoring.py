@@ -5,8 +5,24 @@ from __future__ import annotations
 import numpy as np
 
 from tsad.data.series import SeriesSet
-from tsad.data.windows import aggregate_series, causal_window_scores, make_windows, windows_to_steps
-from tsad.models.base import Scores
+from tsad.data.windows import (
+    SERIES_AGGREGATES,
+    STEP_REDUCES,
+    aggregate_series,
+    causal_window_scores,
+    make_windows,
+    windows_to_steps,
+)
+from tsad.models.base import Scores, require_at_least, require_choice
+
+
+def check_window_settings(detector, *stride_keys: str, min_window: int = 1) -> None:
+    """The __post_init__ checks every window model shares: window >= min_window, each stride >= 1, and
+    step_reduce and series_aggregate among the values tsad/data/windows.py knows."""
+    require_at_least(min_window, window=detector.window)
+    require_at_least(1, **{key: getattr(detector, key) for key in stride_keys})
+    require_choice("step_reduce", detector.step_reduce, STEP_REDUCES)
+    require_choice("series_aggregate", detector.series_aggregate, SERIES_AGGREGATES)
 
 
 class WindowScorer:
