@@ -26,8 +26,8 @@ def resolve_device(device: str) -> str:
 def seed_everything(seed: int) -> None:
     import torch
 
-    if not isinstance(seed, int):
-        raise UserError(f"seed must be an integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError(f"seed must be an integer >= 0 (numpy seeds cannot be negative), got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

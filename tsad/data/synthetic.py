@@ -116,6 +116,13 @@ def _check_types(anomaly_types) -> list[str]:
     return types
 
 
+def _check_counts(**values) -> None:
+    """Each dataset.<key>=(value, minimum) must be an integer >= minimum."""
+    for key, (value, minimum) in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise UserError(f"dataset.{key} must be an integer >= {minimum}, got {value!r}")
+
+
 def _anomalous_series(rng, process, length, types, magnitude, segment_fraction) -> tuple[np.ndarray, np.ndarray]:
     x, _ = process.sample(rng, length)
     span = max(2, int(round(length * rng.uniform(*segment_fraction))))
@@ -141,6 +148,9 @@ def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_chann
     number from 1 up a count of series) for thresholds such as val_best_f1.
     """
     types = _check_types(anomaly_types)
+    _check_counts(seed=(seed, 0), n_channels=(n_channels, 1), n_train=(n_train, 1), n_val=(n_val, 0),
+                  n_test=(n_test, 1), min_length=(min_length, 1), max_length=(max_length, 1),
+                  n_anomalies=(n_anomalies, 0))
     if level not in ("series", "point"):
         raise UserError(f"dataset.level must be 'series' or 'point', got {level!r}")
     if not 1 <= min_length <= max_length:
