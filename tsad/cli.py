@@ -116,6 +116,36 @@ def check_group_overrides(arguments: list[str]) -> None:
                                 f"(or add your own {key}/{option}.yaml with --config-dir)")
 
 
+# Hydra's modes: at most one may be given (Hydra itself fails with a traceback).
+HYDRA_MODES = {"-m": "--multirun", "--multirun": "--multirun", "-r": "--run", "--run": "--run", "-c": "--cfg",
+               "--cfg": "--cfg", "-i": "--info", "--info": "--info", "-sc": "--shell-completion",
+               "--shell-completion": "--shell-completion"}
+
+
+def check_modes(arguments: list[str]) -> None:
+    """Fail in one line on e.g. `-m ... --cfg job`: Hydra runs one mode at a time."""
+    modes = sorted({HYDRA_MODES[a.split("=", 1)[0]] for a in arguments if a.split("=", 1)[0] in HYDRA_MODES})
+    if len(modes) > 1:
+        hint = " (drop --multirun to print one job's config)" if "--multirun" in modes else ""
+        raise UserError(f"{' and '.join(modes)} cannot be combined: give one of --run, --multirun, --cfg, --info, "
+                        f"--shell-completion{hint}")
+
+
+def check_top_level_keys(arguments: list[str]) -> None:
+    """Fail in one line on `foo=1` for a key config.yaml does not have (Hydra's own message spans many lines)."""
+    if any(a.startswith(("-cd", "--config-dir", "hydra.searchpath", "experiment=", "+experiment=", "hparams_search",
+                         "+hparams_search", "-cn", "--config-name")) for a in arguments):
+        return  # other configs may add top-level keys we cannot see here
+    known = set(OmegaConf.load(resources.files("tsad.conf").joinpath("config.yaml"))) | set(CONFIG_GROUPS) | {"hydra"}
+    for argument in arguments:
+        if argument.startswith(("-", "+", "~")) or "=" not in argument:
+            continue
+        root = argument.split("=", 1)[0].split(".")[0].split("/")[0]
+        if root not in known:
+            raise UserError(f"unknown key {root!r} in {argument}; choose from {', '.join(sorted(known - {'defaults'}))}"
+                            f" (or add a new key with +{argument})")
+
+
 def check_plugins(arguments: list[str]) -> None:
     """Fail in one line when an option needs a Hydra plugin from an extra that is not installed."""
     for argument in arguments:
@@ -161,7 +191,9 @@ def task(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     try:
+        check_modes(sys.argv[1:])
         check_group_overrides(sys.argv[1:])
+        check_top_level_keys(sys.argv[1:])
         check_plugins(sys.argv[1:])
     except UserError as error:
         print(f"tsad-run: error: {error}", file=sys.stderr)

@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.best_mode is not None and args.best is None:
             raise UserError(f"--best-mode {args.best_mode} needs --best validation.<key>, "
                             "e.g. --best validation.val_loss")
+        if args.digits < 0:
+            raise UserError(f"--digits must be an integer >= 0 (decimals in the tables), got {args.digits}")
         if args.best is not None:  # the best run instead of tables
             _print(best_lines(best_run(args.paths, args.best, args.best_mode), args.best))
             return
