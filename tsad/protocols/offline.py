@@ -44,12 +44,13 @@ def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dic
     device = resolve_device(str(config["device"]))
     seed_everything(config["seed"])
 
-    data = build_dataset(config["dataset"])
-    check_threshold_data(threshold_config, data)
+    # The detector first: its settings are checked before any data is read or generated.
     # history.csv after every epoch as well, so that a long run shows how far it got; rewritten at the end
     write_history_so_far = partial(write_history, run_dir / "history.csv")
     detector = detector_from_config(config, device, checkpoint_dir=run_dir / "model" / "checkpoints",
                                     epoch_callbacks=(write_history_so_far, *epoch_callbacks))
+    data = build_dataset(config["dataset"])
+    check_threshold_data(threshold_config, data)
     log.info("data %s: %d train / %d val / %d test series, %d channels, %s level", data.name, len(data.train),
              len(data.val), len(data.test), data.n_channels, data.level)
 
