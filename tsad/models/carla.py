@@ -62,7 +62,7 @@ from torch import nn
 
 from tsad.data.batches import WindowBatches
 from tsad.errors import UserError
-from tsad.models.base import register
+from tsad.models.base import register, require_choice
 from tsad.models.torch_detector import TorchDetector
 
 INJECTIONS = ("seasonal", "trend", "global", "contextual", "shapelet")
@@ -359,8 +359,7 @@ class CARLA(TorchDetector):
         for key in ("window", "positive_lag", "mid_channels", "features_dim", "num_neighbors", "bank_size"):
             if getattr(self, key) < 1:
                 raise UserError(f"model.{key} must be >= 1, got {getattr(self, key)}")
-        if self.score_type not in SCORE_TYPES:
-            raise UserError(f"model.score_type must be one of {', '.join(SCORE_TYPES)}, got {self.score_type!r}")
+        require_choice("score_type", self.score_type, SCORE_TYPES)
         if self.num_classes < 2:
             raise UserError(f"model.num_classes must be >= 2, got {self.num_classes}")
         if self.temperature <= 0:

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tsad.errors import UserError
-from tsad.models.base import register, require_at_least
+from tsad.models.base import register, require_at_least, require_choice
 from tsad.models.torch_detector import TorchDetector
 
 RECONSTRUCTIONS = ("mse", "gaussian_nll")
@@ -107,9 +106,7 @@ class LSTMVAE(TorchDetector):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_at_least(1, hidden_size=self.hidden_size, latent_size=self.latent_size, num_layers=self.num_layers)
-        if self.reconstruction not in RECONSTRUCTIONS:
-            raise UserError(f"model.reconstruction must be one of {', '.join(RECONSTRUCTIONS)}, "
-                            f"got {self.reconstruction!r}")
+        require_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
 
     def build_module(self, n_channels: int) -> LSTMVAEModule:
         return LSTMVAEModule(n_channels, hidden_size=self.hidden_size, latent_size=self.latent_size,

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import register
+from tsad.models.base import register, require_choice
 from tsad.models.layers import sinusoidal_positions
 from tsad.models.torch_detector import TorchDetector
 
@@ -241,8 +241,7 @@ class PatchAD(TorchDetector):
         if bad:
             raise UserError(f"model.window ({self.window}) must be divisible by every patch size; {bad} do not "
                             f"divide it (e.g. window=105 with patch_sizes=[3,5,7], or window=128 with [4,8,16])")
-        if self.activation not in ACTIVATIONS:
-            raise UserError(f"model.activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        require_choice("activation", self.activation, ACTIVATIONS)
         if not 0 <= self.score_beta <= 1 or not 0 <= self.patch_mx <= 1:
             raise UserError(f"model.score_beta and model.patch_mx must lie in [0, 1], "
                             f"got {self.score_beta} and {self.patch_mx}")

@@ -41,7 +41,7 @@ from torch import nn
 from tsad.data.batches import WindowBatches
 from tsad.data.windows import window_starts
 from tsad.errors import UserError
-from tsad.models.base import register, require_at_least
+from tsad.models.base import register, require_at_least, require_choice
 from tsad.models.layers import sinusoidal_positions
 from tsad.models.torch_detector import TorchDetector
 
@@ -237,10 +237,8 @@ class SDMAE(TorchDetector):
         require_at_least(1, d_model=self.d_model, n_heads=self.n_heads, ff_size=self.ff_size,
                          encoder_layers=self.encoder_layers, teacher_layers=self.teacher_layers,
                          student_layers=self.student_layers)
-        if self.tokens not in TOKENS:
-            raise UserError(f"model.tokens must be one of {', '.join(TOKENS)}, got {self.tokens!r}")
-        if self.scoring not in SCORINGS:
-            raise UserError(f"model.scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}")
+        require_choice("tokens", self.tokens, TOKENS)
+        require_choice("scoring", self.scoring, SCORINGS)
         if self.patch_size < 1 or self.window % self.token_size:
             raise UserError(f"model.window ({self.window}) must be a multiple of model.patch_size ({self.patch_size})")
         if not 0 < self.score_steps <= self.window or self.score_steps % self.token_size:

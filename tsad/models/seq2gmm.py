@@ -54,7 +54,7 @@ from torch import nn
 
 from tsad.errors import UserError
 from tsad.models import gmm
-from tsad.models.base import register
+from tsad.models.base import register, require_choice
 from tsad.models.segmentation import Segmenter, choose_n_segments
 from tsad.models.torch_detector import SeriesTorchDetector
 
@@ -217,12 +217,8 @@ class Seq2GMM(SeriesTorchDetector):
             raise UserError("model.n_segments must be >= 1, or 0 (automatic) with model.max_auto_segments >= 2")
         if not 0.0 <= self.breakpoint_freedom <= 0.5:
             raise UserError(f"model.breakpoint_freedom must be in [0, 0.5], got {self.breakpoint_freedom}")
-        if self.covariance_type not in gmm.COVARIANCE_TYPES:
-            raise UserError(f"model.covariance_type must be one of {', '.join(gmm.COVARIANCE_TYPES)}, "
-                            f"got {self.covariance_type!r}")
-        if self.decoder_input not in DECODER_INPUTS:
-            raise UserError(f"model.decoder_input must be one of {', '.join(DECODER_INPUTS)}, "
-                            f"got {self.decoder_input!r}")
+        require_choice("covariance_type", self.covariance_type, gmm.COVARIANCE_TYPES)
+        require_choice("decoder_input", self.decoder_input, DECODER_INPUTS)
         if min(self.n_components, self.hidden_size, self.em_max_iter, self.epochs) < 1 or self.segment_max_points < 4:
             raise UserError("model.n_components, hidden_size, em_max_iter and epochs must be >= 1 and "
                             "model.segment_max_points >= 4")
