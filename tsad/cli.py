@@ -7,6 +7,7 @@ torch, scikit-learn and matplotlib load inside the task.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import textwrap
 from importlib import resources, util
@@ -20,6 +21,7 @@ from tsad.results import read_metrics
 from tsad.sweeps.gpu import pool_size
 from tsad.sweeps.job import JobContext, folder_hash, folder_values, run_job
 from tsad.sweeps.summary import launched, summarise
+from tsad.validation import preflight
 
 log = logging.getLogger("tsad")
 
@@ -156,6 +158,10 @@ def check_plugins(arguments: list[str]) -> None:
                             f"pip install 'tsad[{needed[1]}]'")
 
 
+# The folder hydra.run.dir named when it already held something: a failing run never removes it.
+held_run_dir: Path | None = None
+
+
 def job_context(run_dir: str) -> JobContext:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -180,6 +186,8 @@ def task(cfg: DictConfig) -> float | None:
     except UserError as error:
         if context.sweep_dir is not None:
             raise
+        if held_run_dir is None or context.run_dir.resolve() != held_run_dir.resolve():
+            remove_run_folder(context.run_dir, Path(config["paths"]["output_dir"]))
         print(f"tsad-run: error: {error}", file=sys.stderr)
         sys.exit(2)
     record = read_metrics(folder) or {}
@@ -189,12 +197,26 @@ def task(cfg: DictConfig) -> float | None:
     return value
 
 
+def remove_run_folder(run_dir: Path, output_dir: Path) -> None:
+    """Remove the folder a single run made before its config failed a check that needs data (e.g. a window longer
+    than the shortest series), and the folders above it that it left empty, up to the output folder."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for parent in run_dir.resolve().parents:
+        if parent == output_dir.resolve() or not parent.is_relative_to(output_dir.resolve()) or any(parent.iterdir()):
+            break
+        parent.rmdir()
+
+
 def main() -> None:
+    global held_run_dir
     try:
         check_modes(sys.argv[1:])
         check_group_overrides(sys.argv[1:])
         check_top_level_keys(sys.argv[1:])
         check_plugins(sys.argv[1:])
+        named_run_dir = preflight(sys.argv[1:])
+        if named_run_dir is not None and named_run_dir.is_dir() and any(named_run_dir.iterdir()):
+            held_run_dir = named_run_dir
     except UserError as error:
         print(f"tsad-run: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsad.data.registry import register_dataset
+from tsad.data.registry import register_dataset, register_settings_check
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
 
@@ -194,6 +194,31 @@ def build(name: str = "quasi_periodic", level: str = "series", seed: int = 0, n_
           cycle_jitter: float = 0.04, warp: float = 0.2, sampling_jitter: float = 0.15,
           noise: float = 0.03) -> DatasetSplits:
     """Series-level quasi-periodic data; see the module docstring for the nuisances and anomaly types."""
+    check_settings(**locals())
+    types = [str(t) for t in anomaly_types]
+    nuisances = Nuisances(period, period_spread, cycle_jitter, warp, sampling_jitter, noise)
+    process = BeatProcess(np.random.default_rng([seed, 0]), n_channels, nuisances)
+    make = lambda stream, n, rate, prefix: _split(process, np.random.default_rng([seed, stream]), n, rate, types,  # noqa: E731
+                                                  min_length, max_length, prefix)
+    train, _ = make(1, n_train, train_contamination, "train")
+    if train_labelled_anomalies > 0:
+        extra, _ = make(4, max(1, int(round(n_train * train_labelled_anomalies))), 1.0, "train_labelled")
+        train = SeriesSet(train.values + extra.values, train.step_labels + extra.step_labels,
+                          np.concatenate([train.series_labels, extra.series_labels]),
+                          labelled=np.arange(len(train) + len(extra)) >= len(train),
+                          timestamps=train.timestamps + extra.timestamps, names=train.names + extra.names)
+    val, _ = make(2, n_val, train_contamination, "val")
+    test, test_kinds = make(3, n_test, test_anomaly_rate, "test")
+    return DatasetSplits(train, val, test, level="series", name=name,
+                         info={"anomaly_types": types, "n_channels": n_channels, "seed": seed,
+                               "test_anomalies_per_type": {t: test_kinds.count(t) for t in types}})
+
+
+@register_settings_check("quasi_periodic")
+def check_settings(*, level, n_channels, min_length, max_length, n_train, n_val, n_test, test_anomaly_rate,
+                   anomaly_types, train_contamination, train_labelled_anomalies, period, period_spread, cycle_jitter,
+                   warp, sampling_jitter, **_) -> None:
+    """The settings' checks, which need no data (tsad-run runs them before it creates a run folder)."""
     types = [str(t) for t in anomaly_types]
     unknown = [t for t in types if t not in ANOMALY_TYPES]
     if unknown or not types:
@@ -214,23 +239,6 @@ def build(name: str = "quasi_periodic", level: str = "series", seed: int = 0, n_
             raise UserError(f"dataset.{key} must be in [0, 1], got {value}")
     if not 0 <= warp < 1:
         raise UserError(f"dataset.warp must be in [0, 1) so that the warp stays monotone, got {warp}")
-
-    nuisances = Nuisances(period, period_spread, cycle_jitter, warp, sampling_jitter, noise)
-    process = BeatProcess(np.random.default_rng([seed, 0]), n_channels, nuisances)
-    make = lambda stream, n, rate, prefix: _split(process, np.random.default_rng([seed, stream]), n, rate, types,  # noqa: E731
-                                                  min_length, max_length, prefix)
-    train, _ = make(1, n_train, train_contamination, "train")
-    if train_labelled_anomalies > 0:
-        extra, _ = make(4, max(1, int(round(n_train * train_labelled_anomalies))), 1.0, "train_labelled")
-        train = SeriesSet(train.values + extra.values, train.step_labels + extra.step_labels,
-                          np.concatenate([train.series_labels, extra.series_labels]),
-                          labelled=np.arange(len(train) + len(extra)) >= len(train),
-                          timestamps=train.timestamps + extra.timestamps, names=train.names + extra.names)
-    val, _ = make(2, n_val, train_contamination, "val")
-    test, test_kinds = make(3, n_test, test_anomaly_rate, "test")
-    return DatasetSplits(train, val, test, level="series", name=name,
-                         info={"anomaly_types": types, "n_channels": n_channels, "seed": seed,
-                               "test_anomalies_per_type": {t: test_kinds.count(t) for t in types}})
 
 
 def _split(process: BeatProcess, rng: np.random.Generator, n: int, rate: float, types: list[str], min_length: int,

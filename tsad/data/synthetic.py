@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tsad.data.registry import register_dataset
+from tsad.data.registry import register_dataset, register_settings_check
 from tsad.data.series import DatasetSplits, SeriesSet, labelled_val_count
 from tsad.errors import UserError
 
@@ -147,18 +147,8 @@ def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_chann
     validation split drawn like test (a number below 1 is a fraction of n_test, a whole
     number from 1 up a count of series) for thresholds such as val_best_f1.
     """
-    types = _check_types(anomaly_types)
-    _check_counts(seed=(seed, 0), n_channels=(n_channels, 1), n_train=(n_train, 1), n_val=(n_val, 0),
-                  n_test=(n_test, 1), min_length=(min_length, 1), max_length=(max_length, 1),
-                  n_anomalies=(n_anomalies, 0))
-    if level not in ("series", "point"):
-        raise UserError(f"dataset.level must be 'series' or 'point', got {level!r}")
-    if not 1 <= min_length <= max_length:
-        raise UserError(f"dataset.min_length ({min_length}) must be between 1 and dataset.max_length ({max_length})")
-    for key, value in (("test_anomaly_rate", test_anomaly_rate), ("train_contamination", train_contamination),
-                       ("train_labelled_anomalies", train_labelled_anomalies)):
-        if not 0 <= value <= 1:
-            raise UserError(f"dataset.{key} must be a fraction in [0, 1], got {value}")
+    check_settings(**locals())
+    types = [str(t) for t in anomaly_types]
     n_labelled_val = labelled_val_count(labelled_val, n_test, "n_test")
     rng = np.random.default_rng(seed)
     process = SignalProcess(rng, n_channels, noise=noise)
@@ -182,6 +172,26 @@ def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_chann
     return DatasetSplits(train, val, test, level=level, name=name, labelled_val=labelled,
                          info={"anomaly_types": types, "n_channels": n_channels, "seed": seed,
                                "n_labelled_val": n_labelled_val})
+
+
+@register_settings_check("synthetic")
+def check_settings(*, level, seed, n_channels, min_length, max_length, n_train, n_val, n_test, test_anomaly_rate,
+                   anomaly_types, train_contamination, train_labelled_anomalies, n_anomalies, labelled_val,
+                   **_) -> None:
+    """The settings' checks, which need no data (tsad-run runs them before it creates a run folder)."""
+    _check_types(anomaly_types)
+    _check_counts(seed=(seed, 0), n_channels=(n_channels, 1), n_train=(n_train, 1), n_val=(n_val, 0),
+                  n_test=(n_test, 1), min_length=(min_length, 1), max_length=(max_length, 1),
+                  n_anomalies=(n_anomalies, 0))
+    if level not in ("series", "point"):
+        raise UserError(f"dataset.level must be 'series' or 'point', got {level!r}")
+    if not 1 <= min_length <= max_length:
+        raise UserError(f"dataset.min_length ({min_length}) must be between 1 and dataset.max_length ({max_length})")
+    for key, value in (("test_anomaly_rate", test_anomaly_rate), ("train_contamination", train_contamination),
+                       ("train_labelled_anomalies", train_labelled_anomalies)):
+        if not 0 <= value <= 1:
+            raise UserError(f"dataset.{key} must be a fraction in [0, 1], got {value}")
+    labelled_val_count(labelled_val, n_test, "n_test")
 
 
 def _series_split(rng, process, n, rate, prefix, min_length, max_length, types, magnitude, segment_fraction):

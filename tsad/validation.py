@@ -1,0 +1,267 @@
+"""Validation at the door of `tsad-run`: every job's config is checked before Hydra creates a run folder.
+
+The config is composed from the command line as Hydra will compose it (the same config module, --config-dir,
+--config-name, presets and overrides). For a sweep with the basic sweeper (-m, or a preset's hydra.sweeper.params)
+every job's config is checked, up to MAX_SWEEP_JOBS jobs; a larger sweep is checked on as many jobs as its longest
+list of values, which between them use every value of every swept key. Other sweepers (Optuna) draw their jobs as
+they go: their base config is checked. The checks are those the run makes before it reads data, each owned by
+the part it concerns (the model registry, the dataset family, the trainer, the threshold policies, the
+post-processing, the logger, the seed and the device); this module only names unknown keys with the nearest valid
+ones, and refuses a run folder known in advance that holds a finished run, before Hydra rewrites its `.hydra/`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import os
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from tsad.errors import UserError
+from tsad.results import OK, read_metrics
+
+MAX_SWEEP_JOBS = 32
+GROUPS = ("model", "dataset", "trainer", "threshold", "postprocess", "logger")
+FAILED_OVERRIDE = re.compile(r"Could not override '([^']+)'")
+
+
+def preflight(arguments: list[str]) -> Path | None:
+    """Check the config of every job the command line asks for; a one-line UserError on the first problem.
+
+    Returns the run folder a single run names with hydra.run.dir (None otherwise or when nothing is run).
+    """
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+
+    args = get_args_parser().parse_args(arguments)
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.experimental_rerun:
+        return None
+    try:
+        composer = Composer(args.config_dir, args.config_name or "config")
+        multirun = args.multirun or composer.mode(args.overrides) == RunMode.MULTIRUN
+        if multirun:
+            check_sweep(composer, args.overrides)
+            return None
+        config = composer.compose(args.overrides, RunMode.RUN)
+        check_config(job_config(config), choices(config))
+        if "hydra.run.dir" in override_keys(config.hydra.overrides.hydra):
+            run_dir = Path(config.hydra.run.dir)
+            check_not_finished(run_dir, job_config(config), sweep=False)
+            return run_dir
+        return None
+    except (HydraException, OmegaConfBaseException) as error:
+        raise UserError(one_line(str(error))) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+class Composer:
+    """Hydra's composition of tsad's config, from the search path `tsad-run` itself uses."""
+
+    def __init__(self, config_dir: str | None, config_name: str):
+        from hydra._internal.hydra import Hydra
+        from hydra._internal.utils import create_automatic_config_search_path
+        from hydra.core.config_search_path import SearchPathQuery
+
+        search_path = create_automatic_config_search_path(None, "tsad.cli", "conf")
+        if config_dir is not None:
+            folder = os.path.abspath(config_dir)
+            if not os.path.isdir(folder):
+                raise UserError(f"--config-dir {config_dir}: no such folder")
+            search_path.prepend(provider="command-line", path=f"file://{folder}",
+                                anchor=SearchPathQuery(provider="schema"))
+        self.hydra = Hydra.create_main_hydra2(task_name="tsad", config_search_path=search_path)
+        self.config_name = config_name
+
+    def mode(self, overrides: list[str]):
+        return self.hydra.get_mode(config_name=self.config_name, overrides=list(overrides))
+
+    def compose(self, overrides: list[str], run_mode) -> DictConfig:
+        """The composed config; an override of a key the config lacks fails naming the nearest keys."""
+        from hydra.errors import ConfigCompositionException
+
+        try:
+            return self._compose(overrides, run_mode)
+        except ConfigCompositionException as error:
+            failed = FAILED_OVERRIDE.search(str(error))
+            if failed is None:
+                raise
+            key = failed.group(1)
+            rest = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != key]
+            raise unknown_key(key, self._compose(rest, run_mode)) from None
+
+    def _compose(self, overrides: list[str], run_mode) -> DictConfig:
+        return self.hydra.compose_config(self.config_name, list(overrides), run_mode=run_mode,
+                                         with_log_configuration=False)
+
+
+def unknown_key(key: str, config: DictConfig) -> UserError:
+    """The error for an override of `key`, which `config` lacks: the nearest key its parent has, and all of them."""
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(config, parent) if parent else config
+    if not isinstance(node, DictConfig):
+        return UserError(f"unknown key {key!r}: {parent} is not a section of the config")
+    known = [str(k) for k in node if k != "hydra"]
+    group = parent if parent in GROUPS else None
+    owner = f"{group} {choices(config).get(group)}" if group else parent or "the config"
+    return unknown_key_error(key, known, owner)
+
+
+def unknown_key_error(key: str, known: list[str], owner: str) -> UserError:
+    parent, _, name = key.rpartition(".")
+    nearest = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {parent + '.' if parent else ''}{nearest[0]}?" if nearest else ""
+    return UserError(f"unknown key {key!r}{hint} ({owner} has: {', '.join(sorted(known))})")
+
+
+def check_sweep(composer: Composer, overrides: list[str]) -> None:
+    """Check every job of a basic sweep (or the jobs that use every value, see the module docstring), or the base
+    config of another sweeper's."""
+    from hydra.types import RunMode
+
+    base = composer.compose(overrides, RunMode.MULTIRUN)
+    jobs = sweep_jobs(base)
+    if jobs is None:
+        check_config(job_config(base), choices(base))
+        return
+    hydra_overrides = list(base.hydra.overrides.hydra)
+    sweep_dir = Path(base.hydra.sweep.dir) if "hydra.sweep.dir" in override_keys(hydra_overrides) else None
+    values = defaultdict(set)
+    for override in itertools.chain(*jobs):
+        values[override.split("=", 1)[0]].add(override)
+    swept = {key for key, overrides in values.items() if len(overrides) > 1}  # to name a failing job by
+    for job in jobs:
+        try:
+            config = composer.compose([*hydra_overrides, *job], RunMode.MULTIRUN)
+            check_config(job_config(config), choices(config))
+            if sweep_dir is not None:
+                check_not_finished(sweep_dir / config.hydra.sweep.subdir, job_config(config), sweep=True)
+        except UserError as error:
+            named = [o for o in job if o.split("=", 1)[0] in swept]
+            raise UserError(f"{error} [sweep job: {' '.join(named) or 'the only one'}]") from None
+
+
+def sweep_jobs(base: DictConfig) -> list[list[str]] | None:
+    """The overrides of each job the basic sweeper would launch (None for another sweeper), as it splits them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not str(base.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+        return None
+    params = [f"{key}={value}" for key, value in (base.hydra.sweeper.get("params") or {}).items()]
+    values = {}
+    for override in OverridesParser.create().parse_overrides([*params, *base.hydra.overrides.task]):
+        values[override.get_key_element()] = [job[0] for job in BasicSweeper.split_arguments([override], None)[0]]
+    lists = list(values.values())
+    if len(lists) == 0:
+        return [[]]
+    n_jobs = 1
+    for alternatives in lists:
+        n_jobs *= len(alternatives)
+    if n_jobs <= MAX_SWEEP_JOBS:
+        return [list(job) for job in itertools.product(*lists)]
+    return [[alternatives[i % len(alternatives)] for alternatives in lists] for i in range(max(map(len, lists)))]
+
+
+def check_config(config: dict, chosen: dict) -> None:
+    """The checks a run makes before it reads data, on one job's resolved config (`chosen`: the group options)."""
+    from tsad.evaluation.thresholds import validate_threshold_config
+    from tsad.experiment import DEFAULT_PROTOCOL
+    from tsad.models.base import detector_from_config
+    from tsad.postprocess import PostProcess
+    from tsad.protocols import PROTOCOLS
+    from tsad.runtime import resolve_device, seed_everything
+    from tsad.sweeps.job import check_objective, needs_labelled_val
+    from tsad.tracking import check_logger
+    from tsad.training.trainer import Trainer
+
+    protocol = config["dataset"].get("protocol") or DEFAULT_PROTOCOL
+    PROTOCOLS.get(protocol)
+    for section, (known, owner) in known_keys(config, chosen, protocol).items():
+        unknown = sorted(set(config.get(section) or {}) - set(known))
+        if unknown:
+            raise unknown_key_error(f"{section}.{unknown[0]}", known, owner)
+    needs_labelled_val(check_objective(config.get("objective")), config["dataset"])
+    check_logger(config.get("logger"))
+    seed_everything(config["seed"])
+    device = resolve_device(str(config["device"]))
+    threshold = validate_threshold_config(dict(config["threshold"]))
+    postprocess = PostProcess.from_config(config.get("postprocess"))
+    Trainer(dict(config["trainer"]), device=device)
+    detector = detector_from_config(config, device, causal=protocol == "nab")
+    if protocol == "nab":
+        from tsad.protocols.nab import check_causal, check_threshold_for, protocol_settings
+
+        protocol_settings(dict(config["dataset"]))
+        check_threshold_for(postprocess, threshold)
+        check_causal(detector)
+    else:
+        from tsad.data.registry import check_dataset
+
+        check_dataset(dict(config["dataset"]))
+
+
+def known_keys(config: dict, chosen: dict, protocol: str) -> dict[str, tuple[list[str], str]]:
+    """For each section whose keys a part of tsad reads: the keys it accepts and who accepts them (for errors)."""
+    import inspect
+    from dataclasses import fields
+
+    from tsad.data.registry import builder_keys
+    from tsad.evaluation.thresholds import POLICIES
+    from tsad.models.base import MODELS, hyperparameters
+    from tsad.models.tta import TestTimeAugmentation
+    from tsad.postprocess import PostProcess
+    from tsad.training.trainer import DEFAULTS
+
+    model = config["model"]["name"]
+    sections = {
+        "model": (["name", *(spec.name for spec in hyperparameters(MODELS.get(model)))], f"model {model}"),
+        "trainer": (list(DEFAULTS), f"trainer {chosen.get('trainer')}"),
+        "postprocess": ([spec.name for spec in fields(PostProcess)], f"postprocess {chosen.get('postprocess')}"),
+        "tta": ([name for name in inspect.signature(TestTimeAugmentation).parameters], "tta"),
+    }
+    policy = config["threshold"].get("policy")
+    if policy in POLICIES:
+        sections["threshold"] = (["policy", *POLICIES[policy]], f"threshold {policy}")
+    if protocol != "nab":
+        sections["dataset"] = (builder_keys(config["dataset"].get("family")), f"dataset {chosen.get('dataset')}")
+    return sections
+
+
+def check_not_finished(run_dir: Path, config: dict, sweep: bool) -> None:
+    """Refuse, as the job itself would, a run folder holding a finished run that this run may not replace."""
+    if config.get("resume") or config.get("overwrite") or (read_metrics(run_dir) or {}).get("status") != OK:
+        return
+    if sweep:
+        fix = "add resume=true to keep it, choose another hydra.sweep.dir, or add overwrite=true to replace it"
+    else:
+        fix = "choose another hydra.run.dir, or add overwrite=true to replace it"
+    raise UserError(f"{run_dir} holds a finished run (status {OK}); {fix}")
+
+
+def job_config(config: DictConfig) -> dict:
+    """The resolved config a job gets (without Hydra's own node)."""
+    job = config.copy()
+    with open_dict(job):
+        job.pop("hydra", None)
+    return OmegaConf.to_container(job, resolve=True)
+
+
+def choices(config: DictConfig) -> dict:
+    return dict(OmegaConf.select(config, "hydra.runtime.choices", default={}) or {})
+
+
+def override_keys(overrides) -> set[str]:
+    return {str(o).lstrip("+~").split("=", 1)[0] for o in overrides}
+
+
+def one_line(message: str) -> str:
+    """Hydra's and OmegaConf's multi-line messages in one line."""
+    return " ".join(line.strip() for line in message.strip().splitlines() if line.strip())
