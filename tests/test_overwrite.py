@@ -1,5 +1,6 @@
-"""No run is overwritten unless asked (overwrite=true); SIGTERM ends a run as INTERRUPTED, resumable, and a run killed
-mid-training and resumed ends exactly as an uninterrupted one."""
+"""No run is overwritten unless asked (overwrite=true), and then only by a run that finishes: a run writes into a
+staging folder that replaces the folder's results when it ends. SIGTERM ends a run as INTERRUPTED, resumable, and a
+run killed mid-training and resumed ends exactly as an uninterrupted one."""
 
 import csv
 import os
@@ -10,8 +11,8 @@ import time
 import pytest
 from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
 
+from tsad.results import LAST_CHECKPOINT, STAGING_DIR, find_run_folders
 from tsad.sweeps import job
-from tsad.sweeps.job import LAST_CHECKPOINT
 
 FAST = ["model=random", *TINY_SERIES]
 
@@ -65,12 +66,93 @@ def test_sigterm_during_a_job_records_it_as_interrupted_and_the_handler_is_resto
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+RESULT = {"level": "series", "metrics": {"series": {"roc_auc": 0.75}}, "headline": {"roc_auc": 0.75}}
+
+
+def stub_run(monkeypatch, files: dict[str, str], outcome: BaseException | None = None):
+    """tsad.experiment.run replaced by one that writes `files` ({relative path: text}) into its folder, then
+    raises `outcome` or returns RESULT."""
+    import tsad.experiment
+
+    def run(config, run_dir, epoch_callbacks=()):
+        for name, text in files.items():
+            (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (run_dir / name).write_text(text)
+        if outcome is not None:
+            raise outcome
+        return dict(RESULT)
+
+    monkeypatch.setattr(tsad.experiment, "run", run)
+
+
+def run_stub_job(run_dir, seed: int = 0, **settings):
+    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic"}, "seed": seed, "trainer": {}, **settings}
+    try:
+        job.run_job(config, job.JobContext(run_dir))
+    except (RuntimeError, KeyboardInterrupt):
+        pass
+
+
+def folder_bytes(run_dir) -> dict:
+    """Every file of the run folder but the staging folder's, with its bytes."""
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*"))
+            if p.is_file() and STAGING_DIR not in p.relative_to(run_dir).parts}
+
+
+@pytest.mark.parametrize("outcome", [RuntimeError("boom"), KeyboardInterrupt("ended by SIGTERM")])
+def test_a_failing_rerun_with_overwrite_keeps_the_finished_run_byte_identical(tmp_path, monkeypatch, outcome):
+    run_dir = tmp_path / "run"
+    stub_run(monkeypatch, {"scores/test.csv": "old", "model/weights": "old", "history.csv": "old"})
+    run_stub_job(run_dir)
+    finished = folder_bytes(run_dir)
+    assert read_metrics(run_dir)["status"] == "OK" and set(finished) >= {"scores/test.csv", "job.json"}
+
+    stub_run(monkeypatch, {"scores/test.csv": "half-writ", "plots/new.png": "new"}, outcome)
+    run_stub_job(run_dir, seed=1, overwrite=True)
+    assert folder_bytes(run_dir) == finished
+    attempt = read_metrics(run_dir / STAGING_DIR)  # the failed attempt's own record and files, beside the run
+    assert attempt["status"] == job.failure_status(outcome) and attempt["seed"] == 1
+    assert (run_dir / STAGING_DIR / "plots" / "new.png").exists()
+    assert find_run_folders([tmp_path]) == [run_dir.resolve()], "a staged attempt is not a run of its own"
+
+
+def test_a_finished_rerun_with_overwrite_replaces_every_file_of_the_earlier_run(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
+    (run_dir / "notes.txt").write_text("the user's")
+    stub_run(monkeypatch, {"scores/test.csv": "old", "plots/old.png": "old"})
+    run_stub_job(run_dir)
+    stub_run(monkeypatch, {"scores/test.csv": "new"}, RuntimeError("boom"))
+    run_stub_job(run_dir, overwrite=True)  # leaves a failed attempt in the staging folder
+
+    stub_run(monkeypatch, {"scores/test.csv": "new", "history.csv": "new"})
+    run_stub_job(run_dir, seed=1, overwrite=True)
+    assert sorted(folder_bytes(run_dir)) == [".hydra/config.yaml", "history.csv", "job.json", "metrics.json",
+                                             "notes.txt", "scores/test.csv"]
+    assert (run_dir / "scores" / "test.csv").read_text() == "new" and read_metrics(run_dir)["seed"] == 1
+    assert not (run_dir / STAGING_DIR).exists()
+
+
+def test_an_interrupted_run_replaces_a_failed_one_whole_and_stays_resumable(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    stub_run(monkeypatch, {"scores/test.csv": "failed", "plots/old.png": "failed"}, RuntimeError("boom"))
+    run_stub_job(run_dir)
+    stub_run(monkeypatch, {"history.csv": "1 epoch", "model/checkpoints/last.pt": "weights"},
+             KeyboardInterrupt("ended by SIGTERM"))
+    run_stub_job(run_dir)
+    assert sorted(folder_bytes(run_dir)) == ["history.csv", "job.json", "metrics.json", "model/checkpoints/last.pt"]
+    assert read_metrics(run_dir)["status"] == "INTERRUPTED"
+    digest = read_metrics(run_dir)["config_hash"]
+    assert job.checkpoint_to_resume([run_dir], digest) == run_dir / LAST_CHECKPOINT
+
+
 def start_and_wait_for_a_checkpoint(run_dir, args: list[str], epochs: int = 1) -> subprocess.Popen:
     """Start tsad-run in `run_dir`; return once its last checkpoint holds `epochs` epochs (history.csv is written
     just after)."""
     process = subprocess.Popen([TSAD_RUN, *args, f"hydra.run.dir={run_dir}"], cwd=run_dir.parent,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    history = run_dir / "history.csv"
+    history = run_dir / STAGING_DIR / "history.csv"
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
         if history.exists() and len(history.read_text().splitlines()) > epochs:
@@ -109,10 +191,12 @@ def test_a_run_killed_mid_training_and_resumed_ends_exactly_as_an_uninterrupted_
     os.kill(process.pid, signal.SIGKILL)
     process.communicate(timeout=60)
     assert not (parts / "metrics.json").exists(), "killed mid-training, before the run could record anything"
+    assert sorted(p.name for p in parts.iterdir()) == [STAGING_DIR, ".hydra", "run.log"], "nothing half-written"
 
     run_tsad([*LONG_TRAINING, f"hydra.run.dir={parts}", "resume=true"], tmp_path)
     resumed, uninterrupted = read_metrics(parts), read_metrics(whole)
-    assert resumed["resumed_from_checkpoint"] == str(parts / LAST_CHECKPOINT)
+    assert resumed["resumed_from_checkpoint"] == str(parts / STAGING_DIR / LAST_CHECKPOINT)
+    assert not (parts / STAGING_DIR).exists()
     for key in ("metrics", "validation", "threshold", "headline"):
         assert resumed[key] == uninterrupted[key], key
 

@@ -10,14 +10,24 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import os
 import platform
+import shutil
 import subprocess
 from pathlib import Path
 
 from tsad.errors import NaNLossError, UserError
 
+log = logging.getLogger("tsad")
+
 METRICS_FILE = "metrics.json"
+JOB_FILE = "job.json"  # the attempt's facts (config hash, host, pid, start time) and, once moved in, the files it wrote
+# Inside the run folder: the running attempt writes its outputs to STAGING_DIR, and they are moved into the run folder
+# when it ends (publish); the results they replace wait in REPLACED_DIR meanwhile. Hydra's .hydra/ and run.log stay.
+STAGING_DIR = ".staging"
+REPLACED_DIR = ".replaced"
+LAST_CHECKPOINT = Path("model") / "checkpoints" / "last.pt"
 
 # ---------------------------------------------------------------------------- statuses
 
@@ -115,6 +125,75 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+def end_attempt(run_dir: Path, status: str) -> Path:
+    """The folder for the record of an attempt that ended with `status`: `run_dir`, into which the attempt's
+    staged files are moved (publish), unless the attempt failed and `run_dir` holds a finished run (status OK).
+    That run then stays as it is, and the attempt's files and record stay in the staging folder."""
+    run_dir = Path(run_dir)
+    if status == OK or (read_metrics(run_dir) or {}).get("status") != OK:
+        publish(run_dir)
+        return run_dir
+    log.warning("warning: %s keeps its earlier finished run; this attempt (%s) left its record and files in %s",
+                run_dir, status, run_dir / STAGING_DIR)
+    return run_dir / STAGING_DIR
+
+
+def publish(run_dir: Path) -> None:
+    """Move the attempt staged in `run_dir`/.staging into `run_dir`, in place of the results there; its record
+    (metrics.json) is written after.
+
+    The earlier metrics.json goes aside first, so a reader of the folder finds the earlier run, then no run,
+    then the new one, never parts of both. Only what a run wrote is replaced: the names in the earlier
+    job.json's `files` (or, for older runs, the names the new run writes), never Hydra's files or others.
+    """
+    run_dir = Path(run_dir)
+    staging, aside = run_dir / STAGING_DIR, run_dir / REPLACED_DIR
+    new = sorted({p.name for p in staging.iterdir()} | {JOB_FILE, METRICS_FILE})
+    write_json_atomic(staging / JOB_FILE, {**(read_json(staging / JOB_FILE) or {}), "files": new})
+    earlier = {METRICS_FILE, *new, *_run_files(read_json(run_dir / JOB_FILE))}
+    shutil.rmtree(aside, ignore_errors=True)
+    aside.mkdir()
+    for name in sorted(earlier, key=lambda name: name != METRICS_FILE):
+        if (run_dir / name).exists() or (run_dir / name).is_symlink():
+            os.replace(run_dir / name, aside / name)
+    for name in new:
+        if (staging / name).exists():
+            os.replace(staging / name, run_dir / name)
+    staging.rmdir()
+    shutil.rmtree(aside)
+
+
+def finished_run(folders: list[Path], digest: str) -> tuple[Path, dict] | None:
+    """The first folder whose metrics.json is a finished run (status OK) of the config with this hash."""
+    for folder in folders:
+        record = read_metrics(folder)
+        if record and record.get("status") == OK and record.get("config_hash") == digest:
+            return folder, record
+    return None
+
+
+def checkpoint_to_resume(folders: list[Path], digest: str) -> Path | None:
+    """The last checkpoint an unfinished run of this config left behind (saved after that run started): in the
+    staging folder of an attempt that was killed, or among the results of one that recorded its end."""
+    for folder in folders:
+        for place in (folder / STAGING_DIR, folder):
+            job = read_json(place / JOB_FILE)
+            checkpoint = place / LAST_CHECKPOINT
+            if (job and job.get("config_hash") == digest and checkpoint.exists()
+                    and checkpoint.stat().st_mtime >= job.get("started_at", float("inf"))):
+                return checkpoint
+    return None
+
+
+def _run_files(job: dict | None) -> list[str]:
+    """The names of a published run's outputs in its job.json, leaving out any that is not a plain name."""
+    files = (job or {}).get("files")
+    if not isinstance(files, list):
+        return []
+    return [name for name in files if isinstance(name, str) and name == Path(name).name
+            and name not in ("", ".", "..", STAGING_DIR, REPLACED_DIR, ".hydra")]
+
+
 def _jsonable(value):
     import numpy as np
 
@@ -210,13 +289,20 @@ def find_run_folders(paths) -> list[Path]:
     for path in map(Path, paths):
         if not path.exists():
             raise UserError(f"{path} does not exist; give run folders or folders that hold them")
-        folders.update(p.parent.resolve() for p in path.rglob(METRICS_FILE))
-        folders.update(p.parent.parent.resolve() for p in path.rglob(".hydra/config.yaml"))
+        folders.update(p.parent.resolve() for p in path.rglob(METRICS_FILE)
+                       if not _in_staging(p.relative_to(path)))
+        folders.update(p.parent.parent.resolve() for p in path.rglob(".hydra/config.yaml")
+                       if not _in_staging(p.relative_to(path)))
         if (path / METRICS_FILE).exists() or (path / ".hydra" / "config.yaml").exists():
             folders.add(path.resolve())
     if not folders:
         raise UserError(f"no run folders (with metrics.json) under {', '.join(map(str, paths))}")
     return sorted(folders)
+
+
+def _in_staging(path: Path) -> bool:
+    """Whether `path` lies in a run's staging folder or among the results it is replacing: not a run of its own."""
+    return bool({STAGING_DIR, REPLACED_DIR} & set(path.parts))
 
 
 def read_run(folder: Path) -> dict:

@@ -135,7 +135,7 @@ def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
             "oracle_counts": oracle["counts"],
             "score_mapping": "running rank of the detector's raw scores within each file (ties low)",
             "postprocess": asdict(postprocess),
-            "results_dir": str(run_dir / "nab_results" / detector_name),
+            "results_dir": f"nab_results/{detector_name}",  # in the run folder (run_dir is where the run is staged)
         },
         "validation": {},
         "headline": {**headline({"point": point}, "point"),

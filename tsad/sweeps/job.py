@@ -4,7 +4,8 @@
 resumes when `resume=true`, refuses to replace a finished run unless `overwrite=true`, takes a
 GPU slot under hydra/launcher=gpu_pool, turns SIGTERM (how SLURM ends a job at its time limit)
 into KeyboardInterrupt so an ended job is recorded as INTERRUPTED and stays resumable, and writes the
-run's metrics.json once, when the job ends: finished, failed or interrupted. The run returns
+run's metrics.json once, when the job ends: finished, failed or interrupted. The run writes into the run
+folder's .staging/, moved into the run folder when the job ends (tsad.results.end_attempt). The run returns
 the result part of the record; the job adds who ran (model, dataset, seed, tags), how it ended
 (status, error), timing, environment and the sweep's facts (config hash, job number, GPU slot,
 the checkpoint it resumed from). The sweep's journal says the same for the summary, and the
@@ -29,17 +30,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tsad.errors import UserError
-from tsad.results import (
+from tsad.results import (  # noqa: F401 (LAST_CHECKPOINT: named from here by tests)
+    JOB_FILE,
+    LAST_CHECKPOINT,
     METRICS_FILE,
     NOT_COMPARED_KEYS,
     OK,
     RUNNING,
+    STAGING_DIR,
+    checkpoint_to_resume,
     config_hash,
+    end_attempt,
     environment,
     error_text,
     failure_status,
+    finished_run,
     is_under,
-    read_json,
     read_metrics,
     write_json_atomic,
 )
@@ -49,8 +55,6 @@ from tsad.tracking import Tracker, check_logger, open_tracker
 
 log = logging.getLogger(__name__)
 
-JOB_FILE = "job.json"          # written into the run folder when a job starts: config hash, host, pid, start time
-LAST_CHECKPOINT = Path("model") / "checkpoints" / "last.pt"
 OBJECTIVE_PREFIX = "validation."
 FOLDER_HASH_DIGITS = 8
 # Overrides a job folder's name leaves out: the model, dataset and seed it names already, the presets that set up
@@ -122,6 +126,8 @@ class Job:
         self.run_dir = Path(context.run_dir)
         # None until the attempt begins: till then the folder may hold an earlier attempt's record.
         self.record: dict | None = None
+        self.staging: Path | None = None  # where the attempt writes, once it begins
+        self.record_folder = self.run_dir  # where metrics.json says how the job ended
         self.sweep_facts = {} if context.job_num is None else {"job_num": context.job_num}
         self.finished_folder: Path | None = None
         self.skipped = False
@@ -178,9 +184,14 @@ class Job:
         raise UserError(f"{self.run_dir} holds a finished run (status {OK}); {fix}")
 
     def _begin(self, digest: str) -> None:
-        """From here on the folder holds this attempt: an older record in it would be taken for its result."""
-        (self.run_dir / METRICS_FILE).unlink(missing_ok=True)
-        write_json_atomic(self.run_dir / JOB_FILE, {"config_hash": digest, "started_at": time.time(),
+        """From here on the attempt writes to a fresh staging folder; the run folder's results stay as they are
+        until the attempt ends. An earlier attempt's staging folder is kept only when this one resumes from it."""
+        self.staging = self.run_dir / STAGING_DIR
+        resume_from = self.config["trainer"].get("resume_from")
+        if not (resume_from and Path(resume_from).resolve().is_relative_to(self.staging.resolve())):
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.staging / JOB_FILE, {"config_hash": digest, "started_at": time.time(),
                                                     "host": platform.node(), "pid": os.getpid(),
                                                     "job_num": self.context.job_num})
         self.record = {"status": RUNNING, "run_dir": str(self.run_dir)}
@@ -207,7 +218,7 @@ class Job:
         started = time.perf_counter()
         try:
             self.tracker = open_tracker(config, self.run_dir, self.context.sweep_dir)
-            self.record.update(run(config, self.run_dir, epoch_callbacks=(self.tracker.log_epoch,)))
+            self.record.update(run(config, self.staging, epoch_callbacks=(self.tracker.log_epoch,)))
             self.record["status"] = OK
         except BaseException as error:
             self.record["status"] = failure_status(error)
@@ -239,14 +250,18 @@ class Job:
             self.record.update(status=failure_status(error), error=error_text(error))
 
     def write_record(self) -> None:
-        """metrics.json, once: the record with the sweep's facts (nothing when the job skipped its run)."""
-        if self.record is not None:
-            write_json_atomic(self.run_dir / METRICS_FILE, {**self.record, **self.sweep_facts})
+        """metrics.json, once: the record with the sweep's facts (nothing when the job skipped its run); into the
+        run folder when the job failed before its attempt began, else as tsad.results.end_attempt says."""
+        if self.record is None:
+            return
+        if self.staging is not None:
+            self.record_folder = end_attempt(self.run_dir, self.record["status"])
+        write_json_atomic(self.record_folder / METRICS_FILE, {**self.record, **self.sweep_facts})
 
     def close_tracker(self) -> None:
         """Hand the record metrics.json now holds to the experiment logger, if the run opened one."""
         if self.tracker is not None:
-            self.tracker.close({**self.record, **self.sweep_facts}, self.run_dir)
+            self.tracker.close({**self.record, **self.sweep_facts}, self.record_folder)
 
     def journal_entry(self) -> dict:
         if self.error is None:
@@ -330,26 +345,6 @@ def job_folders(run_dir: Path, sweep_dir: Path | None, digest: str) -> list[Path
         folders += sorted(p for p in Path(sweep_dir).iterdir() if p.name.endswith(suffix) and p != Path(run_dir)
                           and p.is_dir())
     return folders
-
-
-def finished_run(folders: list[Path], digest: str) -> tuple[Path, dict] | None:
-    """The first folder whose metrics.json is a finished run (status OK) of the config with this hash."""
-    for folder in folders:
-        record = read_metrics(folder)
-        if record and record.get("status") == OK and record.get("config_hash") == digest:
-            return folder, record
-    return None
-
-
-def checkpoint_to_resume(folders: list[Path], digest: str) -> Path | None:
-    """The last checkpoint an unfinished run of this config left behind (saved after that run started)."""
-    for folder in folders:
-        job = read_json(folder / JOB_FILE)
-        checkpoint = folder / LAST_CHECKPOINT
-        if (job and job.get("config_hash") == digest and checkpoint.exists()
-                and checkpoint.stat().st_mtime >= job.get("started_at", float("inf"))):
-            return checkpoint
-    return None
 
 
 # ---------------------------------------------------------------------------- the objective
