@@ -1,19 +1,22 @@
 """Bad input ends in a one-line error that names the key, the value and what is allowed: never a traceback.
 
 Most cases call the validating code in-process (model __post_init__, the synthetic dataset, the threshold
-config, the seed); a representative set runs `tsad-run` / `tsad-table` as subprocesses, which fail
-before any training.
+config, the seed). DOOR_CASES are whole `tsad-run` command lines, every config group among them, that must fail
+at the door: exit code 2, one stderr line, and no folder created. They run in one subprocess that calls tsad-run's
+main once per case (a process per case would take minutes); a representative set runs `tsad-run` / `tsad-table`
+as subprocesses of their own.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_SERIES, TSAD_RUN
+from conftest import TINY_SERIES, TSAD_RUN, run_folders, run_tsad
 
 from tsad.errors import UserError
 
@@ -123,6 +126,8 @@ def test_tsad_run_fails_in_one_line(args, tmp_path):
                              f"paths.output_dir={tmp_path}", *args],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     _assert_one_line_error(result, "tsad-run")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert list(tmp_path.iterdir()) == [], "no folder is created for a config error"
 
 
 @pytest.mark.parametrize("args", [["--digits", "-2"], ["--format", "xls"], ["--by", "dataset"]], ids=" ".join)
@@ -130,3 +135,183 @@ def test_tsad_table_fails_in_one_line(args, tmp_path):
     result = subprocess.run([TSAD_TABLE, str(tmp_path), *args], cwd=tmp_path, capture_output=True, text=True,
                             timeout=60)
     _assert_one_line_error(result, "tsad-table")
+
+
+# (command line, what the one stderr line must name): each fails before Hydra creates any folder.
+DOOR_CASES = [
+    # model
+    (["model=lstm_vae", "model.window=0"], "model.window must be an integer >= 1, got 0"),
+    (["model.window=abc"], "model.window must be a number"),
+    (["model.step_reduce=median"], "model.step_reduce must be one of"),
+    (["model=knn", "model.k=0"], "model.k must be an integer >= 1"),
+    (["model=patchtrad", "model.n_heads=0"], "model.n_heads"),
+    (["model=iforest", "model.n_estimators=0"], "model.n_estimators"),
+    (["model=zscore", "model.window=1"], "model.window must be an integer >= 2"),
+    (["model=carla", "model.mid_channels=0"], "model.mid_channels"),
+    (["model.hidden_size=big"], "model.hidden_size must be a number"),
+    (["model=nope"], "unknown model 'nope'"),
+    # dataset
+    (["dataset.n_channels=0"], "dataset.n_channels must be an integer >= 1"),
+    (["dataset.n_train=0"], "dataset.n_train must be an integer >= 1"),
+    (["dataset.min_length=100", "dataset.max_length=50"], "dataset.min_length (100)"),
+    (["dataset.level=foo"], "dataset.level must be"),
+    (["dataset.anomaly_types=[meteor]"], "dataset.anomaly_types: unknown"),
+    (["dataset.labelled_val=-1"], "dataset.labelled_val must be"),
+    (["dataset=quasi_periodic", "dataset.warp=1.5"], "dataset.warp must be in [0, 1)"),
+    (["dataset=quasi_periodic", "dataset.min_length=10"], "dataset.min_length (10) must be at least 3 cycles"),
+    (["dataset.normalise=zscore"], "dataset.normalise must be one of"),
+    (["dataset.family=nope"], "unknown dataset.family 'nope'"),
+    (["dataset=nab", "model=zscore", "dataset.retrain_every=0"], "dataset.retrain_every must be"),
+    (["dataset=nab", "model=zscore", "dataset.level=series"], "dataset.level=point"),
+    # trainer
+    (["trainer.batch_size=0"], "trainer.batch_size must be a positive integer"),
+    (["trainer.lr=-1"], "trainer.lr must be a non-negative number"),
+    (["trainer.schedule=step"], "trainer.schedule must be one of"),
+    (["trainer.precision=8"], "trainer.precision must be one of"),
+    (["trainer.max_epochs=abc"], "trainer.max_epochs must be a positive integer"),
+    # threshold
+    (["threshold=val_percentile", "threshold.q=200"], "threshold.q must be a percentile"),
+    (["threshold=contamination", "threshold.rate=2"], "threshold.rate must be a fraction"),
+    (["threshold=sigma", "threshold.k=abc"], "threshold.k must be a number"),
+    (["threshold.source=test"], "threshold.source must be one of val, train"),
+    (["threshold=fixed"], "threshold=fixed needs threshold.value=<number>"),
+    # postprocess
+    (["postprocess=nope"], "unknown postprocess 'nope'"),
+    (["postprocess=likelihood", "postprocess.average_window=0"], "postprocess.average_window must be"),
+    (["dataset=nab", "model=zscore", "postprocess=likelihood"], "threshold=val_percentile has nothing to learn"),
+    # logger
+    (["logger=nope"], "unknown logger 'nope'"),
+    (["logger.name=nope"], "logger.name='nope' is not a logger"),
+    # tta
+    (["tta.n=abc"], "tta.n must be a number"),
+    (["tta.jitter=[1,2]"], "tta.jitter must be a number"),
+    # top level
+    (["seed=-1"], "seed must be an integer >= 0"),
+    (["seed=abc"], "seed must be an integer >= 0"),
+    (["device=foo"], "device must be one of auto, cpu, cuda"),
+    (["foo=1"], "unknown key 'foo'"),
+    (["objective=test.roc_auc"], "objective must name a validation metric"),
+    (["objective=validation.labelled_val.series.pr_auc"], "needs a labelled validation split"),
+    (["-cn", "nope"], "Cannot find primary config 'nope'"),
+    # unknown nested keys: the nearest valid name
+    (["model.windw=32"], "unknown key 'model.windw'; did you mean model.window? (model lstm_vae has: "),
+    (["trainer.max_epoch=3"], "unknown key 'trainer.max_epoch'; did you mean trainer.max_epochs? (trainer default"),
+    (["dataset.n_chanels=2"], "unknown key 'dataset.n_chanels'; did you mean dataset.n_channels? (dataset synthetic"),
+    (["threshold.qq=1"], "unknown key 'threshold.qq'; did you mean threshold.q? (threshold val_percentile has: "),
+    (["tta.nn=2"], "unknown key 'tta.nn'; did you mean tta.n? (tta has: "),
+    (["gpu_pool.gpu=0"], "unknown key 'gpu_pool.gpu'; did you mean gpu_pool.gpus?"),
+    (["+model.windw=32"], "unknown key 'model.windw'; did you mean model.window? (model lstm_vae has: "),
+    (["model=knn", "+model.colour=red"], "unknown key 'model.colour' (model knn has: k, max_train_windows, name, "),
+    (["+trainer.epochs=3"], "unknown key 'trainer.epochs'; did you mean trainer.max_epochs?"),
+    (["+threshold.rate=0.1"], "unknown key 'threshold.rate' (threshold val_percentile has: policy, q, source)"),
+    # sweeps: one job's value is bad
+    (["-m", "model=knn,zscore", "model.window=1"], "model.window must be an integer >= 2, got 1 [sweep job: "
+                                                    "model=zscore]"),
+    (["-m", "model=zscore", "seed=0,-1"], "seed must be an integer >= 0 (numpy seeds cannot be negative), got -1"),
+    (["-m", "model=zscore", "dataset.n_train=3,0"], "[sweep job: dataset.n_train=0]"),
+    (["-m", "model=knn", "model.k=range(-1,2)"], "model.k must be an integer >= 1, got -1"),
+    (["-m", "model=zscore", "threshold=val_percentile,sigma", "threshold.q=99"],
+     "unknown key 'threshold.q' (threshold sigma has: k, policy, source) [sweep job: threshold=sigma]"),
+    (["experiment=smoke", "model.window=0"], "model.window must be an integer >= 1, got 0 [sweep job: model="),
+    (["+hparams_search=knn_optuna", "dataset.labelled_val=0.3", "model.k=0"], "model.k must be an integer >= 1"),
+    (["-m", "model=zscore,random", "--cfg", "job"], "--cfg and --multirun cannot be combined"),
+]
+
+DRIVER = """
+import contextlib, io, json, sys, traceback
+from tsad.cli import main
+
+results = []
+for args in json.load(sys.stdin):
+    sys.argv, stderr, code = ["tsad-run", *args], io.StringIO(), None
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main()
+        except SystemExit as stop:
+            code = stop.code
+        except BaseException:
+            traceback.print_exc()
+    results.append({"code": code, "stderr": stderr.getvalue()})
+json.dump(results, sys.stdout)
+"""
+
+
+@pytest.fixture(scope="module")
+def door_results(tmp_path_factory):
+    """Each DOOR_CASES line run through tsad-run's main, with its folders pointed at a case folder of its own."""
+    root = tmp_path_factory.mktemp("door")
+    config_dir = root / "conf"
+    (config_dir / "model").mkdir(parents=True)
+    (config_dir / "model" / "tight_zscore.yaml").write_text("defaults:\n  - zscore\n  - _self_\nwindow: 0\n")
+    cases = [*DOOR_CASES, (["--config-dir", str(config_dir), "model=tight_zscore"], "model.window must be")]
+    command_lines = [[*args, f"paths.output_dir={root / str(n)}", f"hydra.run.dir={root / str(n) / 'run'}"]
+                     for n, (args, _) in enumerate(cases)]
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(command_lines), capture_output=True,
+                          text=True, cwd=root, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    return {" ".join(args): (result, root / str(n), expected)
+            for n, ((args, expected), result) in enumerate(zip(cases, json.loads(done.stdout)))}
+
+
+def test_door_cases_cover_every_group():
+    assert len(DOOR_CASES) >= 40
+    named = " ".join(" ".join(args) for args, _ in DOOR_CASES)
+    for group in ("model", "dataset", "trainer", "threshold", "postprocess", "logger", "tta", "seed", "device",
+                  "-m", "experiment=", "hparams_search", "+model."):
+        assert group in named, group
+
+
+@pytest.mark.parametrize("key", [" ".join(args) for args, _ in DOOR_CASES] + ["--config-dir"])
+def test_tsad_run_refuses_bad_input_at_the_door(door_results, key):
+    key = next(k for k in door_results if k == key or k.startswith(key + " "))
+    result, case_dir, expected = door_results[key]
+    lines = result["stderr"].splitlines()
+    assert result["code"] == 2, result
+    assert len(lines) == 1 and "Traceback" not in result["stderr"], result["stderr"]
+    assert lines[0].startswith("tsad-run: error: ") and expected in lines[0], lines[0]
+    assert not case_dir.exists(), f"{key} created {sorted(case_dir.rglob('*'))}"
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_finished_run_is_refused_before_its_folder_is_touched(tmp_path):
+    folder = tmp_path / "done"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "config.yaml").write_text("model:\n  name: zscore\n")
+    (folder / "metrics.json").write_text(json.dumps({"status": "OK", "model": "zscore"}))
+    before = _tree(folder)
+    result = run_tsad(["model=random", *TINY_SERIES, f"hydra.run.dir={folder}"], tmp_path, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"{folder} holds a finished run (status OK); choose another hydra.run.dir" in result.stderr
+    assert _tree(folder) == before and sorted(tmp_path.iterdir()) == [folder]
+
+
+def test_a_named_sweep_with_finished_runs_is_refused_before_any_folder_is_touched(tmp_path):
+    sweep = tmp_path / "sweep"
+    run_tsad(["-m", "model=random", *TINY_SERIES, f"hydra.sweep.dir={sweep}"], tmp_path)
+    before = _tree(sweep)
+    result = run_tsad(["-m", "model=random", *TINY_SERIES, f"hydra.sweep.dir={sweep}"], tmp_path, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "holds a finished run (status OK); add resume=true to keep it" in result.stderr
+    assert _tree(sweep) == before, "multirun.yaml and the job's .hydra/ stay as they were"
+
+
+def test_a_config_error_found_with_the_data_removes_the_folder_the_run_made(tmp_path):
+    # val_best_f1 needs a labelled validation split; whether the dataset has one is known once it is built
+    result = run_tsad(["model=random", *TINY_SERIES, "threshold=val_best_f1"], tmp_path, check=False)
+    assert result.returncode == 2 and "threshold=val_best_f1 needs a labelled validation split" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == [], "the run folder and the folders made for it are gone"
+
+
+def test_a_config_error_found_with_the_data_keeps_a_folder_that_held_something(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    result = run_tsad(["model=random", *TINY_SERIES, "threshold=val_best_f1", f"hydra.run.dir={folder}"], tmp_path,
+                      check=False)
+    assert result.returncode == 2 and (folder / "notes.txt").read_text() == "mine"
+    assert run_folders(tmp_path) == [folder], "its record says how the run ended"

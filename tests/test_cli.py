@@ -64,7 +64,7 @@ def test_two_runs_started_together_never_share_a_folder(tmp_path):
     ("device=tpu", "device must be one of auto, cpu, cuda"),
     ("trainer.max_epochs=abc", "trainer.max_epochs must be a positive integer"),
     ("model.hidden_size=big", "model.hidden_size must be a number"),
-    ("+model.colour=red", "model.colour is not a parameter of lstm_vae"),
+    ("+model.colour=red", "unknown key 'model.colour' (model lstm_vae has: beta, "),
     ("threshold.q=150", "threshold.q must be a percentile"),
     ("dataset.anomaly_types=[meteor]", "dataset.anomaly_types: unknown"),
 ])
