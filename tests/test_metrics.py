@@ -42,7 +42,24 @@ def test_ties_are_cut_only_between_distinct_scores():
     assert f1 == pytest.approx(0.8) and 0.0 < threshold < 1.0
 
 
-def test_one_class_only_gives_a_note_not_a_crash():
+def test_only_normal_labels_leave_ranking_recall_and_f1_undefined_never_0():
     result = binary_metrics(np.zeros(10), np.arange(10.0), threshold=5)
-    assert result["roc_auc"] is None and "undefined" in result["note"]
-    assert result["confusion"]["fp"] == 4
+    for name in ("roc_auc", "pr_auc", "oracle_best_f1", "recall", "f1"):
+        assert result[name] is None, name
+    assert result["undefined"]["roc_auc"] == "all 10 test labels are normal"
+    assert result["undefined"]["f1"] == "no test label is anomalous"
+    assert result["precision"] == 0.0 and result["confusion"]["fp"] == 4  # 4 alarms, all false: defined
+
+
+def test_only_anomalous_labels_leave_the_ranking_undefined_and_recall_defined():
+    result = binary_metrics(np.ones(4), np.arange(4.0), threshold=1.5)
+    assert result["roc_auc"] is None and result["undefined"]["pr_auc"] == "all 4 test labels are anomalous"
+    assert (result["precision"], result["recall"], result["f1"]) == (1.0, 0.5, pytest.approx(2 / 3))
+
+
+def test_no_alarm_leaves_precision_undefined_and_f1_zero():
+    labels = np.array([0, 0, 1, 1])
+    result = binary_metrics(labels, np.array([0.1, 0.2, 0.3, 0.4]), threshold=1.0)
+    assert result["precision"] is None
+    assert result["undefined"] == {"precision": "no test score is above the threshold 1"}
+    assert (result["recall"], result["f1"]) == (0.0, 0.0) and result["roc_auc"] == 1.0

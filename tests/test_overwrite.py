@@ -191,7 +191,7 @@ def test_a_run_killed_mid_training_and_resumed_ends_exactly_as_an_uninterrupted_
     os.kill(process.pid, signal.SIGKILL)
     process.communicate(timeout=60)
     assert not (parts / "metrics.json").exists(), "killed mid-training, before the run could record anything"
-    assert sorted(p.name for p in parts.iterdir()) == [STAGING_DIR, ".hydra", "run.log"], "nothing half-written"
+    assert sorted(p.name for p in parts.iterdir()) == [".hydra", STAGING_DIR, "run.log"], "nothing half-written"
 
     run_tsad([*LONG_TRAINING, f"hydra.run.dir={parts}", "resume=true"], tmp_path)
     resumed, uninterrupted = read_metrics(parts), read_metrics(whole)

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tsad.errors import UserError
+from tsad.run_warnings import RunWarnings
+
+# A channel whose standard deviation is at most this fraction of its mean's size (or at most 1e-12, the scale
+# below which the normaliser leaves a channel unscaled) varies at float32 rounding level: near-constant.
+NEAR_CONSTANT = 1e-6
 
 
 @dataclass
@@ -110,6 +115,8 @@ class DatasetSplits:
     timestamp_column: the name of the column that held the timestamps, if any.
     csv_options: how new CSV files are read like the data was (tsad.data.csv.read_table's settings);
         empty for generated data, whose new files are read with the CSV defaults.
+    warnings: what the builder did on its own (columns left out, gaps filled) and constant or near-constant
+        channels in train or test, for the run's record.
     """
 
     train: SeriesSet
@@ -122,16 +129,35 @@ class DatasetSplits:
     channels: list[str] = field(default_factory=list)
     timestamp_column: str | None = None
     csv_options: dict = field(default_factory=dict)
+    warnings: RunWarnings = field(default_factory=RunWarnings)
 
     def __post_init__(self) -> None:
         if not self.channels:
             self.channels = [f"ch{i}" for i in range(self.n_channels)]
         if len(self.channels) != self.n_channels:
             raise ValueError(f"{len(self.channels)} channel names for {self.n_channels} channels")
+        for split in ("train", "test"):
+            flat = constant_channels(getattr(self, split), self.channels)
+            if flat:
+                self.warnings.add("constant_channels", f"{split}: {'; '.join(flat)}; no detector can learn or "
+                                                       f"rank anything from {'it' if len(flat) == 1 else 'them'}")
 
     @property
     def n_channels(self) -> int:
         return self.train.n_channels
+
+
+def constant_channels(series: SeriesSet, names: list[str]) -> list[str]:
+    """Each channel of `series` (all its series together) that is constant or near-constant, as words."""
+    stacked = np.concatenate(series.values).astype(np.float64)
+    low, high, mean, std = stacked.min(axis=0), stacked.max(axis=0), stacked.mean(axis=0), stacked.std(axis=0)
+    flat = []
+    for i, name in enumerate(names):
+        if low[i] == high[i]:
+            flat.append(f"channel {name!r} is constant ({low[i]:.6g})")
+        elif std[i] <= max(1e-12, NEAR_CONSTANT * abs(mean[i])):
+            flat.append(f"channel {name!r} is near-constant (std {std[i]:.3g} around {mean[i]:.6g})")
+    return flat
 
 
 def labelled_val_count(labelled_val, total: int, of_what: str) -> int:

@@ -11,8 +11,9 @@ import numpy as np
 def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """ROC-AUC, PR-AUC, and P/R/F1/accuracy/confusion at `threshold`, plus the oracle best F1.
 
-    With one class only in `labels` the ranking metrics are undefined: they are None and
-    a note says why.
+    A metric that the labels or alarms leave undefined is None (never 0 or 0.5), and `undefined` says why:
+    with one class only in `labels` the ranking metrics and the oracle F1; without anomalous labels recall
+    and F1; without alarms (no score above `threshold`) precision.
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -25,30 +26,33 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> 
     fp = int(np.sum(predicted & (labels == 0)))
     fn = int(np.sum(~predicted & (labels == 1)))
     tn = int(np.sum(~predicted & (labels == 0)))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
     result = {
         "n": int(len(labels)),
         "n_anomalous": int(labels.sum()),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1_from(precision, recall),
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+        # 2PR / (P + R) written with counts: defined (0) without alarms as long as there are anomalies to miss
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fn else None,
         "accuracy": (tp + tn) / max(len(labels), 1),
         "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
     }
+    undefined = {}
     if labels.min() == labels.max():
         kind = "anomalous" if labels.max() == 1 else "normal"
-        result.update(roc_auc=None, pr_auc=None, oracle_best_f1=None, oracle_threshold=None,
-                      note=f"all {len(labels)} test labels are {kind}: ROC-AUC, PR-AUC and oracle F1 are undefined")
-        return result
-    result["roc_auc"] = float(roc_auc_score(labels, scores))
-    result["pr_auc"] = float(average_precision_score(labels, scores))
-    result["oracle_best_f1"], result["oracle_threshold"] = best_f1(labels, scores)
+        reason = f"all {len(labels)} test labels are {kind}"
+        undefined.update(dict.fromkeys(("roc_auc", "pr_auc", "oracle_best_f1"), reason))
+        result.update(roc_auc=None, pr_auc=None, oracle_best_f1=None, oracle_threshold=None)
+    else:
+        result["roc_auc"] = float(roc_auc_score(labels, scores))
+        result["pr_auc"] = float(average_precision_score(labels, scores))
+        result["oracle_best_f1"], result["oracle_threshold"] = best_f1(labels, scores)
+    if tp + fn == 0:
+        undefined.update(dict.fromkeys(("recall", "f1"), "no test label is anomalous"))
+    if tp + fp == 0:
+        undefined["precision"] = f"no test score is above the threshold {threshold:.6g}"
+    if undefined:
+        result["undefined"] = undefined
     return result
-
-
-def f1_from(precision: float, recall: float) -> float:
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
 def best_f1(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:

@@ -15,6 +15,7 @@ import numpy as np
 from tsad.evaluation.metrics import binary_metrics
 from tsad.evaluation.range_metrics import range_event_metrics
 from tsad.evaluation.vus import FALLBACK_WINDOW, default_window, vus_metrics
+from tsad.run_warnings import RunWarnings
 
 THRESHOLDED = ("range_precision", "range_recall", "range_f1", "event_f1", "affiliation_precision",
                "affiliation_recall", "affiliation_f1", "pa_f1")
@@ -32,21 +33,44 @@ WINDOW_RULES = {
 }
 
 
+NO_SCORED_SERIES = "no test series holds both normal and anomalous steps"
+
+
 def evaluate_level(labels: np.ndarray, scores: np.ndarray, threshold: float, level: str, data=None,
-                   vus_window: int | None = None) -> dict:
+                   vus_window: int | None = None, warnings: RunWarnings | None = None) -> dict:
     """Metrics of test `scores` against `labels` at the chosen `threshold` for level 'series' or 'point'.
 
     `data` is the test SeriesSet the concatenated point-level `labels` come from: it splits
     them into series and gives each its VUS window. Without it the steps are one series and
-    the window is `vus_window`, else the fallback of 125.
+    the window is `vus_window`, else the fallback of 125. Undefined metrics are None, with the
+    reason under `undefined`; `warnings` gets one warning per reason, and one when every score is the same.
     """
     metrics = binary_metrics(labels, scores, threshold)
     if level == "point":
         lengths = [len(labels)] if data is None else data.lengths
         values = None if data is None else data.values
-        metrics.update(range_aware_metrics(labels, scores, threshold, metrics.get("oracle_threshold"), lengths,
-                                           values, vus_window))
+        range_aware = range_aware_metrics(labels, scores, threshold, metrics.get("oracle_threshold"), lengths,
+                                          values, vus_window)
+        if not range_aware["series_scored"]:
+            metrics.setdefault("undefined", {}).update(dict.fromkeys(RANGE_AWARE, NO_SCORED_SERIES))
+        metrics.update(range_aware)
+    if warnings is not None:
+        warn_about(level, metrics, np.asarray(scores, dtype=np.float64).ravel(), warnings)
     return metrics
+
+
+def warn_about(level: str, metrics: dict, scores: np.ndarray, warnings: RunWarnings) -> None:
+    """One warning per reason that leaves metrics undefined, and one when the scores cannot rank anything."""
+    undefined = metrics.get("undefined", {})
+    for reason in dict.fromkeys(undefined.values()):
+        names = [name for name, why in undefined.items() if why == reason]
+        if set(RANGE_AWARE) <= set(names):
+            names = [name for name in names if name not in RANGE_AWARE] + ["the VUS, range, event, affiliation and "
+                                                                           "PA metrics"]
+        warnings.add("undefined_metrics", f"{level} level: {', '.join(names)} undefined (null): {reason}")
+    if len(scores) > 1 and scores.min() == scores.max():
+        warnings.add("constant_scores", f"{level} level: every test score is {scores[0]:.6g}, so the scores rank "
+                                        "nothing (ROC-AUC 0.5 is chance); check the data for constant channels")
 
 
 def range_aware_metrics(labels, scores, threshold: float, oracle_threshold: float | None, lengths,

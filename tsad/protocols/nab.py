@@ -49,7 +49,7 @@ import pandas as pd
 
 from tsad.data.nab import load_nab
 from tsad.data.nab_format import probationary_length
-from tsad.data.series import SeriesSet
+from tsad.data.series import SeriesSet, constant_channels
 from tsad.errors import UserError
 from tsad.evaluation.nab_files import load_nab_profiles
 from tsad.evaluation.nab_scoring import score_corpus
@@ -61,6 +61,7 @@ from tsad.postprocess import PostProcess
 from tsad.protocols import PROTOCOLS
 from tsad.protocols.nab_report import LABEL_FREE, ORACLE, plot_nab_examples, write_nab_results_file, write_per_file
 from tsad.results import write_history, write_scores
+from tsad.run_warnings import RunWarnings
 from tsad.runtime import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,11 @@ def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
     corpus = load_nab(settings["root"], settings["category"], settings["files"])
     log.info("NAB protocol: %s on %d file(s) from %s, retrain_every=%s", detector_name, len(corpus.files),
              corpus.folder, settings["retrain_every"])
+    warnings = RunWarnings()
+    for nab_file in corpus.files:
+        for flat in constant_channels(SeriesSet([nab_file.values[:nab_file.probation]]), ["value"]):
+            warnings.add("constant_channels", f"{nab_file.name}: in the probationary rows its detector learns from, "
+                                              f"{flat}")
     detections, history = [], []
     for nab_file in corpus.files:
         detection = detect_online(make_detector, nab_file.values, settings["retrain_every"], nab_file.name,
@@ -109,7 +115,7 @@ def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
                                 names=[f.name for f in corpus.files])
     point = evaluate_level(np.concatenate(after_probation.step_labels),
                            np.concatenate([d.anomaly_scores[f.probation:] for f, d in zip(corpus.files, detections)]),
-                           at_or_above(threshold), "point", data=after_probation)
+                           at_or_above(threshold), "point", data=after_probation, warnings=warnings)
 
     everything = SeriesSet([f.values for f in corpus.files], step_labels=[f.labels for f in corpus.files],
                            timestamps=[f.timestamps for f in corpus.files], names=[f.name for f in corpus.files])
@@ -154,6 +160,7 @@ def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
                  "retrain_every": settings["retrain_every"],
                  "categories": sorted({f.category for f in corpus.files}), "source": str(corpus.folder)},
         "epochs_trained": len([record for record in history if "epoch" in record]),
+        "warnings": warnings.entries,
     }
 
 

@@ -50,6 +50,7 @@ def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dic
     detector = detector_from_config(config, device, checkpoint_dir=run_dir / "model" / "checkpoints",
                                     epoch_callbacks=(write_history_so_far, *epoch_callbacks))
     data = build_dataset(config["dataset"])
+    warnings = data.warnings  # what the data did on its own; evaluation adds its own
     check_threshold_data(threshold_config, data)
     log.info("data %s: %d train / %d val / %d test series, %d channels, %s level", data.name, len(data.train),
              len(data.val), len(data.test), data.n_channels, data.level)
@@ -69,7 +70,8 @@ def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dic
     metrics = {}
     for level in levels:
         labels, level_scores = level_arrays(data.test, test_scores, level)
-        metrics[level] = evaluate_level(labels, level_scores, thresholds[level], level, data=data.test)
+        metrics[level] = evaluate_level(labels, level_scores, thresholds[level], level, data=data.test,
+                                        warnings=warnings)
     labelled_val_scores = reference.scores if reference.split == "labelled_val" else None
     if data.labelled_val is not None and labelled_val_scores is None:
         labelled_val_scores = detector.score(data.labelled_val)
@@ -97,6 +99,7 @@ def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dic
         "data": {"n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
                  "n_channels": data.n_channels, **data.info},
         "epochs_trained": len(detector.history),
+        "warnings": warnings.entries,
     }
 
 

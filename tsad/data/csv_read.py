@@ -1,0 +1,196 @@
+"""One CSV file of `dataset=csv` (and of tsad-predict's input) read and checked: a Table of values, labels and
+timestamps, each problem reported as one line that names the file, the column and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tsad.errors import UserError
+from tsad.run_warnings import RunWarnings
+
+TIMESTAMP_NAMES = ("timestamp", "time", "date", "datetime")
+LABEL_NAMES = ("label", "is_anomaly", "anomaly")
+
+
+@dataclass
+class Table:
+    """One CSV file after validation: values [T, C], optional labels [T] (NaN = unlabelled row) and timestamps.
+
+    With dataset.nan_policy=interpolate, values keep NaN at the gaps; fill_gaps fills them per split part.
+    rows [T] are the data rows of the file the values come from (0 = the first row after the header).
+    What reading did on its own: dropped_columns (non-numeric, left out of the values), non_finite (NaN/inf
+    values per column, interpolated or dropped with their rows) and dropped_rows.
+    """
+
+    path: Path
+    values: np.ndarray
+    labels: np.ndarray | None
+    timestamps: np.ndarray | None
+    columns: list[str]
+    rows: np.ndarray
+    timestamp_column: str | None = None
+    dropped_columns: list[str] = field(default_factory=list)
+    non_finite: dict[str, int] = field(default_factory=dict)
+    dropped_rows: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def read_table(path: Path, timestamp_column, value_columns, label_column, nan_policy: str, separator: str) -> Table:
+    """Read and check one CSV file (columns, numbers, finiteness, binary labels)."""
+    return table_from_frame(read_frame(path, separator), path, timestamp_column, value_columns, label_column,
+                            nan_policy)
+
+
+def read_frame(path, separator: str, name: str | None = None):
+    """The rows of a CSV file (or text buffer, `name` in errors) as a DataFrame, checked as readable, not empty."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path, sep=separator)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise UserError(f"{name or path}: cannot read it as CSV ({reason}); check it or dataset.separator") from None
+    if frame.empty:
+        raise UserError(f"{name or path}: has no data rows")
+    return frame
+
+
+def table_from_frame(frame, path: Path, timestamp_column, value_columns, label_column, nan_policy: str) -> Table:
+    """Check the rows of one CSV file (columns, numbers, finiteness, binary labels) read from `path`."""
+    timestamp_column = _pick_column(frame, timestamp_column, TIMESTAMP_NAMES, "timestamp_column", path)
+    label_column = _pick_column(frame, label_column, LABEL_NAMES, "label_column", path)
+    reserved = {timestamp_column, label_column} - {None}
+    columns = _value_columns(frame, value_columns, reserved, path)
+    dropped = [] if value_columns is not None else [c for c in frame.columns if c not in {*columns, *reserved}]
+    n_rows = len(frame)
+    frame, values, non_finite = _finite_values(frame, columns, nan_policy, path)
+    labels = None if label_column is None else _binary_labels(frame[label_column], path)
+    timestamps = None if timestamp_column is None else frame[timestamp_column].to_numpy()
+    return Table(path, values.astype(np.float32), labels, timestamps, columns, frame.index.to_numpy(),
+                 timestamp_column, dropped, non_finite, n_rows - len(frame))
+
+
+def _value_columns(frame, requested, reserved: set, path: Path) -> list[str]:
+    """The requested value columns, checked; by default every numeric column that is not reserved."""
+    import pandas as pd
+
+    if requested is None:
+        columns = [c for c in frame.columns if c not in reserved and pd.api.types.is_numeric_dtype(frame[c])
+                   and not pd.api.types.is_bool_dtype(frame[c])]
+        if not columns:
+            raise UserError(f"{path}: no numeric value column (columns: {', '.join(map(str, frame.columns))}); "
+                            f"fix the file or name the value columns with dataset.value_columns=[...]")
+        return columns
+    columns = [str(c) for c in ([requested] if isinstance(requested, str) else requested)]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: dataset.value_columns names missing columns {missing}; the file has "
+                        f"{', '.join(map(str, frame.columns))}")
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            bad = frame[column][pd.to_numeric(frame[column], errors="coerce").isna() & frame[column].notna()]
+            raise UserError(f"{path}: value column {column!r} is not numeric ({bad.iloc[0]!r} at line "
+                            f"{bad.index[0] + 2}); fix the file or leave the column out of dataset.value_columns")
+    return columns
+
+
+def _finite_values(frame, columns: list[str], nan_policy: str, path: Path):
+    """(frame, values [T, C], {column: NaN/inf count}) with NaN/inf refused, marked as NaN gaps to interpolate, or
+    their rows dropped."""
+    values = frame[columns].to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    if finite.all():
+        return frame, values, {}
+    counts = {column: int(n) for column, n in zip(columns, (~finite).sum(axis=0)) if n}
+    if nan_policy == "error":
+        row, col = np.argwhere(~finite)[0]
+        raise UserError(f"{path}: {int((~finite).sum())} NaN/inf values (first in column {columns[col]!r} at "
+                        f"line {row + 2}); fix the file or set dataset.nan_policy=interpolate or drop")
+    if nan_policy == "interpolate":
+        # Only mark the gaps here: they are filled later within each train/val/test part, so that
+        # no part is filled from another part's rows (fill_gaps).
+        if not finite.any(axis=0).all():
+            column = columns[int(np.argmin(finite.any(axis=0)))]
+            raise UserError(f"{path}: value column {column!r} has no finite value to interpolate from; "
+                            f"leave it out with dataset.value_columns")
+        return frame, np.where(finite, values, np.nan), counts
+    keep = finite.all(axis=1)
+    if not keep.any():
+        raise UserError(f"{path}: dataset.nan_policy=drop removed every row; every row has a NaN/inf value")
+    return frame[keep], values[keep], counts  # the index keeps each row's place in the file
+
+
+def fill_gaps(values: np.ndarray, columns: list[str], what: str) -> np.ndarray:
+    """values [T, C] with NaN gaps filled linearly per column, and gaps at either end by the nearest value.
+
+    Called on one train/val/test part (or one whole series at series level), never on a whole file
+    before it is cut: filling the end of train from the first test rows would leak test data into train.
+    """
+    gaps = np.isnan(values)
+    if not gaps.any():
+        return values
+    if gaps.all(axis=0).any():
+        column = columns[int(np.argmax(gaps.all(axis=0)))]
+        raise UserError(f"{what} has no finite value in column {column!r} to interpolate from; "
+                        f"change dataset.split, leave the column out with dataset.value_columns, or fix the file")
+    steps = np.arange(len(values))
+    filled = values.copy()
+    for column in np.flatnonzero(gaps.any(axis=0)):
+        known = ~gaps[:, column]
+        # np.interp holds the first/last known value beyond the ends
+        filled[:, column] = np.interp(steps, steps[known], values[known, column].astype(np.float64))
+    return filled
+
+
+def reading_warnings(tables: list[Table]) -> RunWarnings:
+    """What reading the files did on its own, as warnings: columns left out, NaN/inf values filled or dropped."""
+    warnings = RunWarnings()
+    dropped = list(dict.fromkeys(column for table in tables for column in table.dropped_columns))
+    if dropped:
+        warnings.add("dropped_columns", f"csv: non-numeric column(s) {', '.join(map(repr, dropped))} left out of "
+                                        "the values; choose the value columns with dataset.value_columns=[...]")
+    counts = {}
+    for table in tables:
+        for column, n in table.non_finite.items():
+            counts[column] = counts.get(column, 0) + n
+    if counts:
+        where = ", ".join(f"{n} in {column!r}" for column, n in counts.items())
+        rows = sum(table.dropped_rows for table in tables)
+        done = f"dropped with their {rows} rows" if rows else "interpolated within each split part"
+        warnings.add("nan_dropped" if rows else "nan_interpolated",
+                     f"csv: {sum(counts.values())} NaN/inf values ({where}) {done}")
+    return warnings
+
+
+def _binary_labels(column, path: Path) -> np.ndarray:
+    """Labels [T] as floats: 0, 1, or NaN for an empty cell; anything else is refused."""
+    import pandas as pd
+
+    labels = pd.to_numeric(column.astype(int) if pd.api.types.is_bool_dtype(column) else column,
+                           errors="coerce").to_numpy(np.float64)
+    unreadable = column.notna().to_numpy() & np.isnan(labels)
+    given = labels[~np.isnan(labels)]
+    if unreadable.any() or not np.isin(given, (0, 1)).all():
+        odd = sorted(set(column[unreadable].astype(str)) | {f"{v:g}" for v in given if v not in (0, 1)})
+        raise UserError(f"{path}: label column {column.name!r} must hold 0 (normal) or 1 (anomaly), found "
+                        f"{', '.join(odd[:5])}; fix the file or choose another dataset.label_column")
+    return labels
+
+
+def _pick_column(frame, requested, auto_names: tuple[str, ...], key: str, path: Path):
+    """The column `requested` names; with 'auto' the first column called one of auto_names (any case), if any."""
+    if requested is None:
+        return None
+    if requested == "auto":
+        return next((c for c in frame.columns if str(c).strip().lower() in auto_names), None)
+    if requested not in frame.columns:
+        raise UserError(f"{path}: dataset.{key}={requested!r} is not a column (columns: "
+                        f"{', '.join(map(str, frame.columns))}); fix the name, or set it to null")
+    return requested
