@@ -287,6 +287,14 @@ def test_a_finished_run_is_refused_before_its_folder_is_touched(tmp_path):
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert f"{folder} holds a finished run (status OK); choose another hydra.run.dir" in result.stderr
     assert _tree(folder) == before and sorted(tmp_path.iterdir()) == [folder]
+    # the same when a config names the folder rather than the command line
+    preset = tmp_path / "conf" / "experiment" / "fixed_folder.yaml"
+    preset.parent.mkdir(parents=True)
+    preset.write_text(f"# @package _global_\nhydra:\n  run:\n    dir: {folder}\n")
+    result = run_tsad(["--config-dir", str(tmp_path / "conf"), "experiment=fixed_folder", "model=random",
+                       *TINY_SERIES], tmp_path, check=False)
+    assert result.returncode == 2 and f"{folder} holds a finished run" in result.stderr, result.stderr
+    assert _tree(folder) == before
 
 
 def test_a_named_sweep_with_finished_runs_is_refused_before_any_folder_is_touched(tmp_path):

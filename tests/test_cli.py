@@ -125,3 +125,25 @@ def test_the_built_wheel_ships_the_configs_and_runs_from_anywhere(tmp_path):
     assert result.returncode == 0, result.stderr
     (folder,) = run_folders(elsewhere)
     assert read_metrics(folder)["status"] == "OK"
+
+
+def test_the_door_checks_every_job_of_a_small_sweep_and_every_value_of_a_large_one(monkeypatch):
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from tsad import validation
+
+    composer = validation.Composer(None, "config")
+    try:
+        base = composer.compose(["model=knn,zscore,random", "seed=range(0,4)", "trainer.lr=0.1,0.2"], RunMode.MULTIRUN)
+        every_job = validation.sweep_jobs(base)
+        monkeypatch.setattr(validation, "MAX_SWEEP_JOBS", 23)
+        covering = validation.sweep_jobs(base)
+        optuna = validation.sweep_jobs(composer.compose(["+hparams_search=knn_optuna"], RunMode.MULTIRUN))
+    finally:
+        GlobalHydra.instance().clear()
+    assert len({tuple(job) for job in every_job}) == 3 * 4 * 2
+    assert len(covering) == 4, "as many jobs as the longest list of values"
+    used = {override for job in covering for override in job}
+    assert {"model=knn", "model=zscore", "model=random", "seed=0", "seed=3", "trainer.lr=0.1", "trainer.lr=0.2"} <= used
+    assert optuna is None, "a sweeper that draws its jobs as it goes: the base config is checked"

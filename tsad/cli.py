@@ -158,7 +158,7 @@ def check_plugins(arguments: list[str]) -> None:
                             f"pip install 'tsad[{needed[1]}]'")
 
 
-# The folder hydra.run.dir named when it already held something: a failing run never removes it.
+# A single run's folder that held something before the run (a fixed hydra.run.dir): a failing run never removes it.
 held_run_dir: Path | None = None
 
 
@@ -214,9 +214,9 @@ def main() -> None:
         check_group_overrides(sys.argv[1:])
         check_top_level_keys(sys.argv[1:])
         check_plugins(sys.argv[1:])
-        named_run_dir = preflight(sys.argv[1:])
-        if named_run_dir is not None and named_run_dir.is_dir() and any(named_run_dir.iterdir()):
-            held_run_dir = named_run_dir
+        run_dir = preflight(sys.argv[1:])
+        if run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()):
+            held_run_dir = run_dir
     except UserError as error:
         print(f"tsad-run: error: {error}", file=sys.stderr)
         sys.exit(2)

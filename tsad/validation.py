@@ -33,7 +33,8 @@ FAILED_OVERRIDE = re.compile(r"Could not override '([^']+)'")
 def preflight(arguments: list[str]) -> Path | None:
     """Check the config of every job the command line asks for; a one-line UserError on the first problem.
 
-    Returns the run folder a single run names with hydra.run.dir (None otherwise or when nothing is run).
+    Returns a single run's folder as the config names it now (None for a sweep or when nothing is run): a run
+    folder named after the time (Hydra's ${now:...}) is another one when Hydra names it again.
     """
     from hydra._internal.utils import get_args_parser
     from hydra.core.global_hydra import GlobalHydra
@@ -51,11 +52,9 @@ def preflight(arguments: list[str]) -> Path | None:
             return None
         config = composer.compose(args.overrides, RunMode.RUN)
         check_config(job_config(config), choices(config))
-        if "hydra.run.dir" in override_keys(config.hydra.overrides.hydra):
-            run_dir = Path(config.hydra.run.dir)
-            check_not_finished(run_dir, job_config(config), sweep=False)
-            return run_dir
-        return None
+        run_dir = Path(config.hydra.run.dir)
+        check_not_finished(run_dir, job_config(config), sweep=False)
+        return run_dir
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(one_line(str(error))) from None
     finally:
@@ -132,7 +131,7 @@ def check_sweep(composer: Composer, overrides: list[str]) -> None:
         check_config(job_config(base), choices(base))
         return
     hydra_overrides = list(base.hydra.overrides.hydra)
-    sweep_dir = Path(base.hydra.sweep.dir) if "hydra.sweep.dir" in override_keys(hydra_overrides) else None
+    sweep_dir = Path(base.hydra.sweep.dir)
     values = defaultdict(set)
     for override in itertools.chain(*jobs):
         values[override.split("=", 1)[0]].add(override)
@@ -141,8 +140,10 @@ def check_sweep(composer: Composer, overrides: list[str]) -> None:
         try:
             config = composer.compose([*hydra_overrides, *job], RunMode.MULTIRUN)
             check_config(job_config(config), choices(config))
-            if sweep_dir is not None:
-                check_not_finished(sweep_dir / config.hydra.sweep.subdir, job_config(config), sweep=True)
+            # a job folder named after the job's number (hydra.job.num) is known only once the sweep runs
+            subdir = OmegaConf.select(config, "hydra.sweep.subdir", throw_on_resolution_failure=False)
+            if sweep_dir.is_dir() and subdir is not None:
+                check_not_finished(sweep_dir / subdir, job_config(config), sweep=True)
         except UserError as error:
             named = [o for o in job if o.split("=", 1)[0] in swept]
             raise UserError(f"{error} [sweep job: {' '.join(named) or 'the only one'}]") from None
@@ -256,10 +257,6 @@ def job_config(config: DictConfig) -> dict:
 
 def choices(config: DictConfig) -> dict:
     return dict(OmegaConf.select(config, "hydra.runtime.choices", default={}) or {})
-
-
-def override_keys(overrides) -> set[str]:
-    return {str(o).lstrip("+~").split("=", 1)[0] for o in overrides}
 
 
 def one_line(message: str) -> str:
