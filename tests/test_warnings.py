@@ -12,7 +12,8 @@ from conftest import SHARED_DATA, TSAD_RUN, read_metrics, run_folders, run_tsad,
 
 from tsad.data.csv import build
 from tsad.data.series import DatasetSplits, SeriesSet
-from tsad.evaluation.report import NO_SCORED_SERIES, evaluate_level
+from tsad.evaluation.report import NO_SCORED_SERIES, evaluate_level, validation_metrics
+from tsad.models.base import Scores
 from tsad.run_warnings import RunWarnings
 
 SHARED_NAB = SHARED_DATA / "nab"
@@ -68,7 +69,8 @@ def test_a_one_class_test_split_leaves_its_metrics_null_with_one_warning_per_rea
     assert messages(warnings, "undefined_metrics") == [
         "point level: roc_auc, pr_auc, oracle_best_f1 undefined (null): all 50 test labels are normal",
         "point level: recall, f1 undefined (null): no test label is anomalous",
-        f"point level: the VUS, range, event, affiliation and PA metrics undefined (null): {NO_SCORED_SERIES}"]
+        "point level: the VUS, range, event, affiliation and PA metrics undefined (null): "
+        + NO_SCORED_SERIES.format(split="test")]
 
 
 def test_series_of_one_class_each_leave_the_range_metrics_null_and_constant_scores_are_said():
@@ -79,8 +81,18 @@ def test_series_of_one_class_each_leave_the_range_metrics_null_and_constant_scor
     assert metrics["roc_auc"] == 0.5 and metrics["vus_pr"] is None and metrics["series_scored"] == 0
     assert [entry["code"] for entry in warnings.entries] == ["undefined_metrics", "undefined_metrics",
                                                               "constant_scores"]
-    assert warnings.entries[1]["message"].endswith(NO_SCORED_SERIES)
+    assert warnings.entries[1]["message"].endswith(NO_SCORED_SERIES.format(split="test"))
     assert warnings.entries[2]["message"].startswith("point level: every test score is 0.5, so the scores rank nothing")
+
+
+def test_a_one_class_labelled_validation_split_leaves_its_ranking_null_with_a_warning():
+    labelled_val = SeriesSet([np.zeros((10, 1))] * 3, series_labels=[0, 0, 0])
+    warnings = RunWarnings()
+    scores = Scores([np.zeros(10)] * 3, np.array([0.1, 0.2, 0.3]))
+    result = validation_metrics([], labelled_val, scores, ["series"], warnings)
+    assert result["labelled_val"]["series"]["roc_auc"] is None and result["labelled_val"]["series"]["pr_auc"] is None
+    assert messages(warnings, "undefined_metrics") == [
+        "labelled_val series level: roc_auc, pr_auc undefined (null): all 3 labelled_val labels are normal"]
 
 
 def test_a_run_records_its_warnings_and_tsad_table_shows_undefined_metrics_as_missing(tmp_path):

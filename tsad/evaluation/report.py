@@ -33,7 +33,7 @@ WINDOW_RULES = {
 }
 
 
-NO_SCORED_SERIES = "no test series holds both normal and anomalous steps"
+NO_SCORED_SERIES = "no {split} series holds both normal and anomalous steps"
 
 
 def evaluate_level(labels: np.ndarray, scores: np.ndarray, threshold: float, level: str, data=None,
@@ -52,24 +52,26 @@ def evaluate_level(labels: np.ndarray, scores: np.ndarray, threshold: float, lev
         range_aware = range_aware_metrics(labels, scores, threshold, metrics.get("oracle_threshold"), lengths,
                                           values, vus_window)
         if not range_aware["series_scored"]:
-            metrics.setdefault("undefined", {}).update(dict.fromkeys(RANGE_AWARE, NO_SCORED_SERIES))
+            reason = NO_SCORED_SERIES.format(split="test")
+            metrics.setdefault("undefined", {}).update(dict.fromkeys(RANGE_AWARE, reason))
         metrics.update(range_aware)
     if warnings is not None:
         warn_about(level, metrics, np.asarray(scores, dtype=np.float64).ravel(), warnings)
     return metrics
 
 
-def warn_about(level: str, metrics: dict, scores: np.ndarray, warnings: RunWarnings) -> None:
-    """One warning per reason that leaves metrics undefined, and one when the scores cannot rank anything."""
+def warn_about(level: str, metrics: dict, scores: np.ndarray, warnings: RunWarnings, split: str = "test") -> None:
+    """One warning per reason that leaves metrics of `split` undefined, and one when its scores rank nothing."""
+    where = f"{level} level" if split == "test" else f"{split} {level} level"
     undefined = metrics.get("undefined", {})
     for reason in dict.fromkeys(undefined.values()):
         names = [name for name, why in undefined.items() if why == reason]
         if set(RANGE_AWARE) <= set(names):
             names = [name for name in names if name not in RANGE_AWARE] + ["the VUS, range, event, affiliation and "
                                                                            "PA metrics"]
-        warnings.add("undefined_metrics", f"{level} level: {', '.join(names)} undefined (null): {reason}")
+        warnings.add("undefined_metrics", f"{where}: {', '.join(names)} undefined (null): {reason}")
     if len(scores) > 1 and scores.min() == scores.max():
-        warnings.add("constant_scores", f"{level} level: every test score is {scores[0]:.6g}, so the scores rank "
+        warnings.add("constant_scores", f"{where}: every {split} score is {scores[0]:.6g}, so the scores rank "
                                         "nothing (ROC-AUC 0.5 is chance); check the data for constant channels")
 
 
@@ -115,11 +117,13 @@ def headline(metrics: dict, level: str) -> dict:
     return {k: main.get(k) for k in ("roc_auc", "pr_auc", "f1", "precision", "recall")}
 
 
-def validation_metrics(history: list[dict], labelled_val, scores, levels: list[str]) -> dict:
+def validation_metrics(history: list[dict], labelled_val, scores, levels: list[str],
+                       warnings: RunWarnings | None = None) -> dict:
     """What a search may optimise without touching test.
 
     The best validation loss of training (`history`), if any; with a labelled validation split and
-    its `scores`, also its ROC-AUC and PR-AUC per level, and VUS-PR at the point level.
+    its `scores`, also its ROC-AUC and PR-AUC per level, and VUS-PR at the point level. Undefined ones are
+    None with the reason under `undefined`, and a warning each, as for test.
     """
     result = {}
     losses = [h["val_loss"] for h in history if "val_loss" in h]
@@ -130,14 +134,21 @@ def validation_metrics(history: list[dict], labelled_val, scores, levels: list[s
     labelled = {}
     for level in levels:
         if level == "series" and labelled_val.series_labels is not None:
-            labelled[level] = _ranking_metrics(labelled_val.series_labels, scores.series)
+            level_scores = np.asarray(scores.series, dtype=np.float64)
+            labelled[level] = _ranking_metrics(labelled_val.series_labels, level_scores)
         elif level == "point" and labelled_val.step_labels is not None:
-            labels, step_scores = np.concatenate(labelled_val.step_labels), np.concatenate(scores.steps)
-            labelled[level] = _ranking_metrics(labels, step_scores)
-            parts = list(_series_parts(labels, step_scores, labelled_val.lengths))
+            labels, level_scores = np.concatenate(labelled_val.step_labels), np.concatenate(scores.steps)
+            labelled[level] = _ranking_metrics(labels, level_scores)
+            parts = list(_series_parts(labels, level_scores, labelled_val.lengths))
             vus = [vus_metrics(y, s, default_window(x))["vus_pr"]
                    for (y, s), x in zip(parts, labelled_val.values) if 0 < y.sum() < len(y)]
             labelled[level]["vus_pr"] = float(np.mean(vus)) if vus else None
+            if not vus:
+                labelled[level].setdefault("undefined", {})["vus_pr"] = NO_SCORED_SERIES.format(split="labelled_val")
+        else:
+            continue
+        if warnings is not None:
+            warn_about(level, labelled[level], level_scores, warnings, split="labelled_val")
     result["labelled_val"] = labelled
     return result
 
@@ -147,5 +158,6 @@ def _ranking_metrics(labels, scores) -> dict:
 
     labels = np.asarray(labels).astype(int).ravel()
     if labels.min() == labels.max():
-        return {"roc_auc": None, "pr_auc": None}
+        reason = f"all {len(labels)} labelled_val labels are {'anomalous' if labels.max() == 1 else 'normal'}"
+        return {"roc_auc": None, "pr_auc": None, "undefined": dict.fromkeys(("roc_auc", "pr_auc"), reason)}
     return {"roc_auc": float(roc_auc_score(labels, scores)), "pr_auc": float(average_precision_score(labels, scores))}

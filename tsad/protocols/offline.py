@@ -75,7 +75,7 @@ def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dic
     labelled_val_scores = reference.scores if reference.split == "labelled_val" else None
     if data.labelled_val is not None and labelled_val_scores is None:
         labelled_val_scores = detector.score(data.labelled_val)
-    validation = validation_metrics(detector.history, data.labelled_val, labelled_val_scores, levels)
+    validation = validation_metrics(detector.history, data.labelled_val, labelled_val_scores, levels, warnings)
 
     detector.save(run_dir / "model")
     ModelInputs.of(data, thresholds).save(run_dir / "model")
