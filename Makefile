@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch; GPU users install their CUDA build first (see README).
 TORCH ?= torch==2.13.0
 
-.PHONY: install run test test-threads test-slow table lint clean
+.PHONY: install install-ray run test test-threads test-slow table lint clean
 
 $(BIN)/tsad-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,13 @@ $(BIN)/tsad-run: pyproject.toml
 	touch $@
 
 install: $(BIN)/tsad-run
+
+# hydra/launcher=ray needs Ray, about 370 MiB more, so it is not part of `make install`; `make test-slow` installs it.
+$(BIN)/ray: $(BIN)/tsad-run
+	$(BIN)/pip install -q -e ".[ray]"
+	touch $@
+
+install-ray: $(BIN)/ray
 
 run: install
 	$(BIN)/tsad-run
@@ -26,7 +33,7 @@ test: install
 test-threads: install
 	OMP_NUM_THREADS=2 $(BIN)/pytest -q tests/test_contract.py
 
-test-slow: install
+test-slow: install-ray
 	$(BIN)/pytest -q -m slow
 
 # The reference table of the README (4 models x 2 datasets x 3 seeds), resumable.
