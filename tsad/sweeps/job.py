@@ -186,14 +186,15 @@ class Job:
     def _begin(self, digest: str) -> None:
         """From here on the attempt writes to a fresh staging folder; the run folder's results stay as they are
         until the attempt ends. An earlier attempt's staging folder is kept only when this one resumes from it."""
-        self.staging = self.run_dir / STAGING_DIR
+        staging = self.run_dir / STAGING_DIR
         resume_from = self.config["trainer"].get("resume_from")
-        if not (resume_from and Path(resume_from).resolve().is_relative_to(self.staging.resolve())):
-            shutil.rmtree(self.staging, ignore_errors=True)
-        self.staging.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.staging / JOB_FILE, {"config_hash": digest, "started_at": time.time(),
-                                                    "host": platform.node(), "pid": os.getpid(),
-                                                    "job_num": self.context.job_num})
+        if not (resume_from and Path(resume_from).resolve().is_relative_to(staging.resolve())):
+            shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(staging / JOB_FILE, {"config_hash": digest, "started_at": time.time(),
+                                               "host": platform.node(), "pid": os.getpid(),
+                                               "job_num": self.context.job_num})
+        self.staging = staging
         self.record = {"status": RUNNING, "run_dir": str(self.run_dir)}
 
     def _run_on_a_gpu_slot(self) -> None:
