@@ -52,9 +52,11 @@ def preflight(arguments: list[str]) -> Path | None:
             return None
         config = composer.compose(args.overrides, RunMode.RUN)
         check_config(job_config(config), choices(config))
-        run_dir = Path(config.hydra.run.dir)
-        check_not_finished(run_dir, job_config(config), sweep=False)
-        return run_dir
+        run_dir = known_now(config, "hydra.run.dir")
+        if run_dir is None:
+            return None
+        check_not_finished(Path(run_dir), job_config(config), sweep=False)
+        return Path(run_dir)
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(one_line(str(error))) from None
     finally:
@@ -130,7 +132,7 @@ def check_sweep(composer: Composer, overrides: list[str]) -> None:
     if jobs is None:
         check_config(job_config(base), choices(base))
         return
-    hydra_overrides = list(base.hydra.overrides.hydra)
+    hydra_overrides = OmegaConf.to_container(base.hydra.overrides.hydra)  # as given: `${...}` unresolved
     sweep_dir = Path(base.hydra.sweep.dir)
     values = defaultdict(set)
     for override in itertools.chain(*jobs):
@@ -140,8 +142,7 @@ def check_sweep(composer: Composer, overrides: list[str]) -> None:
         try:
             config = composer.compose([*hydra_overrides, *job], RunMode.MULTIRUN)
             check_config(job_config(config), choices(config))
-            # a job folder named after the job's number (hydra.job.num) is known only once the sweep runs
-            subdir = OmegaConf.select(config, "hydra.sweep.subdir", throw_on_resolution_failure=False)
+            subdir = known_now(config, "hydra.sweep.subdir")
             if sweep_dir.is_dir() and subdir is not None:
                 check_not_finished(sweep_dir / subdir, job_config(config), sweep=True)
         except UserError as error:
@@ -158,7 +159,8 @@ def sweep_jobs(base: DictConfig) -> list[list[str]] | None:
         return None
     params = [f"{key}={value}" for key, value in (base.hydra.sweeper.get("params") or {}).items()]
     values = {}
-    for override in OverridesParser.create().parse_overrides([*params, *base.hydra.overrides.task]):
+    task = OmegaConf.to_container(base.hydra.overrides.task)  # as given: `${...}` unresolved
+    for override in OverridesParser.create().parse_overrides([*params, *task]):
         values[override.get_key_element()] = [job[0] for job in BasicSweeper.split_arguments([override], None)[0]]
     lists = list(values.values())
     if len(lists) == 0:
@@ -247,8 +249,20 @@ def check_not_finished(run_dir: Path, config: dict, sweep: bool) -> None:
     raise UserError(f"{run_dir} holds a finished run (status {OK}); {fix}")
 
 
+def known_now(config: DictConfig, key: str) -> str | None:
+    """A folder name the config sets, resolved; None when it names what is known only once the job runs (e.g. the
+    job's number in a sweep, hydra.job.num)."""
+    try:
+        return OmegaConf.select(config, key)
+    except OmegaConfBaseException:
+        return None
+
+
 def job_config(config: DictConfig) -> dict:
-    """The resolved config a job gets (without Hydra's own node)."""
+    """The resolved config a job gets (without Hydra's own node, which `${hydra:...}` still reads)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(config)
     job = config.copy()
     with open_dict(job):
         job.pop("hydra", None)
