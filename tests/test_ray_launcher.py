@@ -3,11 +3,13 @@ tens of seconds to start on a small machine; they need the ray extra, `make inst
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
-from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad
+from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
 
 from tsad.sweeps import ray_resources
 from tsad.sweeps.ray_resources import job_cpus, job_gpus, job_threads
@@ -66,6 +68,27 @@ def test_a_failing_ray_job_is_recorded_and_the_others_finish(tmp_path):
     assert records["random"]["status"] == "OK"
     assert records["lstm_vae"]["status"] == "NAN" and "NaNLossError" in records["lstm_vae"]["error"]
     assert "sweep summary: 1 OK, 1 failed (1 NAN)" in result.stdout
+
+
+@pytest.mark.slow
+@needs_ray
+def test_a_ray_job_stopped_by_ctrl_c_resumes_from_its_checkpoint(tmp_path):
+    args = ["-m", "hydra/launcher=ray", "model=lstm_vae", *TINY_SERIES, "trainer.max_epochs=40",
+            "trainer.max_batches_per_epoch=null", "trainer.patience=40", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    process = subprocess.Popen([TSAD_RUN, *args, f"paths.output_dir={tmp_path}"], cwd=tmp_path, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(tmp_path.rglob("checkpoints/last.pt")):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group gets SIGINT
+    stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 130 and "sweep summary: 0 OK, 1 failed (1 NO RESULT)" in stdout
+    assert not run_folders(tmp_path)
+
+    run_tsad([*args, "resume=true"], tmp_path)
+    (folder,) = run_folders(tmp_path)
+    record = read_metrics(folder)
+    assert record["status"] == "OK" and record["resumed_from_checkpoint"].endswith("checkpoints/last.pt")
 
 
 THREADS_APP = """
