@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
 
-from tsad.results import LAST_CHECKPOINT, STAGING_DIR, find_run_folders
+from tsad.results import LAST_CHECKPOINT, STAGING_DIR, find_run_folders, read_run
 from tsad.sweeps import job
 
 FAST = ["model=random", *TINY_SERIES]
@@ -108,8 +108,12 @@ def test_a_failing_rerun_with_overwrite_keeps_the_finished_run_byte_identical(tm
     assert read_metrics(run_dir)["status"] == "OK" and set(finished) >= {"scores/test.csv", "job.json"}
 
     stub_run(monkeypatch, {"scores/test.csv": "half-writ", "plots/new.png": "new"}, outcome)
+    (run_dir / ".hydra").mkdir()
+    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")  # as Hydra writes it when the attempt starts
+    finished[".hydra/config.yaml"] = b"seed: 1\n"
     run_stub_job(run_dir, seed=1, overwrite=True)
     assert folder_bytes(run_dir) == finished
+    assert read_run(run_dir)["config.seed"] == read_run(run_dir)["seed"] == 0, "the config of the results"
     attempt = read_metrics(run_dir / STAGING_DIR)  # the failed attempt's own record and files, beside the run
     assert attempt["status"] == job.failure_status(outcome) and attempt["seed"] == 1
     assert (run_dir / STAGING_DIR / "plots" / "new.png").exists()

@@ -22,7 +22,7 @@ from tsad.errors import NaNLossError, UserError
 log = logging.getLogger("tsad")
 
 METRICS_FILE = "metrics.json"
-JOB_FILE = "job.json"  # the attempt's facts (config hash, host, pid, start time) and, once moved in, the files it wrote
+JOB_FILE = "job.json"  # the attempt's facts (config, its hash, host, pid, start time) and, once in, the files it wrote
 # Inside the run folder: the running attempt writes its outputs to STAGING_DIR, and they are moved into the run folder
 # when it ends (publish); the results they replace wait in REPLACED_DIR meanwhile. Hydra's .hydra/ and run.log stay.
 STAGING_DIR = ".staging"
@@ -349,7 +349,12 @@ def read_run(folder: Path) -> dict:
 
 
 def _read_config(folder: Path) -> dict:
-    """The resolved .hydra/config.yaml of a run; {} when it is missing or unreadable."""
+    """The resolved config of the run whose results the folder holds: its job.json's (Hydra rewrites .hydra/ when a
+    new attempt starts, which may fail and leave the earlier results), else .hydra/config.yaml; {} when neither is
+    readable."""
+    config = (read_json(folder / JOB_FILE) or {}).get("config")
+    if isinstance(config, dict):
+        return config
     path = folder / ".hydra" / "config.yaml"
     if not path.exists():
         return {}

@@ -193,7 +193,7 @@ class Job:
         staging.mkdir(parents=True, exist_ok=True)
         write_json_atomic(staging / JOB_FILE, {"config_hash": digest, "started_at": time.time(),
                                                "host": platform.node(), "pid": os.getpid(),
-                                               "job_num": self.context.job_num})
+                                               "job_num": self.context.job_num, "config": self.config})
         self.staging = staging
         self.record = {"status": RUNNING, "run_dir": str(self.run_dir)}
 
