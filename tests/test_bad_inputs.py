@@ -163,6 +163,7 @@ DOOR_CASES = [
     (["dataset.family=nope"], "unknown dataset.family 'nope'"),
     (["dataset=nab", "model=zscore", "dataset.retrain_every=0"], "dataset.retrain_every must be"),
     (["dataset=nab", "model=zscore", "dataset.level=series"], "dataset.level=point"),
+    (["dataset=nab", "model=seq2gmm"], "model seq2gmm reads whole series at once"),
     # trainer
     (["trainer.batch_size=0"], "trainer.batch_size must be a positive integer"),
     (["trainer.lr=-1"], "trainer.lr must be a non-negative number"),
@@ -218,6 +219,7 @@ DOOR_CASES = [
     (["experiment=smoke", "model.window=0"], "model.window must be an integer >= 1, got 0 [sweep job: model="),
     (["+hparams_search=knn_optuna", "dataset.labelled_val=0.3", "model.k=0"], "model.k must be an integer >= 1"),
     (["-m", "model=zscore,random", "--cfg", "job"], "--cfg and --multirun cannot be combined"),
+    (["model=zscore,random"], "model=zscore,random sweeps over values: add -m (--multirun)"),
 ]
 
 DRIVER = """

@@ -46,11 +46,12 @@ def preflight(arguments: list[str]) -> Path | None:
         return None
     try:
         composer = Composer(args.config_dir, args.config_name or "config")
-        multirun = args.multirun or composer.mode(args.overrides) == RunMode.MULTIRUN
-        if multirun:
-            check_sweep(composer, args.overrides)
+        # composed as a sweep's base config (as Hydra reads the mode a preset sets), so a single run reads it too
+        config = composer.compose(args.overrides, RunMode.MULTIRUN)
+        if args.multirun or config.hydra.mode == RunMode.MULTIRUN:
+            check_sweep(composer, config)
             return None
-        config = composer.compose(args.overrides, RunMode.RUN)
+        check_no_sweep(args.overrides)
         check_config(job_config(config), choices(config))
         run_dir = known_now(config, "hydra.run.dir")
         if run_dir is None:
@@ -80,9 +81,6 @@ class Composer:
                                 anchor=SearchPathQuery(provider="schema"))
         self.hydra = Hydra.create_main_hydra2(task_name="tsad", config_search_path=search_path)
         self.config_name = config_name
-
-    def mode(self, overrides: list[str]):
-        return self.hydra.get_mode(config_name=self.config_name, overrides=list(overrides))
 
     def compose(self, overrides: list[str], run_mode) -> DictConfig:
         """The composed config; an override of a key the config lacks fails naming the nearest keys."""
@@ -122,12 +120,21 @@ def unknown_key_error(key: str, known: list[str], owner: str) -> UserError:
     return UserError(f"unknown key {key!r}{hint} ({owner} has: {', '.join(sorted(known))})")
 
 
-def check_sweep(composer: Composer, overrides: list[str]) -> None:
+def check_no_sweep(overrides: list[str]) -> None:
+    """A single run takes one value per key."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.is_sweep_override():
+            raise UserError(f"{override.input_line} sweeps over values: add -m (--multirun) to run one job per value, "
+                            f"or write a list value as {override.get_key_element()}=[a,b]")
+
+
+def check_sweep(composer: Composer, base: DictConfig) -> None:
     """Check every job of a basic sweep (or the jobs that use every value, see the module docstring), or the base
     config of another sweeper's."""
     from hydra.types import RunMode
 
-    base = composer.compose(overrides, RunMode.MULTIRUN)
     jobs = sweep_jobs(base)
     if jobs is None:
         check_config(job_config(base), choices(base))
