@@ -33,18 +33,18 @@ def test_a_single_run_refuses_a_folder_that_holds_a_finished_run(tmp_path):
     assert read_metrics(run_dir)["seed"] == 1
 
 
-def test_a_sweep_rerun_without_resume_fails_each_finished_job_and_says_what_to_do(tmp_path):
+def test_a_sweep_rerun_without_resume_is_refused_at_the_door_and_says_what_to_do(tmp_path):
     sweep = ["-m", *FAST, "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
     run_tsad(sweep, tmp_path)
-    earlier = {folder: (folder / "metrics.json").read_bytes() for folder in run_folders(tmp_path)}
+    earlier = {folder: folder_bytes(folder) for folder in run_folders(tmp_path)}
 
     result = run_tsad(sweep, tmp_path, check=False)
-    assert result.returncode == 1
-    assert "sweep summary: 0 OK, 2 failed (2 ERROR)" in result.stdout
-    for folder, record in earlier.items():
-        assert (folder / "metrics.json").read_bytes() == record
-        assert (f"UserError: {folder} holds a finished run (status OK); add resume=true to keep it, choose another "
-                "hydra.sweep.dir, or add overwrite=true to replace it") in result.stdout
+    assert result.returncode == 2
+    first = min(earlier, key=lambda folder: read_metrics(folder)["seed"])
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"tsad-run: error: {first} holds a finished run (status OK); add resume=true to keep it, choose another "
+        "hydra.sweep.dir, or add overwrite=true to replace it [sweep job: seed=0]")
+    assert {folder: folder_bytes(folder) for folder in earlier} == earlier
 
     assert "sweep summary: 2 OK (2 finished earlier, skipped)" in run_tsad([*sweep, "resume=true"], tmp_path).stdout
 
