@@ -133,21 +133,6 @@ def check_modes(arguments: list[str]) -> None:
                         f"--shell-completion{hint}")
 
 
-def check_top_level_keys(arguments: list[str]) -> None:
-    """Fail in one line on `foo=1` for a key config.yaml does not have (Hydra's own message spans many lines)."""
-    if any(a.startswith(("-cd", "--config-dir", "hydra.searchpath", "experiment=", "+experiment=", "hparams_search",
-                         "+hparams_search", "-cn", "--config-name")) for a in arguments):
-        return  # other configs may add top-level keys we cannot see here
-    known = set(OmegaConf.load(resources.files("tsad.conf").joinpath("config.yaml"))) | set(CONFIG_GROUPS) | {"hydra"}
-    for argument in arguments:
-        if argument.startswith(("-", "+", "~")) or "=" not in argument:
-            continue
-        root = argument.split("=", 1)[0].split(".")[0].split("/")[0]
-        if root not in known:
-            raise UserError(f"unknown key {root!r} in {argument}; choose from {', '.join(sorted(known - {'defaults'}))}"
-                            f" (or add a new key with +{argument})")
-
-
 def check_plugins(arguments: list[str]) -> None:
     """Fail in one line when an option needs a Hydra plugin from an extra that is not installed."""
     for argument in arguments:
@@ -212,7 +197,6 @@ def main() -> None:
     try:
         check_modes(sys.argv[1:])
         check_group_overrides(sys.argv[1:])
-        check_top_level_keys(sys.argv[1:])
         check_plugins(sys.argv[1:])
         run_dir = preflight(sys.argv[1:])
         if run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import os
 import re
 from collections import defaultdict
@@ -52,11 +53,12 @@ def preflight(arguments: list[str]) -> Path | None:
             check_sweep(composer, config)
             return None
         check_no_sweep(args.overrides)
-        check_config(job_config(config), choices(config))
+        job = job_config(config)
+        check_config(job, choices(config))
         run_dir = known_now(config, "hydra.run.dir")
         if run_dir is None:
             return None
-        check_not_finished(Path(run_dir), job_config(config), sweep=False)
+        check_not_finished(Path(run_dir), job, sweep=False)
         return Path(run_dir)
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(one_line(str(error))) from None
@@ -148,10 +150,11 @@ def check_sweep(composer: Composer, base: DictConfig) -> None:
     for job in jobs:
         try:
             config = composer.compose([*hydra_overrides, *job], RunMode.MULTIRUN)
-            check_config(job_config(config), choices(config))
+            resolved = job_config(config)
+            check_config(resolved, choices(config))
             subdir = known_now(config, "hydra.sweep.subdir")
             if sweep_dir.is_dir() and subdir is not None:
-                check_not_finished(sweep_dir / subdir, job_config(config), sweep=True)
+                check_not_finished(sweep_dir / subdir, resolved, sweep=True)
         except UserError as error:
             named = [o for o in job if o.split("=", 1)[0] in swept]
             raise UserError(f"{error} [sweep job: {' '.join(named) or 'the only one'}]") from None
@@ -170,12 +173,9 @@ def sweep_jobs(base: DictConfig) -> list[list[str]] | None:
     for override in OverridesParser.create().parse_overrides([*params, *task]):
         values[override.get_key_element()] = [job[0] for job in BasicSweeper.split_arguments([override], None)[0]]
     lists = list(values.values())
-    if len(lists) == 0:
+    if not lists:
         return [[]]
-    n_jobs = 1
-    for alternatives in lists:
-        n_jobs *= len(alternatives)
-    if n_jobs <= MAX_SWEEP_JOBS:
+    if math.prod(map(len, lists)) <= MAX_SWEEP_JOBS:
         return [list(job) for job in itertools.product(*lists)]
     return [[alternatives[i % len(alternatives)] for alternatives in lists] for i in range(max(map(len, lists)))]
 
@@ -193,7 +193,7 @@ def check_config(config: dict, chosen: dict) -> None:
     from tsad.training.trainer import Trainer
 
     protocol = config["dataset"].get("protocol") or DEFAULT_PROTOCOL
-    PROTOCOLS.get(protocol)
+    PROTOCOLS.get(protocol)  # an unknown protocol fails here
     for section, (known, owner) in known_keys(config, chosen, protocol).items():
         unknown = sorted(set(config.get(section) or {}) - set(known))
         if unknown:
