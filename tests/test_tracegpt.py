@@ -89,3 +89,27 @@ def test_bad_sizes_are_user_errors():
         build_detector("tracegpt", {"d_model": 30, "n_heads": 4})
     with pytest.raises(UserError, match="n_bins"):
         build_detector("tracegpt", {"n_bins": 1})
+
+
+def test_excess_nll_subtracts_the_entropy_of_the_prediction():
+    detector = build_detector("tracegpt", {**TINY_MODEL, "step_score": "excess_nll"})
+    module = detector.build_module(n_channels=2)
+    x = torch.randn(3, TINY_MODEL["window"], 2)
+    # A head that predicts every bin equally: the observed bin costs log(n_bins), exactly what was expected.
+    torch.nn.init.zeros_(module.head.weight)
+    torch.nn.init.zeros_(module.head.bias)
+    module.eval()
+    steps, series = module.score({"x": x})
+    torch.testing.assert_close(steps, torch.zeros(3, TINY_MODEL["window"]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(module.step_nll(x), torch.full((3, TINY_MODEL["window"]),
+                                                              2 * np.log(TINY_MODEL["n_bins"])))
+    # A trained-like head: excess = NLL + sum p log p, per channel.
+    torch.nn.init.normal_(module.head.weight)
+    nll, excess = module.step_nll(x), module.score({"x": x})[0]
+    assert not torch.allclose(nll, excess)
+    assert (excess <= nll + 1e-5).all()
+
+
+def test_step_score_is_checked():
+    with pytest.raises(UserError, match="step_score"):
+        build_detector("tracegpt", {"step_score": "entropy"})

@@ -22,6 +22,12 @@ abnormal sequences) but no code or layer sizes were published. What is ours:
   predicts token t from values before t only, and step 0 gets a (marginal) prediction too:
   every step of a window is scored and nothing is borrowed from later steps.
 
+Step score. By default the NLL of the observed bin. That NLL also counts how uncertain the
+prediction was, so steps that are hard to predict in every series (noise, steep edges) score high
+in normal series too; on ECG5000 normal beats even get a higher median step NLL than anomalous
+ones. `step_score=excess_nll` subtracts the entropy of the predicted distribution (the NLL the
+model expected at that step), which leaves the surprise alone (docs/results.md, ECG section).
+
 Causality is exact: the score of step t depends on steps <= t only, through the convolutions
 (left padding), the attention mask and the begin-of-sequence shift. Windows overlapping a step
 combine their scores for it (different context lengths); they all end at or after that step but
@@ -37,10 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import register, require_at_least
+from tsad.models.base import register, require_at_least, require_choice
 from tsad.models.torch_detector import TorchDetector
 
 MAX_TOKENISER_STEPS = 1_000_000  # train steps (sampled) used to fit the bin edges
+STEP_SCORES = ("nll", "excess_nll")
 
 
 class CausalConvBlock(nn.Module):
@@ -90,9 +97,11 @@ class DecoderBlock(nn.Module):
 
 class TraceGPTModule(nn.Module):
     def __init__(self, n_channels: int, window: int, n_bins: int, clip: float, d_model: int, n_conv_blocks: int,
-                 kernel_size: int, n_layers: int, n_heads: int, dropout: float, channel_independent: bool):
+                 kernel_size: int, n_layers: int, n_heads: int, dropout: float, channel_independent: bool,
+                 step_score: str = "nll"):
         super().__init__()
         self.n_bins, self.clip, self.channel_independent = n_bins, clip, channel_independent
+        self.step_score = step_score
         sequence_channels = 1 if channel_independent else n_channels
         # Tokeniser state, fitted on train in on_fit_start.
         self.register_buffer("center", torch.zeros(n_channels))
@@ -135,8 +144,9 @@ class TraceGPTModule(nn.Module):
         return scaled, tokens
 
     # -- model ----------------------------------------------------------------------
-    def step_nll(self, x: torch.Tensor) -> torch.Tensor:
-        """NLL of each observed bin given the steps before it, summed over channels: [B, L]."""
+    def step_nll(self, x: torch.Tensor, excess: bool = False) -> torch.Tensor:
+        """NLL of each observed bin given the steps before it, summed over channels: [B, L].
+        excess: minus the entropy of the predicted distribution (the NLL the model expected there)."""
         batch, length, channels = x.shape
         scaled, tokens = self.tokenise(x)
         # Sequences [N, channels in, L]: one per channel (N = B*C) or one per window (N = B).
@@ -152,15 +162,18 @@ class TraceGPTModule(nn.Module):
             logits = logits.view(batch, channels, length, self.n_bins)
         else:
             logits = logits.view(batch, length, channels, self.n_bins).transpose(1, 2)      # [B, C, L, bins]
-        nll = F.cross_entropy(logits.flatten(0, 2), tokens.flatten(), reduction="none")
-        return nll.view(batch, channels, length).sum(dim=1)
+        nll = F.cross_entropy(logits.flatten(0, 2), tokens.flatten(), reduction="none").view(batch, channels, length)
+        if excess:
+            log_p = torch.log_softmax(logits, dim=-1)
+            nll = nll + (log_p.exp() * log_p).sum(dim=-1)
+        return nll.sum(dim=1)
 
     def loss(self, batch: dict) -> dict:
         nll = self.step_nll(batch["x"])
         return {"loss": nll.mean() / batch["x"].shape[2]}
 
     def score(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        nll = self.step_nll(batch["x"])
+        nll = self.step_nll(batch["x"], excess=self.step_score == "excess_nll")
         return nll, nll.mean(dim=1)
 
 
@@ -178,9 +191,11 @@ class TraceGPT(TorchDetector):
     n_heads: int = 4
     dropout: float = 0.1
     channel_independent: bool = False
+    step_score: str = "nll"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_choice("step_score", self.step_score, STEP_SCORES)
         require_at_least(1, d_model=self.d_model, n_heads=self.n_heads, n_layers=self.n_layers,
                          n_conv_blocks=self.n_conv_blocks, kernel_size=self.kernel_size)
         if self.n_bins < 2 or self.clip <= 0:
@@ -192,4 +207,4 @@ class TraceGPT(TorchDetector):
         return TraceGPTModule(n_channels, window=self.window, n_bins=self.n_bins, clip=self.clip,
                               d_model=self.d_model, n_conv_blocks=self.n_conv_blocks, kernel_size=self.kernel_size,
                               n_layers=self.n_layers, n_heads=self.n_heads, dropout=self.dropout,
-                              channel_independent=self.channel_independent)
+                              channel_independent=self.channel_independent, step_score=self.step_score)
