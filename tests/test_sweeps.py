@@ -178,14 +178,17 @@ def test_submitit_local_sweep(tmp_path):
 # ---------------------------------------------------------------------------- failures and resume
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
-    result = run_tsad(["-m", "model=random", "seed=0,oops,2", *TINY_SERIES], tmp_path, check=False)
+    # val_best_f1 needs a labelled validation split, which only the built data can show: that job fails after start-up
+    result = run_tsad(["-m", "model=random", "threshold=val_percentile,val_best_f1", *TINY_SERIES], tmp_path,
+                      check=False)
     assert result.returncode == 1
-    by_seed = {str(read_metrics(f)["seed"]): (f, read_metrics(f)) for f in run_folders(tmp_path)}
-    assert by_seed["0"][1]["status"] == "OK" and by_seed["2"][1]["status"] == "OK"
-    failed_folder, failed = by_seed["oops"]
-    assert failed["status"] == "ERROR" and "seed must be an integer" in failed["error"]
-    assert "sweep summary: 2 OK, 1 failed (1 ERROR)" in result.stdout
-    assert f"ERROR       {failed_folder}  UserError: seed must be an integer" in result.stdout
+    by_policy = {read_metrics(f).get("threshold", {}).get("policy", "failed"): (f, read_metrics(f))
+                 for f in run_folders(tmp_path)}
+    assert by_policy["val_percentile"][1]["status"] == "OK"
+    failed_folder, failed = by_policy["failed"]
+    assert failed["status"] == "ERROR" and "threshold=val_best_f1 needs a labelled validation split" in failed["error"]
+    assert "sweep summary: 1 OK, 1 failed (1 ERROR)" in result.stdout
+    assert f"ERROR       {failed_folder}  UserError: threshold=val_best_f1 needs" in result.stdout
 
 
 def test_resume_skips_finished_jobs_and_reruns_the_others(tmp_path):

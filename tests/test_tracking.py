@@ -126,7 +126,7 @@ def test_a_sweep_is_one_mlflow_experiment_with_one_run_per_job(tmp_path, outputs
 @needs_mlflow
 def test_a_failed_run_ends_its_mlflow_run_as_failed(outputs, shared_store):
     store, client = shared_store
-    result = run_tsad(["logger=mlflow", store, "logger.experiment=failing", *TINY_SERIES, "trainer.batch_size=0"],
+    result = run_tsad(["logger=mlflow", store, "logger.experiment=failing", *TINY_SERIES, "threshold=val_best_f1"],
                       outputs, check=False)
     assert result.returncode != 0
 
