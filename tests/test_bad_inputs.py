@@ -200,7 +200,7 @@ DOOR_CASES = [
     (["dataset.n_chanels=2"], "unknown key 'dataset.n_chanels'; did you mean dataset.n_channels? (dataset synthetic"),
     (["threshold.qq=1"], "unknown key 'threshold.qq'; did you mean threshold.q? (threshold val_percentile has: "),
     (["tta.nn=2"], "unknown key 'tta.nn'; did you mean tta.n? (tta has: "),
-    (["gpu_pool.gpu=0"], "unknown key 'gpu_pool.gpu'; did you mean gpu_pool.gpus?"),
+    (["paths.output_dr=x"], "unknown key 'paths.output_dr'; did you mean paths.output_dir?"),
     (["+model.windw=32"], "unknown key 'model.windw'; did you mean model.window? (model lstm_vae has: "),
     (["model=knn", "+model.colour=red"], "unknown key 'model.colour' (model knn has: k, max_train_windows, name, "),
     (["+trainer.epochs=3"], "unknown key 'trainer.epochs'; did you mean trainer.max_epochs?"),

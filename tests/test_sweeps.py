@@ -1,10 +1,8 @@
-"""Sweeps at scale: parallel launchers, GPU slots, failure isolation, resume, Optuna and the presets."""
+"""Sweeps at scale: parallel launchers, failure isolation, resume, Optuna and the presets."""
 
 import importlib.util
 import json
-import multiprocessing
 import os
-import queue
 import signal
 import subprocess
 import time
@@ -16,7 +14,6 @@ from tsad import cli
 from tsad.errors import UserError
 from tsad.results import write_json_atomic as write_json
 from tsad.sweeps import job
-from tsad.sweeps.gpu import GpuSlot, pool_capacity, pool_gpus, pool_size
 from tsad.sweeps.job import JOB_FILE, LAST_CHECKPOINT, check_objective, needs_labelled_val, objective_value
 from tsad.sweeps.summary import JOURNAL_DIR, summarise
 
@@ -37,16 +34,6 @@ def job_pids(folders):
     return {json.loads((f / JOB_FILE).read_text())["pid"] for f in folders}
 
 
-def max_overlap(intervals) -> int:
-    """The most intervals (start, end) open at one instant."""
-    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    open_now = most = 0
-    for _, change in events:
-        open_now += change
-        most = max(most, open_now)
-    return most
-
-
 # ---------------------------------------------------------------------------- launchers
 
 @needs_joblib
@@ -60,108 +47,6 @@ def test_local_launcher_runs_four_jobs_in_parallel_workers(tmp_path):
         ("random", 0), ("random", 1), ("zscore", 0), ("zscore", 1)}
     assert len(job_pids(folders)) == 2  # two loky workers shared the four jobs
     assert "sweep summary: 4 OK, 0 failed" in result.stdout
-
-
-def hold_a_slot(folder, gpus, jobs_per_gpu, hold_seconds, results):
-    with GpuSlot(folder, gpus, jobs_per_gpu, poll_seconds=0.02) as slot:
-        time.sleep(hold_seconds)
-    results.put(slot.record())
-
-
-def test_gpu_slots_hold_at_most_capacity_jobs_per_gpu(tmp_path):
-    """8 processes at once on 2 simulated GPUs x 2 slots: at most 2 per GPU, never two on one slot, whatever the
-    timing."""
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    workers = [context.Process(target=hold_a_slot, args=(tmp_path, [0, 1], 2, 0.3, results)) for _ in range(8)]
-    for worker in workers:
-        worker.start()
-    records = [results.get(timeout=60) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=60)
-    for gpu in (0, 1):
-        on_gpu = [r for r in records if r["gpu"] == gpu]
-        assert max_overlap([(r["claimed_at"], r["released_at"]) for r in on_gpu]) <= 2
-        for slot in (0, 1):
-            assert max_overlap([(r["claimed_at"], r["released_at"]) for r in on_gpu if r["slot"] == slot]) <= 1
-
-
-def test_a_job_waits_while_every_slot_is_taken_and_takes_the_one_freed(tmp_path):
-    """Deterministic, unlike counting waits among racing processes (which depends on how fast they start)."""
-    held = [GpuSlot(tmp_path, [0, 1], 2, poll_seconds=0.02).__enter__() for _ in range(4)]
-    assert [(slot.gpu, slot.slot) for slot in held] == [(0, 0), (1, 0), (0, 1), (1, 1)]  # every GPU before doubling up
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    worker = context.Process(target=hold_a_slot, args=(tmp_path, [0, 1], 2, 0.0, results))
-    worker.start()
-    with pytest.raises(queue.Empty):
-        results.get(timeout=0.5)  # every slot is taken: the job waits
-    freed = held.pop(2)
-    freed.__exit__(None, None, None)
-    record = results.get(timeout=60)
-    worker.join(timeout=60)
-    assert (record["gpu"], record["slot"]) == (freed.gpu, freed.slot) and record["waited_seconds"] >= 0.5
-    for slot in held:
-        slot.__exit__(None, None, None)
-
-
-def test_a_killed_job_frees_its_gpu_slot(tmp_path):
-    context = multiprocessing.get_context("fork")
-    holder = context.Process(target=hold_a_slot, args=(tmp_path, [0], 1, 60, context.Queue()))
-    holder.start()
-    deadline = time.time() + 30
-    while time.time() < deadline and not _slot_taken(tmp_path):
-        time.sleep(0.05)
-    assert _slot_taken(tmp_path)
-    os.kill(holder.pid, signal.SIGKILL)
-    holder.join(timeout=30)
-    assert not _slot_taken(tmp_path)
-    with GpuSlot(tmp_path, [0], 1) as slot:
-        assert (slot.gpu, slot.slot) == (0, 0)
-
-
-def _slot_taken(folder) -> bool:
-    import fcntl
-
-    with open(folder / "gpu0_slot0.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
-
-
-@needs_joblib
-def test_gpu_pool_gives_each_job_a_slot_and_records_it(tmp_path):
-    """Three workers for two simulated GPUs: a GPU never runs two jobs at once, whatever the worker."""
-    run_tsad(["-m", "hydra/launcher=gpu_pool", "gpu_pool.gpus=[0,1]", "hydra.launcher.n_jobs=3", "model=random",
-              "seed=0,1,2", *TINY_SERIES], tmp_path)
-    records = [read_metrics(f) for f in run_folders(tmp_path)]
-    assert len(records) == 3 and all(r["status"] == "OK" for r in records)
-    assert all(r["device"] == "cpu" and r["gpu_slot"]["gpu"] in (0, 1) for r in records)  # simulated: no CUDA here
-    for gpu in (0, 1):
-        spans = [(r["gpu_slot"]["claimed_at"], r["gpu_slot"]["released_at"]) for r in records
-                 if r["gpu_slot"]["gpu"] == gpu]
-        assert max_overlap(spans) <= 1
-
-
-def test_gpu_pool_settings_are_checked():
-    assert pool_gpus([2, 3]) == [2, 3]
-    assert pool_size([0, 1, 2], 2) == 6
-    for bad in ([], [0, 0], [-1], "0,1"):
-        with pytest.raises(UserError, match="gpu_pool.gpus"):
-            pool_gpus(bad)
-    with pytest.raises(UserError, match="jobs_per_gpu"):
-        pool_capacity(0)
-    os.environ["CUDA_VISIBLE_DEVICES"], previous = "3,5", os.environ.get("CUDA_VISIBLE_DEVICES")
-    try:
-        assert pool_gpus("auto") == [0, 1]  # indices as the jobs see them
-    finally:
-        if previous is None:
-            del os.environ["CUDA_VISIBLE_DEVICES"]
-        else:
-            os.environ["CUDA_VISIBLE_DEVICES"] = previous
 
 
 @pytest.mark.slow
@@ -372,6 +257,8 @@ def test_a_missing_extra_is_named_in_one_line(monkeypatch):
                                 "pip install 'tsad[optuna]'")
     with pytest.raises(UserError, match=r"pip install 'tsad\[sweeps\]'"):
         cli.check_plugins(["hydra/launcher=slurm"])
+    with pytest.raises(UserError, match=r"pip install 'tsad\[ray\]'"):
+        cli.check_plugins(["hydra/launcher=ray"])
     cli.check_plugins(["model=iforest", "seed=1"])
 
 

@@ -10,6 +10,7 @@ import logging
 import shutil
 import sys
 import textwrap
+import warnings
 from importlib import resources, util
 from pathlib import Path
 
@@ -18,12 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from tsad.errors import UserError
 from tsad.results import read_metrics
-from tsad.sweeps.gpu import pool_size
 from tsad.sweeps.job import JobContext, folder_hash, folder_values, run_job
+from tsad.sweeps.ray_resources import job_cpus, job_gpus, job_threads
 from tsad.sweeps.summary import launched, summarise
 from tsad.validation import preflight
 
 log = logging.getLogger("tsad")
+
+# hydra/launcher=ray shares its name with the Ray launcher's own config, which Hydra then takes as its schema (as
+# intended) and warns about each time it loads the preset.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/ray' is validated against ConfigStore schema")
 
 CONFIG_GROUPS = ("model", "dataset", "trainer", "threshold", "postprocess", "logger", "experiment", "hparams_search")
 # Options that need an optional package (Hydra plugins, experiment loggers): the module each needs, and the extra
@@ -32,12 +37,12 @@ PLUGINS = {
     "hparams_search": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
     "hydra/sweeper=optuna": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
     "hydra/launcher=local": ("hydra_plugins.hydra_joblib_launcher", "sweeps"),
-    "hydra/launcher=gpu_pool": ("hydra_plugins.hydra_joblib_launcher", "sweeps"),
     "hydra/launcher=joblib": ("hydra_plugins.hydra_joblib_launcher", "sweeps"),
     "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
     "hydra/launcher=slurm_local": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
     "hydra/launcher=submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
     "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", "sweeps"),
+    "hydra/launcher=ray": ("hydra_plugins.hydra_ray_launcher", "ray"),
     "logger=tensorboard": ("tensorboard", "tracking"),
     "logger=mlflow": ("mlflow", "tracking"),
 }
@@ -57,11 +62,13 @@ GROUP_HELP = {
 }
 HELP_WIDTH, HELP_INDENT = 100, 18
 
-# Resolvers the configs use: job folder names in sweeps, the worker count of the GPU pool, and the
+# Resolvers the configs use: job folder names in sweeps, what each job of hydra/launcher=ray asks Ray for, and the
 # registered models of one kind (the presets' model lists; imports the models only when a preset is used).
 OmegaConf.register_new_resolver("tsad_config_hash", folder_hash, replace=True)
 OmegaConf.register_new_resolver("tsad_job_values", folder_values, replace=True)
-OmegaConf.register_new_resolver("tsad_gpu_pool_size", pool_size, replace=True)
+OmegaConf.register_new_resolver("tsad_ray_job_gpus", job_gpus, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("tsad_ray_job_cpus", job_cpus, replace=True, use_cache=True)
+OmegaConf.register_new_resolver("tsad_ray_job_threads", job_threads, replace=True)
 OmegaConf.register_new_resolver("tsad_models", lambda kind="all": model_names(kind), replace=True)
 OmegaConf.register_new_resolver("tsad_help_groups", lambda *, _root_: help_groups(_root_), replace=True)
 
@@ -154,8 +161,7 @@ def job_context(run_dir: str) -> JobContext:
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return JobContext(Path(run_dir))
-    return JobContext(Path(run_dir), sweep_dir=Path(hydra_cfg.sweep.dir), job_num=hydra_cfg.job.get("num"),
-                      launcher=hydra_cfg.runtime.choices.get("hydra/launcher"))
+    return JobContext(Path(run_dir), sweep_dir=Path(hydra_cfg.sweep.dir), job_num=hydra_cfg.job.get("num"))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

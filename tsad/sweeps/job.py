@@ -1,16 +1,15 @@
 """One job of `tsad-run`, single or swept: skip, resume or run it, and write its record once when it ends.
 
-`run_job` wraps tsad.experiment.run for every run. It hashes the resolved config, skips or
-resumes when `resume=true`, refuses to replace a finished run unless `overwrite=true`, takes a
-GPU slot under hydra/launcher=gpu_pool, turns SIGTERM (how SLURM ends a job at its time limit)
-into KeyboardInterrupt so an ended job is recorded as INTERRUPTED and stays resumable, and writes the
-run's metrics.json once, when the job ends: finished, failed or interrupted. The run writes into the run
-folder's .staging/, moved into the run folder when the job ends (tsad.results.end_attempt). The run returns
-the result part of the record; the job adds who ran (model, dataset, seed, tags), how it ended
-(status, error), timing, environment and the sweep's facts (config hash, job number, GPU slot,
-the checkpoint it resumed from). The sweep's journal says the same for the summary, and the
-experiment logger (tsad/tracking.py), checked before any work, follows the run's epochs and gets
-the record once it is written.
+`run_job` wraps tsad.experiment.run for every run. It hashes the resolved config, skips or resumes
+when `resume=true`, refuses to replace a finished run unless `overwrite=true`, turns SIGTERM (how
+SLURM ends a job at its time limit) into KeyboardInterrupt so an ended job is recorded as
+INTERRUPTED and stays resumable, and writes the run's metrics.json once, when the job ends:
+finished, failed or interrupted. The run writes into the run folder's .staging/, moved into the run
+folder when the job ends (tsad.results.end_attempt). The run returns the result part of the record;
+the job adds who ran (model, dataset, seed, tags), how it ended (status, error), timing, environment
+and the sweep's facts (config hash, job number, the checkpoint it resumed from). The sweep's journal
+says the same for the summary, and the experiment logger (tsad/tracking.py), checked before any
+work, follows the run's epochs and gets the record once it is written.
 """
 
 from __future__ import annotations
@@ -49,7 +48,6 @@ from tsad.results import (  # noqa: F401 (LAST_CHECKPOINT: named from here by te
     read_metrics,
     write_json_atomic,
 )
-from tsad.sweeps.gpu import SLOTS_DIR, GpuSlot, place_on_gpu, pool_capacity, pool_gpus
 from tsad.sweeps.summary import Journal
 from tsad.tracking import Tracker, check_logger, open_tracker
 
@@ -68,15 +66,10 @@ UNSAFE_RUN = "[^A-Za-z0-9._+-]+"
 
 @dataclass
 class JobContext:
-    """Where a job runs: its folder, and for a swept job its sweep folder, number and launcher."""
+    """Where a job runs: its folder, and for a swept job its sweep folder and number."""
     run_dir: Path
     sweep_dir: Path | None = None
     job_num: int | None = None
-    launcher: str | None = None
-
-    @property
-    def gpu_pool(self) -> bool:
-        return self.sweep_dir is not None and self.launcher == "gpu_pool"
 
 
 def run_job(config: dict, context: JobContext) -> tuple[float | None, Path]:
@@ -156,10 +149,7 @@ class Job:
             self._refuse_to_replace_a_finished_run()
 
         self._begin(digest)
-        if self.context.gpu_pool:
-            self._run_on_a_gpu_slot()
-        else:
-            self._run()
+        self._run()
         value = objective_value(self.record, objective)
         self.finished_folder = self.run_dir
         return value, self.run_dir
@@ -196,18 +186,6 @@ class Job:
                                                "job_num": self.context.job_num, "config": self.config})
         self.staging = staging
         self.record = {"status": RUNNING, "run_dir": str(self.run_dir)}
-
-    def _run_on_a_gpu_slot(self) -> None:
-        pool = self.config.get("gpu_pool") or {}
-        slot = GpuSlot(Path(self.context.sweep_dir) / SLOTS_DIR, pool_gpus(pool.get("gpus", "auto")),
-                       pool_capacity(pool.get("jobs_per_gpu", 1)))
-        try:
-            with slot:
-                place_on_gpu(self.config, slot.gpu)
-                self._run()
-        finally:
-            if slot.gpu is not None:
-                self.sweep_facts["gpu_slot"] = slot.record()
 
     def _run(self) -> None:
         """tsad.experiment.run, and around its result the run's identity, outcome, timing and environment."""
