@@ -1,0 +1,29 @@
+"""One-run presets (tsad/conf/experiment/): each composes to the setting docs/results.md reports, without training."""
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results.md"
+
+
+def composed(overrides: list[str]):
+    with initialize_config_module("tsad.conf", version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def test_the_ecg5000_preset_runs_the_setting_chosen_on_labelled_validation():
+    cfg = composed(["experiment=ecg5000", "dataset.root=/data/ECG5000"])
+    assert cfg.model.name == "seq2gmm" and cfg.dataset.name == "ecg5000" and cfg.dataset.root == "/data/ECG5000"
+    # The whole test file is scored (class 1 normal against classes 2-5) and every normal TRAIN beat trains.
+    assert cfg.dataset.normal_class == 1 and cfg.dataset.anomaly_ratio is None
+    assert cfg.dataset.val_fraction == 0 and cfg.dataset.labelled_val == 0
+    assert cfg.dataset.normalise == "none"
+    # Everything else is the model's own default.
+    assert composed(["model=seq2gmm"]).model == cfg.model
+    assert "tsad-run experiment=ecg5000 dataset.root=" in RESULTS.read_text()
+
+
+def test_a_preset_setting_can_still_be_overridden():
+    cfg = composed(["experiment=ecg5000", "seed=2", "model.hidden_size=32"])
+    assert cfg.seed == 2 and cfg.model.hidden_size == 32 and cfg.dataset.seed == 2
