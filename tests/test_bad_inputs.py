@@ -138,6 +138,8 @@ def test_tsad_table_fails_in_one_line(args, tmp_path):
 
 
 # (command line, what the one stderr line must name): each fails before Hydra creates any folder.
+EXAMPLE_CSV = Path(__file__).resolve().parents[1] / "examples" / "my_sensor.csv"
+
 DOOR_CASES = [
     # model
     (["model=lstm_vae", "model.window=0"], "model.window must be an integer >= 1, got 0"),
@@ -157,9 +159,16 @@ DOOR_CASES = [
     (["dataset.level=foo"], "dataset.level must be"),
     (["dataset.anomaly_types=[meteor]"], "dataset.anomaly_types: unknown"),
     (["dataset.labelled_val=-1"], "dataset.labelled_val must be"),
-    (["dataset=quasi_periodic", "dataset.warp=1.5"], "dataset.warp must be in [0, 1)"),
+    (["dataset=quasi_periodic", "dataset.warp=1.5"], "dataset.warp must be a number in [0, 1) so that"),
+    (["dataset=quasi_periodic", "dataset.period=abc"], "dataset.period must be a number > 0"),
+    (["dataset=quasi_periodic", "dataset.cycle_jitter=abc"], "dataset.cycle_jitter must be a number in [0, 1]"),
+    (["dataset.test_anomaly_rate=abc"], "dataset.test_anomaly_rate must be a number in [0, 1]"),
     (["dataset=quasi_periodic", "dataset.min_length=10"], "dataset.min_length (10) must be at least 3 cycles"),
     (["dataset.normalise=zscore"], "dataset.normalise must be one of"),
+    (["dataset=csv"], "dataset=csv needs a file or folder"),
+    (["dataset=csv", "dataset.path=/no/such/file.csv"], "dataset.path=/no/such/file.csv does not exist"),
+    (["dataset=csv", f"dataset.path={EXAMPLE_CSV}", "dataset.nan_policy=fill"], "dataset.nan_policy must be one of"),
+    (["dataset=csv", f"dataset.path={EXAMPLE_CSV}", "dataset.split=[0.5,0.5]"], "dataset.split must be three"),
     (["dataset.family=nope"], "unknown dataset.family 'nope'"),
     (["dataset=nab", "model=zscore", "dataset.retrain_every=0"], "dataset.retrain_every must be"),
     (["dataset=nab", "model=zscore", "dataset.level=series"], "dataset.level=point"),

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tsad.data.checks import require_counts
 from tsad.data.csv_read import (  # noqa: F401 (read_frame, table_from_frame: tsad-predict reads files with them)
     Table,
     fill_gaps,
@@ -33,7 +34,7 @@ from tsad.data.csv_read import (  # noqa: F401 (read_frame, table_from_frame: ts
     reading_warnings,
     table_from_frame,
 )
-from tsad.data.registry import register_dataset
+from tsad.data.registry import register_dataset, register_settings_check
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
 
@@ -79,12 +80,9 @@ def _same_columns(tables: list[Table]) -> None:
                             f"label every file or none")
 
 
-@register_dataset("csv")
-def build(path: str | None = None, name: str = "csv", level: str = "point", seed: int = 0,
-          timestamp_column: str | None = "auto", value_columns=None, label_column: str | None = "auto",
-          series_labels: str | None = None, split=(0.6, 0.2, 0.2), nan_policy: str = "error", min_length: int = 1,
-          train_anomalies: str = "drop", separator: str = ",") -> DatasetSplits:
-    """Train/val/test from the user's CSV files; see the module docstring for the layout."""
+@register_settings_check("csv")
+def check_settings(*, path, level, split, nan_policy, min_length, train_anomalies, **_) -> None:
+    """The settings' checks, which read no data (tsad-run runs them before it creates a run folder)."""
     if not path:
         raise UserError("dataset=csv needs a file or folder: add dataset.path=FILE_OR_FOLDER")
     source = Path(path).expanduser()
@@ -96,6 +94,19 @@ def build(path: str | None = None, name: str = "csv", level: str = "point", seed
         raise UserError(f"dataset.nan_policy must be one of {', '.join(NAN_POLICIES)}, got {nan_policy!r}")
     if train_anomalies not in TRAIN_ANOMALIES:
         raise UserError(f"dataset.train_anomalies must be one of {', '.join(TRAIN_ANOMALIES)}, got {train_anomalies!r}")
+    require_counts(min_length=(min_length, 1))
+    _fractions(split)
+
+
+@register_dataset("csv")
+def build(path: str | None = None, name: str = "csv", level: str = "point", seed: int = 0,
+          timestamp_column: str | None = "auto", value_columns=None, label_column: str | None = "auto",
+          series_labels: str | None = None, split=(0.6, 0.2, 0.2), nan_policy: str = "error", min_length: int = 1,
+          train_anomalies: str = "drop", separator: str = ",") -> DatasetSplits:
+    """Train/val/test from the user's CSV files; see the module docstring for the layout."""
+    check_settings(path=path, level=level, split=split, nan_policy=nan_policy, min_length=min_length,
+                   train_anomalies=train_anomalies)
+    source = Path(path).expanduser()
     fractions = _fractions(split)
     read = lambda file: read_table(file, timestamp_column, value_columns, label_column, nan_policy, separator)  # noqa: E731
 

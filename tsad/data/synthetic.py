@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tsad.data.checks import require_counts, require_fractions
 from tsad.data.registry import register_dataset, register_settings_check
 from tsad.data.series import DatasetSplits, SeriesSet, labelled_val_count
 from tsad.errors import UserError
@@ -116,13 +117,6 @@ def _check_types(anomaly_types) -> list[str]:
     return types
 
 
-def _check_counts(**values) -> None:
-    """Each dataset.<key>=(value, minimum) must be an integer >= minimum."""
-    for key, (value, minimum) in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise UserError(f"dataset.{key} must be an integer >= {minimum}, got {value!r}")
-
-
 def _anomalous_series(rng, process, length, types, magnitude, segment_fraction) -> tuple[np.ndarray, np.ndarray]:
     x, _ = process.sample(rng, length)
     span = max(2, int(round(length * rng.uniform(*segment_fraction))))
@@ -180,17 +174,15 @@ def check_settings(*, level, seed, n_channels, min_length, max_length, n_train, 
                    **_) -> None:
     """The settings' checks, which need no data (tsad-run runs them before it creates a run folder)."""
     _check_types(anomaly_types)
-    _check_counts(seed=(seed, 0), n_channels=(n_channels, 1), n_train=(n_train, 1), n_val=(n_val, 0),
+    require_counts(seed=(seed, 0), n_channels=(n_channels, 1), n_train=(n_train, 1), n_val=(n_val, 0),
                   n_test=(n_test, 1), min_length=(min_length, 1), max_length=(max_length, 1),
                   n_anomalies=(n_anomalies, 0))
     if level not in ("series", "point"):
         raise UserError(f"dataset.level must be 'series' or 'point', got {level!r}")
     if not 1 <= min_length <= max_length:
         raise UserError(f"dataset.min_length ({min_length}) must be between 1 and dataset.max_length ({max_length})")
-    for key, value in (("test_anomaly_rate", test_anomaly_rate), ("train_contamination", train_contamination),
-                       ("train_labelled_anomalies", train_labelled_anomalies)):
-        if not 0 <= value <= 1:
-            raise UserError(f"dataset.{key} must be a fraction in [0, 1], got {value}")
+    require_fractions(test_anomaly_rate=test_anomaly_rate, train_contamination=train_contamination,
+                      train_labelled_anomalies=train_labelled_anomalies)
     labelled_val_count(labelled_val, n_test, "n_test")
 
 
