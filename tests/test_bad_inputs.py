@@ -189,6 +189,7 @@ DOOR_CASES = [
     (["postprocess=nope"], "unknown postprocess 'nope'"),
     (["postprocess=likelihood", "postprocess.average_window=0"], "postprocess.average_window must be"),
     (["dataset=nab", "model=zscore", "postprocess=likelihood"], "threshold=val_percentile has nothing to learn"),
+    (["postprocess=likelihood_spatial"], "transforms step scores in time order, so it needs point-level data"),
     # logger
     (["logger=nope"], "unknown logger 'nope'"),
     (["logger.name=nope"], "logger.name='nope' is not a logger"),

@@ -18,8 +18,9 @@ from tsad.data.nab_format import probationary_length
 from tsad.errors import UserError
 from tsad.models.base import build_detector
 from tsad.models.baselines import ZScoreDetector
+from tsad.postprocess import running_rank
 from tsad.protocols import PROTOCOLS
-from tsad.protocols.nab import check_causal, detect_online, run_nab, running_rank
+from tsad.protocols.nab import check_causal, detect_online, run_nab
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_NAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab"

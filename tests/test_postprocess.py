@@ -1,6 +1,7 @@
 """Causal score post-processing: anomaly likelihood, spatial override, alarm rest."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tsad.errors import UserError
@@ -72,9 +73,42 @@ def test_the_likelihood_needs_a_fixed_threshold_under_nab():
     check_threshold_for(PostProcess(name="likelihood", likelihood=True), {"policy": "fixed", "value": 0.5})
 
 
-def test_offline_runs_refuse_post_processing_instead_of_ignoring_it(tmp_path):
+def test_series_level_runs_refuse_post_processing_instead_of_ignoring_it(tmp_path):
     from tsad.config import compose
     from tsad.protocols.offline import run_offline
 
-    with pytest.raises(UserError, match="postprocess=likelihood runs under NAB's online protocol only"):
+    with pytest.raises(UserError, match="postprocess=likelihood transforms step scores in time order"):
         run_offline(compose(["model=zscore", "postprocess=likelihood"]), tmp_path)
+
+
+@pytest.mark.parametrize("row", [30, 200, 399])
+def test_an_offline_series_score_never_changes_when_later_rows_change(row):
+    values, scores = noisy()
+    before = EVERYTHING.score_series(values, scores)
+    values[row:] += 50.0
+    scores[row:] = 9.0
+    after = EVERYTHING.score_series(values, scores)
+    np.testing.assert_array_equal(after[:row], before[:row])
+
+
+def test_offline_point_runs_post_process_every_split_and_save_it_for_prediction(tmp_path):
+    from tsad.config import compose
+    from tsad.data.registry import build_dataset
+    from tsad.model_inputs import ModelInputs
+    from tsad.models.base import Detector
+    from tsad.postprocess import post_processed
+    from tsad.protocols.offline import run_offline
+
+    overrides = ["model=zscore", "dataset=synthetic_points", "dataset.n_test=3", "postprocess=likelihood_spatial",
+                 "threshold=fixed", "threshold.value=0.5", "plots=false"]
+    result = run_offline(compose(overrides), tmp_path)
+
+    data = build_dataset(compose(overrides)["dataset"])
+    raw = Detector.load(tmp_path / "model").score(data.test)
+    expected = post_processed(PostProcess.from_config(compose(overrides)["postprocess"]), data.test, raw)
+    written = pd.read_csv(tmp_path / "scores" / "test_steps.csv.gz")
+    np.testing.assert_allclose(written["score"], np.concatenate(expected.steps))
+    assert not np.allclose(np.concatenate(expected.steps), np.concatenate(raw.steps))
+    assert 0 <= written["score"].min() and written["score"].max() <= 1
+    assert result["threshold"]["values"]["point"] == 0.5
+    assert ModelInputs.load(tmp_path / "model").postprocess["name"] == "likelihood_spatial"

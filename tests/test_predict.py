@@ -209,3 +209,27 @@ def test_streaming_stops_at_a_bad_row_in_one_line(csv_run, tmp_path, rows, messa
     result = predict([f"run={csv_run}", "input=-"], tmp_path, stdin=rows)
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_post_processed_run_predicts_post_processed_scores_and_refuses_a_stream(tmp_path):
+    from tsad.postprocess import PostProcess, post_processed
+
+    sensor_frame(400, seed=0, anomalies=((330, 340),)).to_csv(tmp_path / "train.csv", index=False)
+    run_tsad(["model=pca", f"model.window={WINDOW}", "dataset=csv", f"dataset.path={tmp_path / 'train.csv'}",
+              "postprocess=likelihood_spatial", "threshold=fixed", "threshold.value=0.5", "plots=false"], tmp_path)
+    (run,) = run_folders(tmp_path)
+    new = sensor_frame(300, seed=1, anomalies=((200, 210),))
+    new.to_csv(tmp_path / "new.csv", index=False)
+    result = predict([f"run={run}", "input=new.csv", "out=prediction"], tmp_path)
+    assert result.returncode == 0, result.stderr
+
+    data = SeriesSet([new[["a", "b"]].to_numpy()])
+    settings = PostProcess.from_config(ModelInputs.load(run / "model").postprocess)
+    expected = post_processed(settings, data, Detector.load(run / "model").score(data)).steps[0]
+    predictions = pd.read_csv(tmp_path / "prediction" / "predictions.csv")
+    np.testing.assert_allclose(predictions["score"], expected, rtol=1e-6)
+    np.testing.assert_array_equal(predictions["alarm"], (expected > 0.5).astype(int))
+
+    streamed = predict([f"run={run}", "input=-"], tmp_path, stdin="a,b\n1,2\n")
+    assert streamed.returncode == 2 and "postprocess=likelihood_spatial" in streamed.stderr
+    assert len(streamed.stderr.strip().splitlines()) == 1

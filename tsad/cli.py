@@ -54,9 +54,9 @@ GROUP_HELP = {
     "dataset": "data, splits and normalisation (fitted on train only)",
     "trainer": "the shared training loop of the deep models (epochs, batch size, LR, early stopping)",
     "threshold": "how the alarm threshold is chosen, from validation or train scores (never test)",
-    "postprocess": "causal post-processing of the scores under NAB's protocol (anomaly likelihood, ...)",
+    "postprocess": "causal post-processing of step scores on point-level data (anomaly likelihood, ...)",
     "logger": "experiment tracking besides the run folder: TensorBoard or MLflow",
-    "experiment": "named presets: whole sweeps (benchmark, smoke; no -m needed) or one tuned run (nab)",
+    "experiment": "named presets: whole sweeps (benchmark, smoke; no -m needed) or one tuned run (nab, ecg5000)",
     "hparams_search": "Optuna searches on a validation objective (select with +hparams_search=...)",
     "hydra/launcher": "where sweep jobs run",
 }

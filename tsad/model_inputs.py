@@ -1,9 +1,10 @@
 """What a trained detector expects of new data, saved beside it as model/inputs.json.
 
 The run writes it (tsad/protocols/offline.py) and tsad-predict reads it: the label level of the run, its
-threshold per level (an alarm is score > threshold, the rule of the metrics), the channel names in training
-order (CSV value columns; ch0..ch{C-1} for generated data), the timestamp column, and how the training CSV
-files were read. New files are matched to the channels by column name, in any column order.
+threshold per level (an alarm is score > threshold, the rule of the metrics), the post-processing its scores
+went through, the channel names in training order (CSV value columns; ch0..ch{C-1} for generated data), the
+timestamp column, and how the training CSV files were read. New files are matched to the channels by column
+name, in any column order.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from tsad.data.csv import Table, build, table_from_frame
 from tsad.data.series import DatasetSplits
 from tsad.errors import UserError
+from tsad.postprocess import PostProcess
 
 INPUTS_FILE = "inputs.json"
 # dataset=csv settings that say how a file is read (not how it is split); new files are read with the same ones.
@@ -38,11 +40,12 @@ class ModelInputs:
     timestamp_column: str | None = None
     csv_options: dict = field(default_factory=dict)
     dataset: str = ""
+    postprocess: dict = field(default_factory=dict)  # the run's postprocess settings; {} = none
 
     @classmethod
-    def of(cls, data: DatasetSplits, thresholds: dict[str, float]) -> ModelInputs:
+    def of(cls, data: DatasetSplits, thresholds: dict[str, float], postprocess: PostProcess) -> ModelInputs:
         return cls(data.level, dict(thresholds), list(data.channels), data.timestamp_column, dict(data.csv_options),
-                   data.name)
+                   data.name, asdict(postprocess) if postprocess.active else {})
 
     def save(self, directory: Path) -> None:
         Path(directory, INPUTS_FILE).write_text(json.dumps({**asdict(self), "alarm_rule": "score > threshold"},

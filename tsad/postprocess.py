@@ -1,7 +1,10 @@
 """Causal post-processing of step scores (`postprocess=`): anomaly likelihood, spatial override, alarm rest.
 
 Transforms that work on any detector's scores, as the top NAB detectors use them (see the README's
-config-group table and docs/results.md). Each output at row t reads rows <= t only.
+config-group table and docs/results.md). Each output at row t reads rows <= t only. Under NAB's protocol
+they run on each file's running-rank scores with NAB's probationary period as the learning phase; offline
+point-level runs (and tsad-predict on such a run) apply them the same way to each series, with NAB's rule for
+the learning phase (the first 15 % of the series' rows, at most 750).
 
 - Anomaly likelihood (the method HTM's NAB detector uses, re-implemented from its description): the
   detector's raw scores (unscored warm-up rows count as 0) are averaged over the last `average_window`
@@ -28,9 +31,13 @@ import math
 from dataclasses import dataclass, fields
 
 import numpy as np
+import pandas as pd
 from scipy.special import erfc
 
+from tsad.data.nab_format import probationary_length
+from tsad.data.series import SeriesSet
 from tsad.errors import UserError
+from tsad.models.base import Scores
 
 RED_ZONE = 1e-5  # Q at or below this is an extreme event
 YELLOW_ZONE = 1e-3  # what later rows of one extreme event are lowered to
@@ -77,6 +84,11 @@ class PostProcess:
     def active(self) -> bool:
         return self.likelihood or self.spatial or self.rest
 
+    def score_series(self, values: np.ndarray, raw_scores: np.ndarray) -> np.ndarray:
+        """Post-processed scores [T] of one series of an offline run from its detector's raw scores [T]: mapped
+        to [0, 1] by their running rank, the likelihood learning on NAB's probationary share of the series."""
+        return self.apply(values, raw_scores, running_rank(raw_scores), probationary_length(len(raw_scores)))
+
     def apply(self, values: np.ndarray, raw_scores: np.ndarray, scores: np.ndarray, probation: int) -> np.ndarray:
         """Post-processed scores [T] of one series from its values [T] or [T, C], the detector's raw scores [T]
         (NaN = unscored) and their mapping to [0, 1] (`scores`, used as they are without the likelihood)."""
@@ -89,6 +101,26 @@ class PostProcess:
         if self.rest:
             out = rest_after_alarms(out, self.rest_level, int(self.rest_fraction * probation))
         return out
+
+
+def running_rank(raw_scores: np.ndarray) -> np.ndarray:
+    """Causal map to [0, 1]: rank (ties low) of each score among the scores so far, over their count.
+
+    NaN (no score yet) maps to 0 and is not counted.
+    """
+    mapped = np.zeros(len(raw_scores))
+    scored = np.flatnonzero(~np.isnan(raw_scores))
+    if len(scored):
+        mapped[scored] = pd.Series(raw_scores[scored]).expanding().rank(method="min", pct=True).to_numpy()
+    return mapped
+
+
+def post_processed(postprocess: PostProcess, data: SeriesSet, scores: Scores) -> Scores:
+    """The step scores after the run's causal post-processing, series by series (series scores stay the detector's)."""
+    if not postprocess.active:
+        return scores
+    return Scores([postprocess.score_series(values, raw) for values, raw in zip(data.values, scores.steps)],
+                  scores.series)
 
 
 def anomaly_likelihood(values: np.ndarray, scores: np.ndarray, probation: int, average_window: int = 10,

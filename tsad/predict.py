@@ -189,13 +189,19 @@ def predict(settings: dict) -> None:
 
     from tsad.model_inputs import ModelInputs
     from tsad.models.base import Detector
+    from tsad.postprocess import PostProcess, post_processed
     from tsad.runtime import resolve_device
 
     model = model_folder(settings["run"])
     run_dir = model.parent
     inputs = ModelInputs.load(model)
     options = read_options(inputs, settings)
+    postprocess = PostProcess.from_config(inputs.postprocess)
     if settings["input"] == "-":
+        if postprocess.active:
+            raise UserError(f"the run post-processes its scores (postprocess={postprocess.name}), whose learning "
+                            f"phase is a share of each series' length, which a stream does not know: give whole "
+                            f"files with input=FILE_OR_FOLDER")
         if settings.get("out") is not None:
             raise UserError("out= has no use with input=-, which writes score,alarm lines to standard output")
         from tsad.predict_stream import stream
@@ -211,7 +217,7 @@ def predict(settings: dict) -> None:
     data = series_of(tables, detector)
 
     started = time.perf_counter()
-    scores = detector.score(data)
+    scores = post_processed(postprocess, data, detector.score(data))
     seconds = time.perf_counter() - started
     frame = predictions_frame(data, scores, inputs.level, threshold)
     (folder / "plots").mkdir(parents=True, exist_ok=True)

@@ -214,8 +214,10 @@ def check_config(config: dict, chosen: dict) -> None:
         check_causal(detector)
     else:
         from tsad.data.registry import check_dataset
+        from tsad.protocols.offline import check_postprocess
 
         check_dataset(dict(config["dataset"]))
+        check_postprocess(postprocess, config["dataset"].get("level"))
 
 
 def known_keys(config: dict, chosen: dict, protocol: str) -> dict[str, tuple[list[str], str]]:

@@ -45,7 +45,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from tsad.data.nab import load_nab
 from tsad.data.nab_format import probationary_length
@@ -57,7 +56,7 @@ from tsad.evaluation.report import evaluate_level, headline
 from tsad.evaluation.thresholds import choose_threshold, validate_threshold_config
 from tsad.models.base import Scores, detector_from_config
 from tsad.models.window_scoring import WindowScorer
-from tsad.postprocess import PostProcess
+from tsad.postprocess import PostProcess, running_rank
 from tsad.protocols import PROTOCOLS
 from tsad.protocols.nab_report import LABEL_FREE, ORACLE, plot_nab_examples, write_nab_results_file, write_per_file
 from tsad.results import write_history, write_scores
@@ -257,18 +256,6 @@ def score_rows(detector, values: np.ndarray, first: int, end: int) -> np.ndarray
     context = max(0, first - detector.window + 1)
     steps = detector.score(SeriesSet([values[context:end]])).steps[0]
     return steps[first - context:]
-
-
-def running_rank(raw_scores: np.ndarray) -> np.ndarray:
-    """Causal map to [0, 1]: rank (ties low) of each score among the scores so far, over their count.
-
-    NaN (no score yet) maps to 0 and is not counted.
-    """
-    mapped = np.zeros(len(raw_scores))
-    scored = np.flatnonzero(~np.isnan(raw_scores))
-    if len(scored):
-        mapped[scored] = pd.Series(raw_scores[scored]).expanding().rank(method="min", pct=True).to_numpy()
-    return mapped
 
 
 # -- the label-free threshold -------------------------------------------------------------------

@@ -3,6 +3,10 @@
 Every split is scored once: test, the threshold policy's reference split (train, val or
 labelled_val), and the labelled validation split when there is one (for what a search may
 optimise). Evaluation takes those scores; only the protocol touches the detector.
+
+With `postprocess=` (point-level data only) every split's step scores go through the same causal
+post-processing before thresholds and metrics, series by series (tsad/postprocess.py): the threshold is
+then chosen on post-processed reference scores, and tsad-predict applies it to new data as well.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from tsad.evaluation.thresholds import (
 )
 from tsad.model_inputs import ModelInputs
 from tsad.models.base import Detector, Scores, detector_from_config
-from tsad.postprocess import PostProcess
+from tsad.postprocess import PostProcess, post_processed
 from tsad.protocols import PROTOCOLS
 from tsad.results import write_history, write_scores
 from tsad.runtime import resolve_device, seed_everything
@@ -38,9 +42,7 @@ log = logging.getLogger(__name__)
 def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
     threshold_config = validate_threshold_config(dict(config["threshold"]))
     postprocess = PostProcess.from_config(config.get("postprocess"))
-    if postprocess.active:
-        raise UserError(f"postprocess={postprocess.name} runs under NAB's online protocol only (dataset=nab); "
-                        "offline runs score test series with a trained detector as they are: set postprocess=none")
+    check_postprocess(postprocess, config["dataset"].get("level"))
     device = resolve_device(str(config["device"]))
     seed_everything(config["seed"])
 
@@ -61,12 +63,12 @@ def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dic
     log.info("fitted %s in %.1f s", detector.name, fit_seconds)
 
     started = time.perf_counter()
-    test_scores = detector.score(data.test)
+    test_scores = post_processed(postprocess, data.test, detector.score(data.test))
     score_seconds = time.perf_counter() - started
 
     levels = label_levels(data)
     chosen_levels = threshold_levels(threshold_config, data, levels)
-    thresholds, reference = reference_thresholds(threshold_config, detector, data, chosen_levels)
+    thresholds, reference = reference_thresholds(threshold_config, detector, data, chosen_levels, postprocess)
     metrics = {}
     for level in levels:
         labels, level_scores = level_arrays(data.test, test_scores, level)
@@ -74,11 +76,11 @@ def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dic
                                         warnings=warnings)
     labelled_val_scores = reference.scores if reference.split == "labelled_val" else None
     if data.labelled_val is not None and labelled_val_scores is None:
-        labelled_val_scores = detector.score(data.labelled_val)
+        labelled_val_scores = post_processed(postprocess, data.labelled_val, detector.score(data.labelled_val))
     validation = validation_metrics(detector.history, data.labelled_val, labelled_val_scores, levels, warnings)
 
     detector.save(run_dir / "model")
-    ModelInputs.of(data, thresholds).save(run_dir / "model")
+    ModelInputs.of(data, thresholds, postprocess).save(run_dir / "model")
     write_scores(run_dir / "scores", "test", data.test, test_scores, thresholds)
     write_scores(run_dir / "scores", reference.split, reference.data, reference.scores, thresholds)
     write_history(run_dir / "history.csv", detector.history)
@@ -123,8 +125,8 @@ class Reference:
     scores: Scores
 
 
-def reference_thresholds(threshold_config: dict, detector: Detector, data: DatasetSplits,
-                         levels: list[str]) -> tuple[dict, Reference]:
+def reference_thresholds(threshold_config: dict, detector: Detector, data: DatasetSplits, levels: list[str],
+                         postprocess: PostProcess) -> tuple[dict, Reference]:
     """Score the threshold policy's reference split (never test) and choose one threshold per level.
 
     The train split is the one the detector was fitted on, so it is scored through score_train (out of
@@ -134,5 +136,15 @@ def reference_thresholds(threshold_config: dict, detector: Detector, data: Datas
     check_threshold_data(threshold_config, data)
     split = reference_split(threshold_config)
     source = getattr(data, split)
-    scores = detector.score_train(source) if split == "train" else detector.score(source)
+    scores = post_processed(postprocess, source, detector.score_train(source) if split == "train"
+                            else detector.score(source))
     return choose_thresholds(threshold_config, source, scores, levels), Reference(split, source, scores)
+
+
+def check_postprocess(postprocess: PostProcess, level: str | None) -> None:
+    """Post-processing transforms step scores in time order: point-level data only."""
+    if postprocess.active and level != "point":
+        raise UserError(f"postprocess={postprocess.name} transforms step scores in time order, so it needs "
+                        f"point-level data (dataset.level=point, e.g. dataset=synthetic_points, csv or nab), "
+                        f"got dataset.level={level}; or set postprocess=none")
+
