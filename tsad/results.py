@@ -258,6 +258,7 @@ def environment() -> dict:
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
         "numpy": np.__version__,
         "scikit_learn": sklearn.__version__,
         "tsad": tsad.__version__,
