@@ -13,6 +13,7 @@ from tsad.errors import UserError
 from tsad.evaluation.thresholds import POLICIES, validate_threshold_config
 from tsad.models.base import build_detector
 from tsad.models.baselines import node_depths, tree_path_lengths
+from tsad.postprocess import PostProcess
 from tsad.protocols.offline import reference_thresholds
 
 SERIES = {"family": "synthetic", "name": "tiny", "seed": 3, "n_train": 30, "n_val": 10, "n_test": 30,
@@ -33,7 +34,7 @@ LEVELS = ["series", "point"]
 
 def thresholds_for(config: dict, detector, data, levels: list[str]):
     """(thresholds, reference) as a run chooses them: the policy's reference split scored, never test."""
-    return reference_thresholds(validate_threshold_config(config), detector, data, levels)
+    return reference_thresholds(validate_threshold_config(config), detector, data, levels, PostProcess())
 
 
 def fitted(dataset: dict):

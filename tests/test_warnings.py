@@ -55,6 +55,7 @@ def test_constant_and_near_constant_channels_in_train_and_test_are_named():
     train = SeriesSet([np.stack([varying, np.full(100, 3.0), hum], axis=1)])
     test = SeriesSet([np.stack([varying, varying, np.full(100, 1000.0)], axis=1)])
     data = DatasetSplits(train, train, test, level="point", name="d", channels=["ok", "flat", "hum"])
+    data.note_constant_channels()
     in_train, in_test = messages(data.warnings, "constant_channels")
     assert in_train.startswith("train: channel 'flat' is constant (3); channel 'hum' is near-constant (std ")
     assert in_test == "test: channel 'hum' is constant (1000); no detector can learn or rank anything from it"

@@ -45,6 +45,7 @@ def preflight(arguments: list[str]) -> Path | None:
     args = get_args_parser().parse_args(arguments)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion or args.experimental_rerun:
         return None
+    check_override_syntax(args.overrides)
     try:
         composer = Composer(args.config_dir, args.config_name or "config")
         # composed as a sweep's base config (as Hydra reads the mode a preset sets), so a single run reads it too
@@ -64,6 +65,22 @@ def preflight(arguments: list[str]) -> Path | None:
         raise UserError(one_line(str(error))) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def check_override_syntax(overrides: list[str]) -> None:
+    """A value Hydra's override grammar cannot read (`dataset.separator=;`) fails naming the quoting that works."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_override(override)
+        except HydraException:
+            key, _, value = override.partition("=")
+            raise UserError(f"{override}: Hydra cannot read the value {value!r} as written (Hydra's override grammar); "
+                            f"text with characters such as ; goes in double quotes "
+                            f"inside shell quotes: '{key}=\"{value}\"'") from None
 
 
 class Composer:

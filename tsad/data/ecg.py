@@ -21,10 +21,12 @@ normal beat, or with anomaly_ratio null the TRAIN file's own anomalous-to-normal
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 
 from tsad.data.locate import locate
-from tsad.data.registry import register_dataset
+from tsad.data.registry import register_dataset, register_settings_check
 from tsad.data.series import DatasetSplits, SeriesSet, labelled_val_count
 from tsad.errors import UserError
 
@@ -74,10 +76,6 @@ def seq2gmm_anomaly_subset(anomalous_rows: np.ndarray, count: int, subset_seed: 
 def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_ratio, subset_seed: int,
                val_fraction: float, labelled_val: float = 0) -> DatasetSplits:
     """Train/val/test (and optionally a labelled val) for one UCR dataset under the protocol described above."""
-    if anomaly_ratio is not None and anomaly_ratio < 0:
-        raise UserError(f"dataset.anomaly_ratio must be >= 0 or null (keep all anomalies), got {anomaly_ratio}")
-    if not 0 <= val_fraction < 1:
-        raise UserError(f"dataset.val_fraction must be in [0, 1), got {val_fraction}")
     folder = locate(dataset, root, **SOURCES[dataset])
     train_classes, train_values = read_ucr(folder / f"{dataset}_TRAIN.tsv")
     test_classes, test_values = read_ucr(folder / f"{dataset}_TEST.tsv")
@@ -150,6 +148,19 @@ def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_r
                          test=test, level="series", name=name, labelled_val=labelled, info=info)
 
 
+@register_settings_check("ecg5000")
+@register_settings_check("twoleadecg")
+def check_settings(*, level, anomaly_ratio, val_fraction, **_) -> None:
+    """The settings' checks, which read no data (tsad-run runs them before it creates a run folder)."""
+    if level != "series":
+        raise UserError(f"UCR ECG beats are a series-level task; dataset.level must be 'series', got {level!r}")
+    if anomaly_ratio is not None and not (_is_number(anomaly_ratio) and anomaly_ratio >= 0):
+        raise UserError(f"dataset.anomaly_ratio must be a number >= 0 or null (keep all anomalies), "
+                        f"got {anomaly_ratio!r}")
+    if not (_is_number(val_fraction) and 0 <= val_fraction < 1):
+        raise UserError(f"dataset.val_fraction must be a number in [0, 1), got {val_fraction!r}")
+
+
 @register_dataset("ecg5000")
 def build_ecg5000(name: str = "ecg5000", level: str = "series", seed: int = 0, root: str | None = None,
                   normal_class="most_frequent", anomaly_ratio: float | None = None, subset_seed: int = 1,
@@ -161,7 +172,7 @@ def build_ecg5000(name: str = "ecg5000", level: str = "series", seed: int = 0, r
     labelled_val: normal TRAIN beats held out for a labelled validation split (a fraction below 1
     or a count), joined by anomalous TRAIN beats in the test mix (see the module docstring).
     """
-    _series_level(level)
+    check_settings(level=level, anomaly_ratio=anomaly_ratio, val_fraction=val_fraction)
     return ucr_splits("ECG5000", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction,
                       labelled_val)
 
@@ -175,11 +186,10 @@ def build_twoleadecg(name: str = "twoleadecg", level: str = "series", seed: int 
     labelled_val works as for ECG5000, but with 12 normal and 11 anomalous TRAIN beats any
     labelled split is a handful of beats taken from an already tiny training set.
     """
-    _series_level(level)
+    check_settings(level=level, anomaly_ratio=anomaly_ratio, val_fraction=val_fraction)
     return ucr_splits("TwoLeadECG", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction,
                       labelled_val)
 
 
-def _series_level(level: str) -> None:
-    if level != "series":
-        raise UserError(f"UCR ECG beats are a series-level task; dataset.level must be 'series', got {level!r}")
+def _is_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)

@@ -115,8 +115,8 @@ class DatasetSplits:
     timestamp_column: the name of the column that held the timestamps, if any.
     csv_options: how new CSV files are read like the data was (tsad.data.csv.read_table's settings);
         empty for generated data, whose new files are read with the CSV defaults.
-    warnings: what the builder did on its own (columns left out, gaps filled) and constant or near-constant
-        channels in train or test, for the run's record.
+    warnings: what the builder did on its own (columns left out, gaps filled) and, once the protocol asks
+        (note_constant_channels), constant or near-constant channels in train or test, for the run's record.
     """
 
     train: SeriesSet
@@ -136,6 +136,9 @@ class DatasetSplits:
             self.channels = [f"ch{i}" for i in range(self.n_channels)]
         if len(self.channels) != self.n_channels:
             raise ValueError(f"{len(self.channels)} channel names for {self.n_channels} channels")
+
+    def note_constant_channels(self) -> None:
+        """Add a warning for each constant or near-constant channel of train and of test."""
         for split in ("train", "test"):
             flat = constant_channels(getattr(self, split), self.channels)
             if flat:

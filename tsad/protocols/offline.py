@@ -52,7 +52,8 @@ def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dic
     detector = detector_from_config(config, device, checkpoint_dir=run_dir / "model" / "checkpoints",
                                     epoch_callbacks=(write_history_so_far, *epoch_callbacks))
     data = build_dataset(config["dataset"])
-    warnings = data.warnings  # what the data did on its own; evaluation adds its own
+    data.note_constant_channels()
+    warnings = data.warnings  # what the data did on its own and its flat channels; evaluation adds its own
     check_threshold_data(threshold_config, data)
     log.info("data %s: %d train / %d val / %d test series, %d channels, %s level", data.name, len(data.train),
              len(data.val), len(data.test), data.n_channels, data.level)
