@@ -21,10 +21,9 @@ normal beat, or with anomaly_ratio null the TRAIN file's own anomalous-to-normal
 
 from __future__ import annotations
 
-from numbers import Real
-
 import numpy as np
 
+from tsad.data.checks import is_number
 from tsad.data.locate import locate
 from tsad.data.registry import register_dataset, register_settings_check
 from tsad.data.series import DatasetSplits, SeriesSet, labelled_val_count
@@ -154,10 +153,10 @@ def check_settings(*, level, anomaly_ratio, val_fraction, **_) -> None:
     """The settings' checks, which read no data (tsad-run runs them before it creates a run folder)."""
     if level != "series":
         raise UserError(f"UCR ECG beats are a series-level task; dataset.level must be 'series', got {level!r}")
-    if anomaly_ratio is not None and not (_is_number(anomaly_ratio) and anomaly_ratio >= 0):
+    if anomaly_ratio is not None and not (is_number(anomaly_ratio) and anomaly_ratio >= 0):
         raise UserError(f"dataset.anomaly_ratio must be a number >= 0 or null (keep all anomalies), "
                         f"got {anomaly_ratio!r}")
-    if not (_is_number(val_fraction) and 0 <= val_fraction < 1):
+    if not (is_number(val_fraction) and 0 <= val_fraction < 1):
         raise UserError(f"dataset.val_fraction must be a number in [0, 1), got {val_fraction!r}")
 
 
@@ -189,7 +188,3 @@ def build_twoleadecg(name: str = "twoleadecg", level: str = "series", seed: int 
     check_settings(level=level, anomaly_ratio=anomaly_ratio, val_fraction=val_fraction)
     return ucr_splits("TwoLeadECG", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction,
                       labelled_val)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)

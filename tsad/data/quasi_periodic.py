@@ -28,11 +28,10 @@ changing n_train leaves val and test unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from numbers import Real
 
 import numpy as np
 
-from tsad.data.checks import require_counts, require_fractions
+from tsad.data.checks import is_number, require_counts, require_fractions
 from tsad.data.registry import register_dataset, register_settings_check
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
@@ -230,12 +229,12 @@ def check_settings(*, level, n_channels, min_length, max_length, n_train, n_val,
         raise UserError(f"quasi_periodic is a series-level task; dataset.level must be 'series', got {level!r}")
     require_counts(n_channels=(n_channels, 1), n_train=(n_train, 1), n_val=(n_val, 1), n_test=(n_test, 1),
                    min_length=(min_length, 1), max_length=(max_length, 1))
-    if isinstance(period, bool) or not isinstance(period, Real) or period <= 0:
+    if not is_number(period) or period <= 0:
         raise UserError(f"dataset.period must be a number > 0 (steps per cycle), got {period!r}")
     require_fractions(test_anomaly_rate=test_anomaly_rate, train_contamination=train_contamination,
                       train_labelled_anomalies=train_labelled_anomalies, period_spread=period_spread,
                       cycle_jitter=cycle_jitter, sampling_jitter=sampling_jitter)
-    if isinstance(warp, bool) or not isinstance(warp, Real) or not 0 <= warp < 1:
+    if not is_number(warp) or not 0 <= warp < 1:
         raise UserError(f"dataset.warp must be a number in [0, 1) so that the warp stays monotone, got {warp!r}")
     if not 3 * period <= min_length <= max_length:
         raise UserError(f"dataset.min_length ({min_length}) must be at least 3 cycles (3 * dataset.period = "
