@@ -12,6 +12,8 @@ from pathlib import Path
 # thread oversubscription, which slows small torch ops by an order of magnitude on a busy machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import numpy as np
+import pandas as pd
 import pytest
 
 TSAD_RUN = str(Path(sys.executable).with_name("tsad-run"))
@@ -99,3 +101,53 @@ def sensor_frame(rows: int = 300, seed: int = 0, anomalies=((250, 260),)):
     return pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=rows, freq="h").astype(str),
                          "a": np.sin(t / 5) + rng.normal(0, 0.1, rows), "b": np.cos(t / 7) + 2 * label,
                          "note": ["x"] * rows, "label": label})
+
+
+# -- a small NAB-format corpus -------------------------------------------------------------------
+
+def stamps(n_rows: int, start: str = "2014-03-01 00:00:00") -> list[str]:
+    return list(pd.date_range(start, periods=n_rows, freq="5min").strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def write_nab_folder(root: Path, series: dict[str, tuple[list[str], np.ndarray]],
+                     windows: dict[str, list[tuple[str, str]]]) -> Path:
+    """data/<category>/<name>.csv (timestamp,value) and labels/combined_windows.json, as NAB lays them out."""
+    for name, (timestamps, values) in series.items():
+        path = root / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"timestamp": timestamps, "value": values}).to_csv(path, index=False)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    written = {name: [[f"{start}.000000", f"{end}.000000"] for start, end in file_windows]
+               for name, file_windows in windows.items()}
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(written, indent=4))
+    return root
+
+
+@pytest.fixture(scope="module")
+def nab_mini(tmp_path_factory) -> Path:
+    """Three files in two categories: a spike, repeated and backward timestamps, and no anomaly at all."""
+    rng = np.random.default_rng(0)
+    rows = np.arange(600)
+    spike = np.sin(rows * 2 * np.pi / 48) + 0.1 * rng.normal(size=600)
+    spike[450:455] += 4.0
+    spike_stamps = stamps(600)
+
+    glitch = np.cos(np.arange(400) * 2 * np.pi / 30) + 0.1 * rng.normal(size=400)
+    glitch[310:316] = 3.0
+    glitch_stamps = stamps(400)
+    glitch_stamps[101] = glitch_stamps[100]  # a repeated timestamp
+    glitch_stamps[200:212] = stamps(12, "2014-03-01 15:00:00")  # time goes back an hour at row 200
+
+    flat_stamps = stamps(300)
+    series = {
+        "synthA/sine_spike.csv": (spike_stamps, np.round(spike, 4)),
+        "synthA/cos_glitch.csv": (glitch_stamps, np.round(glitch, 4)),
+        "synthB/exchange-2_flat.csv": (flat_stamps, np.full(300, 7.0)),
+    }
+    windows = {
+        "synthA/sine_spike.csv": [(spike_stamps[430], spike_stamps[470])],
+        # 15:00 occurs at rows 180 and 200: the window starts at the first.
+        "synthA/cos_glitch.csv": [(glitch_stamps[300], glitch_stamps[330])],
+        "synthB/exchange-2_flat.csv": [],
+    }
+    return write_nab_folder(tmp_path_factory.mktemp("nab_mini"), series, windows)

@@ -208,11 +208,13 @@ def _jsonable(value):
 
 # ---------------------------------------------------------------------------- what a run leaves besides its record
 
-def write_scores(directory: Path, split: str, data, scores, thresholds: dict | None = None) -> None:
+def write_scores(directory: Path, split: str, data, scores, thresholds: dict | None = None,
+                 step_columns: dict | None = None) -> None:
     """scores/<split>_series.csv (one row per series) and <split>_steps.csv.gz (one row per step).
 
     With `thresholds` ({level: value}) each file of a level that has one gains `alarm` (score > threshold, the
-    rule of the metrics); steps gain `row` (the row in the source file) and `timestamp` where the data has them.
+    rule of the metrics); steps gain `row` (the row in the source file) and `timestamp` where the data has them,
+    and the `step_columns` given ({name: one value per step}).
     """
     import numpy as np
     import pandas as pd
@@ -238,6 +240,8 @@ def write_scores(directory: Path, split: str, data, scores, thresholds: dict | N
         steps["label"] = np.concatenate(data.step_labels)
     if "point" in thresholds:
         steps["alarm"] = (steps["score"] > thresholds["point"]).astype(int)
+    for name, values in (step_columns or {}).items():
+        steps[name] = values
     steps.to_csv(directory / f"{split}_steps.csv.gz", index=False)
 
 
@@ -308,7 +312,7 @@ def _in_staging(path: Path) -> bool:
 
 def read_run(folder: Path) -> dict:
     """One flat row: identity, status, threshold, metrics, timings, then the config under config.*."""
-    config = _read_config(folder)
+    config = read_config(folder)
     row = {"run_dir": str(folder)}
     path = folder / METRICS_FILE
     if not path.exists():
@@ -349,7 +353,7 @@ def read_run(folder: Path) -> dict:
     return row
 
 
-def _read_config(folder: Path) -> dict:
+def read_config(folder: Path) -> dict:
     """The resolved config of the run whose results the folder holds: its job.json's (Hydra rewrites .hydra/ when a
     new attempt starts, which may fail and leave the earlier results), else .hydra/config.yaml; {} when neither is
     readable."""

@@ -100,14 +100,9 @@ def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
         write_nab_results_file(run_dir / "nab_results", detector_name, nab_file, detection.anomaly_scores)
         log.info("%s: fit %.1f s, score %.1f s", nab_file.name, detection.fit_seconds, detection.score_seconds)
 
-    scored = {f.name: (f.timestamps, d.anomaly_scores) for f, d in zip(corpus.files, detections)}
-    windows = {f.name: f.windows for f in corpus.files}
-    profiles = load_nab_profiles(corpus.folder)
-    oracle = score_corpus(scored, windows, profiles)  # thresholds optimised on the labels, as NAB's scoreboard
-    probationary = np.concatenate([d.anomaly_scores[:f.probation][~np.isnan(d.raw_scores[:f.probation])]
-                                   for f, d in zip(corpus.files, detections)])
-    threshold = label_free_threshold(threshold_config, probationary)
-    label_free = score_corpus(scored, windows, profiles, threshold)
+    label_free, oracle, threshold = score_nab(corpus.files, [d.raw_scores for d in detections],
+                                              [d.anomaly_scores for d in detections], threshold_config,
+                                              load_nab_profiles(corpus.folder))
 
     after_probation = SeriesSet([f.values[f.probation:] for f in corpus.files],
                                 step_labels=[f.labels[f.probation:] for f in corpus.files],
@@ -120,7 +115,8 @@ def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
                            timestamps=[f.timestamps for f in corpus.files], names=[f.name for f in corpus.files])
     steps = [d.anomaly_scores for d in detections]
     write_scores(run_dir / "scores", "test", everything, Scores(steps, np.array([s.max() for s in steps])),
-                 {"point": at_or_above(threshold)})
+                 {"point": at_or_above(threshold)},
+                 step_columns={"raw_score": np.concatenate([d.raw_scores for d in detections])})
     write_history(run_dir / "history.csv", history)
     write_per_file(run_dir / "nab_per_file.csv", corpus.files, {LABEL_FREE: label_free, ORACLE: oracle})
     if config.get("plots", True):
@@ -214,8 +210,7 @@ def detect_online(make_detector: Callable, values: np.ndarray, retrain_every: in
 
     make_detector returns a fresh, unfitted detector (window detectors built with causal=True).
     """
-    values = np.asarray(values, dtype=np.float32)
-    values = values[:, None] if values.ndim == 1 else values
+    values = as_rows(values)
     n_rows, probation = len(values), probationary_length(len(values))
     if probation < 2:
         raise UserError(f"{name}: {n_rows} rows leave {probation} probationary rows to learn from; "
@@ -243,10 +238,37 @@ def detect_online(make_detector: Callable, values: np.ndarray, retrain_every: in
     scored = np.flatnonzero(~np.isnan(raw))
     if len(scored) and not np.isfinite(raw[scored[0]:]).all():
         raise UserError(f"{name}: the detector returned NaN or infinite scores; check the model's settings")
+    anomaly = anomaly_scores(values, raw, probation, postprocess)
+    return FileDetection(raw, anomaly, fit_seconds, score_seconds, history, len(fit_ends), detector)
+
+
+def as_rows(values: np.ndarray) -> np.ndarray:
+    """A file's values as the protocol reads them: float32 [T, C]."""
+    values = np.asarray(values, dtype=np.float32)
+    return values[:, None] if values.ndim == 1 else values
+
+
+def anomaly_scores(values: np.ndarray, raw: np.ndarray, probation: int, postprocess: PostProcess | None) -> np.ndarray:
+    """NAB anomaly scores in [0, 1] of one file: the running rank of its raw scores, then the postprocess."""
     anomaly = running_rank(raw)
     if postprocess is not None and postprocess.active:
-        anomaly = postprocess.apply(values, raw, anomaly, probation)
-    return FileDetection(raw, anomaly, fit_seconds, score_seconds, history, len(fit_ends), detector)
+        anomaly = postprocess.apply(as_rows(values), raw, anomaly, probation)
+    return anomaly
+
+
+def score_nab(files: list, raw_scores: list, anomaly: list, threshold_config: dict, profiles: dict):
+    """NAB's scores of the files' anomaly scores: (label-free, oracle, the label-free threshold).
+
+    Label-free: the threshold policy applied to the probationary rows' scores. Oracle: one threshold per
+    profile optimised on the corpus labels, as NAB's scoreboard does.
+    """
+    scored = {f.name: (f.timestamps, a) for f, a in zip(files, anomaly)}
+    windows = {f.name: f.windows for f in files}
+    oracle = score_corpus(scored, windows, profiles)
+    probationary = np.concatenate([a[:f.probation][~np.isnan(r[:f.probation])]
+                                   for f, r, a in zip(files, raw_scores, anomaly)])
+    threshold = label_free_threshold(threshold_config, probationary)
+    return score_corpus(scored, windows, profiles, threshold), oracle, threshold
 
 
 def score_rows(detector, values: np.ndarray, first: int, end: int) -> np.ndarray:

@@ -1,0 +1,130 @@
+"""NAB table from finished NAB runs: each run's saved raw scores re-scored under every post-processing.
+
+    python scripts/nab_table.py RUN_OR_SWEEP_DIR [...] [--postprocess none likelihood_spatial ...]
+
+A NAB run keeps its detector's raw score of every row (scores/test_steps.csv.gz, column raw_score). The
+anomaly scores of any `postprocess=` are a function of those raw scores and the file's values alone, so one
+run per model and seed gives the NAB scores of every post-processing, the same as running with it
+(tests/test_nab_table.py checks that). Thresholds as in a run: label-free = the run's threshold policy for the
+kind of post-processing it was run with, else the likelihood's red zone (fixed 0.5) with a likelihood and the
+default policy (val_percentile on the probationary rows) without;
+oracle = NAB's label-optimised threshold per profile. Each part of the corpus is scored as a run on it
+alone would be: the full corpus, half A (where settings are chosen) and half B (where they are reported).
+
+Prints one markdown row per model (and --by settings) and post-processing: standard / low-FP / low-FN, the mean
+over seeds (± the standard deviation of the standard profile where there are several seeds), the mean wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tsad.data.nab import load_nab
+from tsad.evaluation.nab_files import load_nab_profiles
+from tsad.evaluation.thresholds import validate_threshold_config
+from tsad.postprocess import PostProcess
+from tsad.protocols.nab import anomaly_scores, score_nab
+from tsad.results import find_run_folders, read_config, read_run
+
+HALF_A = ("artificialNoAnomaly", "artificialWithAnomaly", "realAdExchange", "realAWSCloudwatch")
+HALF_B = ("realKnownCause", "realTraffic", "realTweets")
+PARTS = {"full": None, "half A": HALF_A, "half B": HALF_B}
+PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+RED_ZONE = {"policy": "fixed", "value": 0.5}
+DEFAULT_THRESHOLD = "val_percentile"  # tsad/conf/config.yaml's
+
+
+def packaged(group: str, name: str) -> dict:
+    return yaml.safe_load(resources.files("tsad.conf").joinpath(group, f"{name}.yaml").read_text())
+
+
+def thresholds_for(run_config: dict) -> dict:
+    """{uses a likelihood: threshold config}: the run's own policy serves the post-processing kind it was run with;
+    the other kind gets the red zone or the default policy."""
+    own = validate_threshold_config(dict(run_config["threshold"]))
+    if PostProcess.from_config(run_config.get("postprocess")).likelihood:
+        return {True: own, False: validate_threshold_config(packaged("threshold", DEFAULT_THRESHOLD))}
+    return {True: RED_ZONE, False: own}
+
+
+def raw_scores_of(run_dir: Path, files: list) -> list[np.ndarray]:
+    steps = pd.read_csv(run_dir / "scores" / "test_steps.csv.gz")
+    if "raw_score" not in steps:
+        raise SystemExit(f"{run_dir}: its scores have no raw_score column (a run from before raw scores were "
+                         "saved); run it again")
+    by_file = {name: group["raw_score"].to_numpy(float) for name, group in steps.groupby("series", sort=False)}
+    return [by_file[f.name] for f in files]
+
+
+def score_run(run: dict, postprocesses: list[str]) -> dict:
+    """{(postprocess, part): {"label_free": {profile: score}, "oracle": {...}}} for one finished NAB run."""
+    config = read_config(Path(run["run_dir"]))
+    dataset = config["dataset"]
+    corpus = load_nab(dataset["root"], dataset.get("category"), dataset.get("files"))
+    raw = raw_scores_of(Path(run["run_dir"]), corpus.files)
+    thresholds = thresholds_for(config)
+    profiles = load_nab_profiles(corpus.folder)
+    results = {}
+    for name in postprocesses:
+        postprocess = PostProcess.from_config(packaged("postprocess", name))
+        anomaly = [anomaly_scores(f.values, r, f.probation, postprocess) for f, r in zip(corpus.files, raw)]
+        threshold = thresholds[postprocess.likelihood]
+        for part, categories in PARTS.items():
+            chosen = [i for i, f in enumerate(corpus.files) if categories is None or f.category in categories]
+            if not chosen:
+                continue
+            label_free, oracle, _ = score_nab([corpus.files[i] for i in chosen], [raw[i] for i in chosen],
+                                              [anomaly[i] for i in chosen], threshold, profiles)
+            results[name, part] = {"label_free": label_free["scores"], "oracle": oracle["scores"]}
+    return results
+
+
+def cell(runs: list[dict], kind: str) -> str:
+    means = [np.mean([r[kind][p] for r in runs]) for p in PROFILES]
+    text = " / ".join(f"{m:.1f}" for m in means)
+    if len(runs) > 1:
+        text += f" (± {np.std([r[kind]['standard'] for r in runs]):.1f})"
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="finished NAB run folders, or folders holding them")
+    parser.add_argument("--postprocess", nargs="+",
+                        default=["none", "likelihood", "likelihood_spatial", "likelihood_spatial_rest"])
+    parser.add_argument("--by", nargs="*", default=[], metavar="KEY",
+                        help="config keys besides the model that tell rows apart (e.g. dataset.retrain_every)")
+    args = parser.parse_args(argv)
+    grouped, seeds, walls = defaultdict(list), defaultdict(set), defaultdict(list)
+    for folder in find_run_folders(args.runs):
+        run = read_run(folder)
+        if run["status"] != "OK" or run.get("config.dataset.protocol") != "nab":
+            continue
+        model = " ".join([run["model"]] + [f"{key}={run.get('config.' + key)}" for key in args.by])
+        for (name, part), scores in score_run(run, args.postprocess).items():
+            grouped[model, name, part].append(scores)
+        seeds[model].add(run["seed"])
+        walls[model].append(run["total_seconds"])
+    print("| model | postprocess | seeds | " + " | ".join(f"{part}: label-free" for part in PARTS)
+          + " | full: oracle | wall time |")
+    print("|---|---|---|" + "---|" * len(PARTS) + "---|---:|")
+    for model in sorted(seeds):
+        for name in args.postprocess:
+            cells = [cell(grouped[model, name, part], "label_free") if grouped[model, name, part] else ""
+                     for part in PARTS]
+            print(f"| {model} | {name} | {','.join(map(str, sorted(seeds[model])))} | " + " | ".join(cells)
+                  + f" | {cell(grouped[model, name, 'full'], 'oracle')} | {np.mean(walls[model]):.0f} s |")
+
+
+if __name__ == "__main__":
+    main()
