@@ -27,3 +27,12 @@ def test_the_ecg5000_preset_runs_the_setting_chosen_on_labelled_validation():
 def test_a_preset_setting_can_still_be_overridden():
     cfg = composed(["experiment=ecg5000", "seed=2", "model.hidden_size=32"])
     assert cfg.seed == 2 and cfg.model.hidden_size == 32 and cfg.dataset.seed == 2
+
+
+def test_the_nab_preset_runs_the_setting_chosen_on_half_a():
+    cfg = composed(["experiment=nab", "dataset.root=/data/NAB"])
+    assert cfg.dataset.name == "nab" and cfg.dataset.root == "/data/NAB"
+    assert (cfg.model.name, cfg.model.window, cfg.model.stride, cfg.model.k) == ("knn", 16, 1, 1)
+    assert cfg.postprocess.name == "likelihood_spatial_rest"
+    assert cfg.threshold.policy == "fixed" and cfg.threshold.value == 0.5, "the likelihood's red zone, not a label"
+    assert "tsad-run experiment=nab dataset.root=" in RESULTS.read_text()
