@@ -12,7 +12,7 @@ oracle = NAB's label-optimised threshold per profile. Each part of the corpus is
 alone would be: the full corpus, half A (where settings are chosen) and half B (where they are reported).
 
 Prints one markdown row per model (and --by settings) and post-processing: standard / low-FP / low-FN, the mean
-over seeds (± the standard deviation of the standard profile where there are several seeds), the mean wall time.
+over seeds (± the sample standard deviation of the standard profile where there are several seeds), the mean wall time.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def cell(runs: list[dict], kind: str) -> str:
     means = [np.mean([r[kind][p] for r in runs]) for p in PROFILES]
     text = " / ".join(f"{m:.1f}" for m in means)
     if len(runs) > 1:
-        text += f" (± {np.std([r[kind]['standard'] for r in runs]):.1f})"
+        text += f" (± {np.std([r[kind]['standard'] for r in runs], ddof=1):.1f})"
     return text
 
 
