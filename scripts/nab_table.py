@@ -29,7 +29,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tsad.cli import group_options
 from tsad.data.nab import load_nab
+from tsad.errors import UserError
 from tsad.evaluation.nab_files import load_nab_profiles
 from tsad.evaluation.thresholds import validate_threshold_config
 from tsad.postprocess import PostProcess
@@ -40,7 +42,7 @@ HALF_A = ("artificialNoAnomaly", "artificialWithAnomaly", "realAdExchange", "rea
 HALF_B = ("realKnownCause", "realTraffic", "realTweets")
 PARTS = {"full": None, "half A": HALF_A, "half B": HALF_B}
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
-RED_ZONE = {"policy": "fixed", "value": 0.5}
+RED_ZONE_THRESHOLD = {"policy": "fixed", "value": 0.5}  # the likelihood's red zone
 DEFAULT_THRESHOLD = "val_percentile"  # tsad/conf/config.yaml's
 
 
@@ -54,7 +56,7 @@ def thresholds_for(run_config: dict) -> dict:
     own = validate_threshold_config(dict(run_config["threshold"]))
     if PostProcess.from_config(run_config.get("postprocess")).likelihood:
         return {True: own, False: validate_threshold_config(packaged("threshold", DEFAULT_THRESHOLD))}
-    return {True: RED_ZONE, False: own}
+    return {True: RED_ZONE_THRESHOLD, False: own}
 
 
 def raw_scores_of(run_dir: Path, files: list) -> list[np.ndarray]:
@@ -100,13 +102,17 @@ def cell(runs: list[dict], kind: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="finished NAB run folders, or folders holding them")
-    parser.add_argument("--postprocess", nargs="+",
+    parser.add_argument("--postprocess", nargs="+", choices=group_options("postprocess"),
                         default=["none", "likelihood", "likelihood_spatial", "likelihood_spatial_rest"])
     parser.add_argument("--by", nargs="*", default=[], metavar="KEY",
                         help="config keys besides the model that tell rows apart (e.g. dataset.retrain_every)")
     args = parser.parse_args(argv)
     grouped, seeds, walls = defaultdict(list), defaultdict(set), defaultdict(list)
-    for folder in find_run_folders(args.runs):
+    try:
+        folders = find_run_folders(args.runs)
+    except UserError as error:
+        parser.exit(2, f"nab_table.py: error: {error}\n")
+    for folder in folders:
         run = read_run(folder)
         if run["status"] != "OK" or run.get("config.dataset.protocol") != "nab":
             continue
