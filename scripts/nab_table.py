@@ -43,11 +43,16 @@ HALF_B = ("realKnownCause", "realTraffic", "realTweets")
 PARTS = {"full": None, "half A": HALF_A, "half B": HALF_B}
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 RED_ZONE_THRESHOLD = {"policy": "fixed", "value": 0.5}  # the likelihood's red zone
-DEFAULT_THRESHOLD = "val_percentile"  # tsad/conf/config.yaml's
 
 
 def packaged(group: str, name: str) -> dict:
     return yaml.safe_load(resources.files("tsad.conf").joinpath(group, f"{name}.yaml").read_text())
+
+
+def default_option(group: str) -> str:
+    """The option tsad/conf/config.yaml's defaults list picks for `group`."""
+    defaults = packaged(".", "config")["defaults"]
+    return next(entry[group] for entry in defaults if isinstance(entry, dict) and group in entry)
 
 
 def thresholds_for(run_config: dict) -> dict:
@@ -55,7 +60,7 @@ def thresholds_for(run_config: dict) -> dict:
     the other kind gets the red zone or the default policy."""
     own = validate_threshold_config(dict(run_config["threshold"]))
     if PostProcess.from_config(run_config.get("postprocess")).likelihood:
-        return {True: own, False: validate_threshold_config(packaged("threshold", DEFAULT_THRESHOLD))}
+        return {True: own, False: validate_threshold_config(packaged("threshold", default_option("threshold")))}
     return {True: RED_ZONE_THRESHOLD, False: own}
 
 
@@ -68,12 +73,12 @@ def raw_scores_of(run_dir: Path, files: list) -> list[np.ndarray]:
     return [by_file[f.name] for f in files]
 
 
-def score_run(run: dict, postprocesses: list[str]) -> dict:
+def score_run(run_dir: Path, postprocesses: list[str]) -> dict:
     """{(postprocess, part): {"label_free": {profile: score}, "oracle": {...}}} for one finished NAB run."""
-    config = read_config(Path(run["run_dir"]))
+    config = read_config(run_dir)
     dataset = config["dataset"]
     corpus = load_nab(dataset["root"], dataset.get("category"), dataset.get("files"))
-    raw = raw_scores_of(Path(run["run_dir"]), corpus.files)
+    raw = raw_scores_of(run_dir, corpus.files)
     thresholds = thresholds_for(config)
     profiles = load_nab_profiles(corpus.folder)
     results = {}
@@ -102,8 +107,9 @@ def cell(runs: list[dict], kind: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="finished NAB run folders, or folders holding them")
-    parser.add_argument("--postprocess", nargs="+", choices=group_options("postprocess"),
-                        default=["none", "likelihood", "likelihood_spatial", "likelihood_spatial_rest"])
+    options = group_options("postprocess")
+    parser.add_argument("--postprocess", nargs="+", choices=options,
+                        default=sorted(options, key=lambda name: (name != "none", name)))
     parser.add_argument("--by", nargs="*", default=[], metavar="KEY",
                         help="config keys besides the model that tell rows apart (e.g. dataset.retrain_every)")
     args = parser.parse_args(argv)
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         if run["status"] != "OK" or run.get("config.dataset.protocol") != "nab":
             continue
         model = " ".join([run["model"]] + [f"{key}={run.get('config.' + key)}" for key in args.by])
-        for (name, part), scores in score_run(run, args.postprocess).items():
+        for (name, part), scores in score_run(folder, args.postprocess).items():
             grouped[model, name, part].append(scores)
         seeds[model].add(run["seed"])
         walls[model].append(run["total_seconds"])

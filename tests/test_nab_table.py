@@ -6,8 +6,6 @@ from pathlib import Path
 
 from conftest import read_metrics, run_folders, run_tsad
 
-from tsad.results import read_run
-
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "nab_table.py"
 
 
@@ -33,7 +31,7 @@ def test_saved_raw_scores_rescored_give_the_scores_of_a_run_with_that_postproces
                         "threshold.value=0.5")
     table = load_script()
     for folder in (plain, processed):  # the raw scores do not depend on the run's own postprocess
-        rescored = table.score_run(read_run(folder), ["none", postprocess])
+        rescored = table.score_run(folder, ["none", postprocess])
         assert rescored[postprocess, "full"]["label_free"] == read_metrics(processed)["nab_label_free"]
         assert rescored[postprocess, "full"]["oracle"] == read_metrics(processed)["oracle_nab"]
         assert rescored["none", "full"]["label_free"] == read_metrics(plain)["nab_label_free"]
