@@ -215,7 +215,8 @@ DOOR_CASES = [
     (["tta.nn=2"], "unknown key 'tta.nn'; did you mean tta.n? (tta has: "),
     (["paths.output_dr=x"], "unknown key 'paths.output_dr'; did you mean paths.output_dir?"),
     (["+model.windw=32"], "unknown key 'model.windw'; did you mean model.window? (model lstm_vae has: "),
-    (["model=knn", "+model.colour=red"], "unknown key 'model.colour' (model knn has: k, max_train_windows, name, "),
+    (["model=knn", "+model.colour=red"],
+     "unknown key 'model.colour' (model knn has: block, k, max_train_windows, memory, name, "),
     (["+trainer.epochs=3"], "unknown key 'trainer.epochs'; did you mean trainer.max_epochs?"),
     (["+threshold.rate=0.1"], "unknown key 'threshold.rate' (threshold val_percentile has: policy, q, source)"),
     # sweeps: one job's value is bad

@@ -33,6 +33,7 @@ def test_the_nab_preset_runs_the_setting_chosen_on_half_a():
     cfg = composed(["experiment=nab", "dataset.root=/data/NAB"])
     assert cfg.dataset.name == "nab" and cfg.dataset.root == "/data/NAB"
     assert (cfg.model.name, cfg.model.window, cfg.model.stride, cfg.model.k) == ("knn", 16, 1, 1)
+    assert (cfg.model.block, cfg.model.memory) == (2, "growing")
     assert cfg.postprocess.name == "likelihood_spatial_rest"
     assert cfg.threshold.policy == "fixed" and cfg.threshold.value == 0.5, "the likelihood's red zone, not a label"
     assert "tsad-run experiment=nab dataset.root=" in RESULTS.read_text()

@@ -155,6 +155,8 @@ DETECTORS = {
     "zscore": lambda: build_detector("zscore", causal=True),
     "zscore_rolling": lambda: build_detector("zscore", {"mode": "rolling", "window": 20}, causal=True),
     "iforest": lambda: build_detector("iforest", {"window": 16, "stride": 2, "n_estimators": 25}, causal=True),
+    "knn_growing": lambda: build_detector("knn", {"window": 16, "block": 2, "memory": "growing", "stride": 1, "k": 1},
+                                          causal=True),
     "lstm_vae": tiny_lstm_vae,
 }
 

@@ -1,4 +1,4 @@
-"""Honest baselines through the same contract: random, isolation forest, PCA, kNN, z-score.
+"""Honest baselines through the same contract: random, isolation forest, PCA, z-score (kNN: knn.py).
 
 Window baselines see flattened windows [window * C] of the normalised series; a window's
 score goes to every step it covers and overlapping windows are combined per step.
@@ -284,47 +284,6 @@ class PCADetector(WindowBaseline):
 
     def score_windows(self, windows: np.ndarray) -> np.ndarray:
         return ((windows - self.reconstruct_windows(windows)) ** 2).sum(axis=2)
-
-
-@register("knn")
-@dataclass(eq=False)
-class KNNDetector(WindowBaseline):
-    """Distance from each window to its k-th nearest train window."""
-
-    max_train_windows: int = 5000
-    k: int = 5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require_at_least(1, k=self.k)
-
-    def fit_windows(self, windows: np.ndarray):
-        from sklearn.neighbors import NearestNeighbors
-
-        if len(windows) < self.k:
-            raise UserError(f"model.k={self.k} exceeds the {len(windows)} train windows; lower model.k")
-        return NearestNeighbors(n_neighbors=self.k).fit(windows)
-
-    def score_windows(self, windows: np.ndarray) -> np.ndarray:
-        distances, _ = self.estimator.kneighbors(windows.reshape(len(windows), -1))
-        return broadcast_window_score(distances[:, -1], windows.shape[1])
-
-    def score_train(self, train: SeriesSet) -> Scores:
-        """Leave-one-out train scores: a train window's k-th neighbour among the fitted windows that share
-        no step with it (itself included), as a test window's neighbours never hold its own steps."""
-        return self._score_train_out_of_sample(train, self.score_windows_left_out)
-
-    def score_windows_left_out(self, windows: np.ndarray, series_index: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        # at most this many fitted windows (stride apart, plus the one at the series end) overlap one window
-        n_overlapping = -(-(2 * self.window - 1) // self.stride) + 1
-        n_neighbours = min(self.k + n_overlapping, len(self.train_positions))
-        distances, neighbours = self.estimator.kneighbors(windows.reshape(len(windows), -1), n_neighbours)
-        distances = np.where(self.shares_steps(neighbours, series_index, starts), np.inf, distances)
-        kth = np.sort(distances, axis=1)[:, self.k - 1]
-        if not np.isfinite(kth).all():
-            raise UserError(f"knn: fewer than model.k={self.k} train windows lie outside a train window's own steps; "
-                            f"use threshold.source=val or more train data")
-        return broadcast_window_score(kth, windows.shape[1])
 
 
 @register("zscore")
