@@ -114,6 +114,26 @@ def test_ecg5000_labelled_val_follows_a_set_anomaly_ratio_and_never_trains_on_it
 
 
 @needs_ecg5000
+def test_ecg5000_train_labelled_anomalies_adds_spare_anomalous_train_beats_with_visible_labels():
+    config = dataset_config("ecg5000", root=str(ECG5000), labelled_val=0.3, seed=1)
+    without = build_dataset(config)
+    data = build_dataset({**config, "train_labelled_anomalies": 0.5})
+    spare = 208 - data.info["labelled_val_counts"]["anomalous"]
+    added = [row for row, seen in zip(rows(data.train), data.train.labelled) if seen]
+    assert data.info["train_labelled_anomalies"] == len(added) == round(0.5 * spare)
+    assert set(rows(data.train)) - set(added) == set(rows(without.train)), "the normal train beats stay"
+    assert set(added).isdisjoint(rows(data.labelled_val)), "no validation beat trains"
+    assert (data.train.visible_series_labels() == np.where(data.train.labelled, 1, -1)).all()
+    assert data.test.names == without.test.names and data.val.names == without.val.names
+    assert without.train.labelled is None
+    everything = build_dataset({**dataset_config("ecg5000", root=str(ECG5000)), "train_labelled_anomalies": 1})
+    assert int(everything.train.labelled.sum()) == 208
+    for bad in (-0.1, 1.5, "all"):
+        with pytest.raises(UserError, match="dataset.train_labelled_anomalies must be a share in"):
+            build_dataset({**config, "train_labelled_anomalies": bad})
+
+
+@needs_ecg5000
 @needs_twolead
 def test_labelled_val_is_checked():
     for bad in (-1, 1.5, True, "some"):

@@ -17,6 +17,11 @@ choosing defaults without test labels) carved from the TRAIN file only, so the t
 never change: a seeded share of the normal TRAIN beats, held out of train and val, plus
 anomalous TRAIN beats (which nothing else uses) in the test set's mix: anomaly_ratio per
 normal beat, or with anomaly_ratio null the TRAIN file's own anomalous-to-normal ratio.
+
+train_labelled_anomalies > 0 is the semi-supervised setting (SD-MAE's): that share of the anomalous
+TRAIN beats the labelled val leaves joins train with its label visible to the detector
+(SeriesSet.labelled); models that read no labels train on those beats as on any other. The test
+rows never change.
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ def seq2gmm_anomaly_subset(anomalous_rows: np.ndarray, count: int, subset_seed: 
 
 
 def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_ratio, subset_seed: int,
-               val_fraction: float, labelled_val: float = 0) -> DatasetSplits:
+               val_fraction: float, labelled_val: float = 0, train_labelled_anomalies: float = 0) -> DatasetSplits:
     """Train/val/test (and optionally a labelled val) for one UCR dataset under the protocol described above."""
     folder = locate(dataset, root, **SOURCES[dataset])
     train_classes, train_values = read_ucr(folder / f"{dataset}_TRAIN.tsv")
@@ -116,8 +121,8 @@ def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_r
     else:
         val_rows, train_rows = np.sort(kept[:n_val]), np.sort(kept[n_val:])
     labelled_rows = None
+    anomalous_train = spare_anomalous = np.flatnonzero(train_classes != normal_class)
     if n_labelled:
-        anomalous_train = np.flatnonzero(train_classes != normal_class)
         # the test mix: int(anomaly_ratio * n), as the protocol counts test anomalies, or the file's own ratio
         ratio = anomaly_ratio if anomaly_ratio is not None else len(anomalous_train) / len(normal_train)
         n_anomalous = int(ratio * n_labelled) if anomaly_ratio is not None else int(round(ratio * n_labelled))
@@ -128,6 +133,9 @@ def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_r
                             f"{len(anomalous_train)}")
         labelled_anomalous = rng.permutation(anomalous_train)[:n_anomalous]
         labelled_rows = np.sort(np.concatenate([labelled_normal, labelled_anomalous]))
+        spare_anomalous = np.setdiff1d(anomalous_train, labelled_anomalous)
+    n_extra = int(round(train_labelled_anomalies * len(spare_anomalous)))
+    extra_rows = np.sort(rng.permutation(spare_anomalous)[:n_extra])
 
     def split(prefix: str, classes: np.ndarray, values: np.ndarray, rows: np.ndarray) -> SeriesSet:
         return SeriesSet(values=[values[row][:, None] for row in rows],
@@ -142,15 +150,21 @@ def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_r
     if labelled_rows is not None:
         labelled = split("labelled_val", train_classes, train_values, labelled_rows)
         info["labelled_val_counts"] = {"normal": n_labelled, "anomalous": int(labelled.series_labels.sum())}
-    return DatasetSplits(train=split("train", train_classes, train_values, train_rows),
-                         val=split("val", train_classes, train_values, val_rows),
+    train = split("train", train_classes, train_values, np.sort(np.concatenate([train_rows, extra_rows])))
+    if len(extra_rows):
+        train.labelled = np.isin(np.sort(np.concatenate([train_rows, extra_rows])), extra_rows)
+        info["train_labelled_anomalies"] = len(extra_rows)
+    return DatasetSplits(train=train, val=split("val", train_classes, train_values, val_rows),
                          test=test, level="series", name=name, labelled_val=labelled, info=info)
 
 
 @register_settings_check("ecg5000")
 @register_settings_check("twoleadecg")
-def check_settings(*, level, anomaly_ratio, val_fraction, **_) -> None:
+def check_settings(*, level, anomaly_ratio, val_fraction, train_labelled_anomalies=0, **_) -> None:
     """The settings' checks, which read no data (tsad-run runs them before it creates a run folder)."""
+    if not (is_number(train_labelled_anomalies) and 0 <= train_labelled_anomalies <= 1):
+        raise UserError(f"dataset.train_labelled_anomalies must be a share in [0, 1] of the anomalous TRAIN beats, "
+                        f"got {train_labelled_anomalies!r}")
     if level != "series":
         raise UserError(f"UCR ECG beats are a series-level task; dataset.level must be 'series', got {level!r}")
     if anomaly_ratio is not None and not (is_number(anomaly_ratio) and anomaly_ratio >= 0):
@@ -163,7 +177,8 @@ def check_settings(*, level, anomaly_ratio, val_fraction, **_) -> None:
 @register_dataset("ecg5000")
 def build_ecg5000(name: str = "ecg5000", level: str = "series", seed: int = 0, root: str | None = None,
                   normal_class="most_frequent", anomaly_ratio: float | None = None, subset_seed: int = 1,
-                  val_fraction: float = 0.2, labelled_val: float = 0) -> DatasetSplits:
+                  val_fraction: float = 0.2, labelled_val: float = 0,
+                  train_labelled_anomalies: float = 0) -> DatasetSplits:
     """ECG5000 beats: class 1 (normal, the most frequent) against classes 2-5.
 
     anomaly_ratio: anomalous test beats kept per normal test beat (0.1 is Seq2GMM's choice);
@@ -171,20 +186,23 @@ def build_ecg5000(name: str = "ecg5000", level: str = "series", seed: int = 0, r
     labelled_val: normal TRAIN beats held out for a labelled validation split (a fraction below 1
     or a count), joined by anomalous TRAIN beats in the test mix (see the module docstring).
     """
-    check_settings(level=level, anomaly_ratio=anomaly_ratio, val_fraction=val_fraction)
+    check_settings(level=level, anomaly_ratio=anomaly_ratio, val_fraction=val_fraction,
+                   train_labelled_anomalies=train_labelled_anomalies)
     return ucr_splits("ECG5000", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction,
-                      labelled_val)
+                      labelled_val, train_labelled_anomalies)
 
 
 @register_dataset("twoleadecg")
 def build_twoleadecg(name: str = "twoleadecg", level: str = "series", seed: int = 0, root: str | None = None,
                      normal_class="most_frequent", anomaly_ratio: float | None = 0.1, subset_seed: int = 1,
-                     val_fraction: float = 0.0, labelled_val: float = 0) -> DatasetSplits:
+                     val_fraction: float = 0.0, labelled_val: float = 0,
+                     train_labelled_anomalies: float = 0) -> DatasetSplits:
     """TwoLeadECG under the Seq2GMM protocol: 12 normal train beats, 569 normal + 56 anomalous test beats.
 
     labelled_val works as for ECG5000, but with 12 normal and 11 anomalous TRAIN beats any
     labelled split is a handful of beats taken from an already tiny training set.
     """
-    check_settings(level=level, anomaly_ratio=anomaly_ratio, val_fraction=val_fraction)
+    check_settings(level=level, anomaly_ratio=anomaly_ratio, val_fraction=val_fraction,
+                   train_labelled_anomalies=train_labelled_anomalies)
     return ucr_splits("TwoLeadECG", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction,
-                      labelled_val)
+                      labelled_val, train_labelled_anomalies)
