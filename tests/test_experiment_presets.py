@@ -19,8 +19,9 @@ def test_the_ecg5000_preset_runs_the_setting_chosen_on_labelled_validation():
     assert cfg.dataset.normal_class == 1 and cfg.dataset.anomaly_ratio is None
     assert cfg.dataset.val_fraction == 0 and cfg.dataset.labelled_val == 0
     assert cfg.dataset.normalise == "none"
-    # Everything else is the model's own default.
-    assert composed(["model=seq2gmm"]).model == cfg.model
+    # Two GMM components (chosen on labelled validation); everything else is the model's own default.
+    assert cfg.model.n_components == 2
+    assert composed(["model=seq2gmm", "model.n_components=2"]).model == cfg.model
     assert "tsad-run experiment=ecg5000 dataset.root=" in RESULTS.read_text()
 
 
