@@ -150,9 +150,10 @@ def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_r
     if labelled_rows is not None:
         labelled = split("labelled_val", train_classes, train_values, labelled_rows)
         info["labelled_val_counts"] = {"normal": n_labelled, "anomalous": int(labelled.series_labels.sum())}
-    train = split("train", train_classes, train_values, np.sort(np.concatenate([train_rows, extra_rows])))
+    all_train_rows = np.sort(np.concatenate([train_rows, extra_rows]))
+    train = split("train", train_classes, train_values, all_train_rows)
     if len(extra_rows):
-        train.labelled = np.isin(np.sort(np.concatenate([train_rows, extra_rows])), extra_rows)
+        train.labelled = np.isin(all_train_rows, extra_rows)
         info["train_labelled_anomalies"] = len(extra_rows)
     return DatasetSplits(train=train, val=split("val", train_classes, train_values, val_rows),
                          test=test, level="series", name=name, labelled_val=labelled, info=info)
