@@ -34,7 +34,8 @@ BAD_MODELS = [
     ("patchad", {"d_model": 0}), ("carla", {"window": 0}), ("carla", {"mid_channels": 0}),
     ("carla", {"step_reduce": "median"}), ("knn", {"k": 0}), ("knn", {"window": 0}), ("knn", {"stride": 0}),
     ("knn", {"step_reduce": "median"}), ("iforest", {"series_aggregate": "median"}),
-    ("iforest", {"n_estimators": 0}), ("pca", {"score_stride": 0}), ("zscore", {"window": 1}),
+    ("iforest", {"n_estimators": 0}), ("pca", {"score_stride": 0}), ("pca", {"scoring": "likelihood"}),
+    ("pca", {"density_components": 0}), ("zscore", {"window": 1}),
     ("zscore", {"series_aggregate": "foo"}), ("random", {"series_aggregate": "foo"}),
 ]
 

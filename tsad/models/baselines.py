@@ -27,6 +27,8 @@ from tsad.errors import UserError
 from tsad.models.base import Detector, Scores, register, require_at_least, require_choice
 from tsad.models.window_scoring import WindowScorer, check_window_settings
 
+PCA_SCORINGS = ("reconstruction", "density")
+
 
 @dataclass(eq=False)
 class WindowBaseline(WindowScorer, Detector):
@@ -268,21 +270,46 @@ class IsolationForestDetector(WindowBaseline):
 @register("pca")
 @dataclass(eq=False)
 class PCADetector(WindowBaseline):
-    """PCA on flattened windows; a step's score is its squared reconstruction error over channels."""
+    """PCA on flattened windows. scoring=reconstruction: a step's score is its squared reconstruction error over
+    channels. scoring=density: a window's score is its negative log-likelihood under a Gaussian mixture of
+    `density_components` components (scikit-learn's, full covariances) fitted to the train windows' principal
+    components: one component is Hotelling's T^2 up to a constant; more model a normal class with several
+    shapes. Density ignores what the components leave out, reconstruction ignores where inside them a window
+    lies."""
 
     n_components: float = 0.95
+    scoring: str = "reconstruction"
+    density_components: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("scoring", self.scoring, PCA_SCORINGS)
+        require_at_least(1, density_components=self.density_components)
 
     def fit_windows(self, windows: np.ndarray):
         from sklearn.decomposition import PCA
+        from sklearn.mixture import GaussianMixture
+        from sklearn.pipeline import make_pipeline
 
         n_components = int(self.n_components) if self.n_components >= 1 else self.n_components
-        return PCA(n_components=n_components, random_state=self.seed).fit(windows)
+        pca = PCA(n_components=n_components, random_state=self.seed)
+        if self.scoring == "reconstruction":
+            return pca.fit(windows)
+        if len(windows) < 2 * self.density_components:
+            raise UserError(f"model.density_components={self.density_components} needs at least "
+                            f"{2 * self.density_components} train windows, got {len(windows)}; lower it")
+        mixture = GaussianMixture(self.density_components, covariance_type="full", random_state=self.seed)
+        return make_pipeline(pca, mixture).fit(windows.astype(np.float64))   # log-likelihoods need float64
 
     def reconstruct_windows(self, windows: np.ndarray) -> np.ndarray:
+        pca = self.estimator if self.scoring == "reconstruction" else self.estimator[0]   # a pipeline's first step
         flat = windows.reshape(len(windows), -1)
-        return self.estimator.inverse_transform(self.estimator.transform(flat)).reshape(windows.shape)
+        return pca.inverse_transform(pca.transform(flat)).reshape(windows.shape)
 
     def score_windows(self, windows: np.ndarray) -> np.ndarray:
+        if self.scoring == "density":
+            flat = windows.reshape(len(windows), -1).astype(np.float64)
+            return broadcast_window_score(-self.estimator.score_samples(flat), windows.shape[1])
         return ((windows - self.reconstruct_windows(windows)) ** 2).sum(axis=2)
 
 
