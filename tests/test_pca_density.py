@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tsad.data.series import SeriesSet
+from tsad.errors import UserError
 from tsad.models.base import Detector, build_detector
 
 LENGTH = 12
@@ -68,3 +69,10 @@ def test_a_saved_density_detector_scores_the_same_after_loading(tmp_path):
     detector, test = whole_series_pca(scoring="density", density_components=2), as_series(two_shapes(10, seed=5))
     detector.save(tmp_path)
     np.testing.assert_array_equal(Detector.load(tmp_path).score(test).series, detector.score(test).series)
+
+
+def test_a_mixture_with_more_components_than_half_the_train_windows_is_refused():
+    detector = build_detector("pca", {"window": LENGTH, "stride": 1, "n_components": 3, "scoring": "density",
+                                      "density_components": 6}, seed=0)
+    with pytest.raises(UserError, match="model.density_components=6 needs at least 12 train windows, got 10"):
+        detector.fit(as_series(two_shapes(10, seed=0)))
