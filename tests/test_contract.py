@@ -1,5 +1,6 @@
 """Every registered detector honours the contract: shapes, direction, save/load."""
 
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ from omegaconf import OmegaConf
 from tsad.data.series import SeriesSet
 from tsad.models.base import MODELS, Detector, build_detector
 
-CONF = Path(__file__).resolve().parents[1] / "tsad" / "conf" / "model"
+CONF = Path(str(resources.files("tsad.conf"))) / "model"
 QUICK_TRAINER = {"max_epochs": 2, "max_batches_per_epoch": 10, "warmup_epochs": 0, "batch_size": 32, "progress": False}
 
 

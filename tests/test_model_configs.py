@@ -1,5 +1,6 @@
 """Each model's hyperparameters are declared once (its dataclass fields); its yaml must mirror them."""
 
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ import yaml
 from tsad.errors import UserError
 from tsad.models.base import MODELS, build_detector, default_value, hyperparameters, model_names
 
-CONF = Path(__file__).resolve().parent.parent / "tsad" / "conf" / "model"
+CONF = Path(str(resources.files("tsad.conf"))) / "model"
 
 
 def test_every_registered_model_has_a_config_and_every_config_a_model():

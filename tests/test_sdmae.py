@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -259,8 +259,7 @@ def test_bad_parameters_fail_in_one_line(params, message):
 def test_yaml_defaults_match_the_constructor():
     import yaml
 
-    config = yaml.safe_load(
-        (Path(__file__).resolve().parents[1] / "tsad" / "conf" / "model" / "sdmae.yaml").read_text())
+    config = yaml.safe_load(resources.files("tsad.conf").joinpath("model", "sdmae.yaml").read_text())
     assert config.pop("name") == "sdmae"
     detector = SDMAE(**config)
     assert detector.get_params() == SDMAE().get_params()

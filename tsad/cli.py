@@ -47,7 +47,7 @@ PLUGINS = {
     "logger=mlflow": ("mlflow", "tracking"),
 }
 
-# `tsad-run --help` (tsad/conf/hydra/help/tsad.yaml) gives every config group one line, then its options.
+# `tsad-run --help` (conf/hydra/help/tsad.yaml) gives every config group one line, then its options.
 # A group missing here is still listed, without its line.
 GROUP_HELP = {
     "model": "the detector and its hyperparameters",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def compose(overrides: list[str]) -> dict:
-    """tsad/conf/config.yaml with the given overrides (e.g. ["model=dagmm", "seed=1"]), resolved to plain dicts."""
+    """conf/config.yaml with the given overrides (e.g. ["model=dagmm", "seed=1"]), resolved to plain dicts."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from omegaconf import OmegaConf
