@@ -1,9 +1,9 @@
-"""One run: the protocol the dataset names (`dataset.protocol`, offline by default) from config to results.
+"""One run: the protocol its dataset names (offline for every family but NAB), from settings to results.
 
-A protocol (tsad/protocols/) decides how a run uses its data: offline fits on train and scores
-test; NAB's online protocol fits one detector per file on its first rows and scores the rest
-causally. Either returns the result part of the run's record; the job (tsad/sweeps/job.py) adds
-status, timing and environment and writes metrics.json once.
+A protocol (tsad/protocols/) decides how a run uses its data: offline fits on train and scores test; NAB's
+online protocol fits one detector per file on its first rows and scores the rest causally. Either returns the
+result part of the run's record; the job (tsad/sweeps/job.py) adds status, timing and environment and writes
+metrics.json once.
 """
 
 from __future__ import annotations
@@ -11,14 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from tsad.protocols import PROTOCOLS
+from tsad.settings.run import RunConfig
 
-DEFAULT_PROTOCOL = "offline"
 
-
-def run(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
-    """Run one experiment from a resolved config into `run_dir`; returns the result record (raises on failure).
+def run(settings: RunConfig, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
+    """Run one experiment into `run_dir`; returns the result record (raises on failure).
 
     `epoch_callbacks` (e.g. the experiment logger's) are called after every training epoch with the history so far.
     """
-    protocol = PROTOCOLS.get(config["dataset"].get("protocol") or DEFAULT_PROTOCOL)
-    return protocol(config, Path(run_dir), epoch_callbacks)
+    return PROTOCOLS.get(settings.dataset.protocol)().run(settings, Path(run_dir), epoch_callbacks)
+
+
+def check(settings: RunConfig) -> None:
+    """What the run's protocol refuses before any data is read (each section checked itself when parsed)."""
+    PROTOCOLS.get(settings.dataset.protocol)().check(settings)

@@ -1,23 +1,20 @@
-"""What a trained detector expects of new data, saved beside it as model/inputs.json.
+"""What a trained detector expects of new data, saved in model/inputs.json beside the pipeline's thresholds and
+post-processing (tsad/pipeline.py writes and reads the file).
 
-The run writes it (tsad/protocols/offline.py) and tsad-predict reads it: the label level of the run, its
-threshold per level (an alarm is score > threshold, the rule of the metrics), the post-processing its scores
-went through, the channel names in training order (CSV value columns; ch0..ch{C-1} for generated data), the
-timestamp column, and how the training CSV files were read. New files are matched to the channels by column
-name, in any column order.
+The label level of the run, the channel names in training order (CSV value columns; ch0..ch{C-1} for generated
+data), the timestamp column, and how the training CSV files were read. New files are matched to the channels by
+column name, in any column order.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from tsad.data.csv import Table, build, table_from_frame
+from tsad.data.csv import CsvSettings, Table, table_from_frame
 from tsad.data.series import DatasetSplits
 from tsad.errors import UserError
-from tsad.postprocess import PostProcess
 
 INPUTS_FILE = "inputs.json"
 # dataset=csv settings that say how a file is read (not how it is split); new files are read with the same ones.
@@ -25,9 +22,9 @@ READ_OPTIONS = ("separator", "nan_policy", "timestamp_column", "label_column", "
 
 
 def csv_defaults() -> dict:
-    """The reading settings of dataset=csv at their defaults (from the signature of tsad.data.csv.build)."""
-    parameters = inspect.signature(build).parameters
-    return {key: parameters[key].default for key in READ_OPTIONS}
+    """The reading settings of dataset=csv at their defaults (those of its settings class)."""
+    defaults = CsvSettings()
+    return {key: getattr(defaults, key) for key in READ_OPTIONS}
 
 
 @dataclass
@@ -35,40 +32,28 @@ class ModelInputs:
     """What model/inputs.json holds; `dataset` is the name of the training data set."""
 
     level: str
-    thresholds: dict[str, float]
     channels: list[str]
     timestamp_column: str | None = None
     csv_options: dict = field(default_factory=dict)
     dataset: str = ""
-    postprocess: dict = field(default_factory=dict)  # the run's postprocess settings; {} = none
 
     @classmethod
-    def of(cls, data: DatasetSplits, thresholds: dict[str, float], postprocess: PostProcess) -> ModelInputs:
-        return cls(data.level, dict(thresholds), list(data.channels), data.timestamp_column, dict(data.csv_options),
-                   data.name, asdict(postprocess) if postprocess.active else {})
-
-    def save(self, directory: Path) -> None:
-        Path(directory, INPUTS_FILE).write_text(json.dumps({**asdict(self), "alarm_rule": "score > threshold"},
-                                                           indent=2))
+    def of(cls, data: DatasetSplits) -> ModelInputs:
+        return cls(data.level, list(data.channels), data.timestamp_column, dict(data.csv_options), data.name)
 
     @classmethod
-    def load(cls, directory: Path) -> ModelInputs:
+    def load(cls, directory: Path) -> tuple[ModelInputs, dict]:
+        """The inputs a saved model expects, and the whole of inputs.json."""
         path = Path(directory, INPUTS_FILE)
         if not path.is_file():
             raise UserError(f"{path} is missing: the run was made before runs saved what their model expects; "
                             f"train it again with tsad-run")
         saved = json.loads(path.read_text())
-        return cls(**{key: saved[key] for key in saved if key in cls.__dataclass_fields__})
+        return cls(**{key: saved[key] for key in saved if key in cls.__dataclass_fields__}), saved
 
     def read_options(self) -> dict:
         """How to read a new file: as the training files were, else with dataset=csv's defaults."""
         return {**csv_defaults(), **{k: v for k, v in self.csv_options.items() if k in READ_OPTIONS}}
-
-    def threshold(self, level: str) -> float:
-        if level not in self.thresholds:
-            raise UserError(f"the run has no {level}-level threshold (it has: {', '.join(self.thresholds) or 'none'}); "
-                            f"its data or threshold policy set none for that level")
-        return float(self.thresholds[level])
 
     def matching_table(self, frame, source: Path, options: dict) -> Table:
         """The rows of `frame` (read from `source`) with the trained channels as values, in training order.

@@ -28,7 +28,7 @@ implementation is in an archived AGPL project).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -36,8 +36,8 @@ from scipy.special import erfc
 
 from tsad.data.nab_format import probationary_length
 from tsad.data.series import SeriesSet
-from tsad.errors import UserError
 from tsad.models.base import Scores
+from tsad.settings.fields import Section, setting
 
 RED_ZONE = 1e-5  # Q at or below this is an extreme event
 YELLOW_ZONE = 1e-3  # what later rows of one extreme event are lowered to
@@ -48,37 +48,20 @@ FLAT_MEAN, FLAT_VARIANCE = 0.5, 1e6
 
 
 @dataclass(frozen=True)
-class PostProcess:
-    """The postprocess config group: which transforms run, with the published methods' constants."""
+class PostProcess(Section):
+    """The postprocess config group (conf/postprocess/<name>.yaml mirror it): which transforms run, with the
+    published methods' constants."""
 
     name: str = "none"
     likelihood: bool = False
-    average_window: int = 10
-    refit_every: int = 100
-    history: int = 8640
+    average_window: int = setting(10, at_least=1)
+    refit_every: int = setting(100, at_least=1)
+    history: int = setting(8640, at_least=1)
     spatial: bool = False
-    spatial_tolerance: float = 0.05
+    spatial_tolerance: float = setting(0.05, at_least=0)
     rest: bool = False
-    rest_fraction: float = 0.2
-    rest_level: float = 0.5
-
-    @classmethod
-    def from_config(cls, config: dict | None) -> PostProcess:
-        config = dict(config or {})
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise UserError(f"postprocess.{unknown[0]} is not a postprocess setting; known: {', '.join(known)}")
-        settings = cls(**config)
-        for key in ("average_window", "refit_every", "history"):
-            value = getattr(settings, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"postprocess.{key} must be a positive whole number, got {value!r}")
-        for key in ("spatial_tolerance", "rest_fraction", "rest_level"):
-            value = getattr(settings, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise UserError(f"postprocess.{key} must be a number >= 0, got {value!r}")
-        return settings
+    rest_fraction: float = setting(0.2, at_least=0)
+    rest_level: float = setting(0.5, at_least=0, at_most=1)
 
     @property
     def active(self) -> bool:

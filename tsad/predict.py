@@ -137,6 +137,8 @@ def predictions_frame(data, scores, level: str, threshold: float):
     import numpy as np
     import pandas as pd
 
+    from tsad.evaluation.alarms import alarms
+
     if level == "series":
         frame = pd.DataFrame({"series": data.names, "score": scores.series})
     else:
@@ -144,7 +146,7 @@ def predictions_frame(data, scores, level: str, threshold: float):
         if data.timestamps is not None:
             frame["timestamp"] = np.concatenate(data.timestamps)
         frame["score"] = np.concatenate(scores.steps)
-    frame["alarm"] = (frame["score"] > threshold).astype(int)
+    frame["alarm"] = alarms(frame["score"].to_numpy(), threshold).astype(int)
     return frame
 
 
@@ -155,6 +157,7 @@ def plot_predictions(path: Path, data, scores, level: str, threshold: float, inp
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from tsad.evaluation.alarms import ALARM_RULE, alarms
     from tsad.plotting import ANOMALY_COLOR, THRESHOLD_COLOR, save, shade
 
     shown = min(len(data), PLOTTED_SERIES)
@@ -166,17 +169,17 @@ def plot_predictions(path: Path, data, scores, level: str, threshold: float, inp
             signal_axis.plot(values[:, channel], lw=0.8, label=inputs.channels[channel])
         title = data.names[index]
         if level == "series":
-            alarm = scores.series[index] > threshold
+            alarm = alarms(scores.series[index], threshold)
             title += f": score {scores.series[index]:.3g}" + (" ALARM" if alarm else "")
             signal_axis.set_title(title, fontsize=9, color=ANOMALY_COLOR if alarm else "black")
             continue
         signal_axis.set_title(title, fontsize=9)
-        shade(signal_axis, steps > threshold, ANOMALY_COLOR, "alarm")
+        shade(signal_axis, alarms(steps, threshold), ANOMALY_COLOR, "alarm")
         axes[1, index].plot(steps, color="black", lw=0.8)
         axes[1, index].axhline(threshold, color=THRESHOLD_COLOR, ls="--", lw=0.8)
         axes[1, index].set(xlabel="step", ylabel="score")
     axes[0, 0].legend(fontsize=7, loc="upper left")
-    below = "" if level == "series" else "\nalarms (score > threshold) shaded; below: step scores and threshold"
+    below = "" if level == "series" else f"\nalarms ({ALARM_RULE}) shaded; below: step scores and threshold"
     figure.suptitle(f"{shown} of {len(data)} series (first channels){below}", fontsize=10)
     save(figure, path)
 
@@ -187,16 +190,16 @@ def predict(settings: dict) -> None:
 
     import numpy as np
 
-    from tsad.model_inputs import ModelInputs
-    from tsad.models.base import Detector
-    from tsad.postprocess import PostProcess, post_processed
+    from tsad.evaluation.alarms import ALARM_RULE
+    from tsad.pipeline import Pipeline
     from tsad.runtime import resolve_device
 
     model = model_folder(settings["run"])
     run_dir = model.parent
-    inputs = ModelInputs.load(model)
+    device = resolve_device(settings["device"])
+    pipeline, inputs = Pipeline.load(model, device, causal=settings["input"] == "-")
     options = read_options(inputs, settings)
-    postprocess = PostProcess.from_config(inputs.postprocess)
+    postprocess = pipeline.postprocess
     if settings["input"] == "-":
         if postprocess.active:
             raise UserError(f"the run post-processes its scores (postprocess={postprocess.name}), whose learning "
@@ -206,24 +209,22 @@ def predict(settings: dict) -> None:
             raise UserError("out= has no use with input=-, which writes score,alarm lines to standard output")
         from tsad.predict_stream import stream
 
-        stream(Detector.load(model, resolve_device(settings["device"]), causal=True), inputs, options, sys.stdin,
-               sys.stdout)
+        stream(pipeline, inputs, options, sys.stdin, sys.stdout)
         return
-    threshold = inputs.threshold(inputs.level)
+    threshold = pipeline.threshold(inputs.level)
     folder = output_folder(settings.get("out"), run_dir)
     tables = read_tables(input_files(settings["input"]), inputs, options)
-    device = resolve_device(settings["device"])
-    detector = Detector.load(model, device)
+    detector = pipeline.detector
     data = series_of(tables, detector)
 
     started = time.perf_counter()
-    scores = post_processed(postprocess, data, detector.score(data))
+    scores = pipeline.score(data)
     seconds = time.perf_counter() - started
     frame = predictions_frame(data, scores, inputs.level, threshold)
     (folder / "plots").mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "predictions.csv", index=False)
     summary = {"run": str(run_dir.resolve()), "model": detector.name, "dataset": inputs.dataset,
-               "level": inputs.level, "threshold": threshold, "alarm_rule": "score > threshold",
+               "level": inputs.level, "threshold": threshold, "alarm_rule": ALARM_RULE,
                "input": str(Path(settings["input"]).resolve()), "n_series": len(data),
                "n_rows": int(data.lengths.sum()), "n_alarms": int(frame["alarm"].sum()),
                "n_series_with_alarms": int(frame.groupby("series")["alarm"].max().sum()),

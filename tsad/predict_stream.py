@@ -23,22 +23,26 @@ import numpy as np
 from tsad.data.csv import read_frame
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
+from tsad.evaluation.alarms import alarms
 from tsad.model_inputs import ModelInputs
 from tsad.models.window_scoring import WindowScorer
+from tsad.pipeline import Pipeline
 
 SOURCE = "input=-"
 UNSCORED = ",0"
 
 
-def stream(detector, inputs: ModelInputs, options: dict, source: TextIO, sink: TextIO) -> None:
-    """Score the CSV rows of `source` one by one into `sink` (`options`: how to read them, ModelInputs.read_options)."""
+def stream(pipeline: Pipeline, inputs: ModelInputs, options: dict, source: TextIO, sink: TextIO) -> None:
+    """Score the CSV rows of `source` one by one into `sink` with a pipeline loaded for causal scoring (`options`:
+    how to read the rows, ModelInputs.read_options)."""
+    detector = pipeline.detector
     if not isinstance(detector, WindowScorer):
         raise UserError(f"model {detector.name} does not score windows, so input=- cannot stream it; give a file "
                         f"(input=FILE) or use a window model (e.g. pca, lstm_vae, patchtrad)")
     if len(options["separator"]) != 1:
         raise UserError(f"input=- reads rows split by one character; dataset.separator={options['separator']!r} "
                         f"is not one")
-    threshold = inputs.threshold("point")
+    threshold = pipeline.threshold("point")
     # Causal window scoring hands torch read-only views of the window (it only reads them); once per stream
     # torch would warn about that on standard error.
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
@@ -125,4 +129,4 @@ class RingScorer:
             return UNSCORED
         recent = self.buffer[position + 1:position + 1 + self.window]
         score = float(self.detector.score(SeriesSet([recent])).steps[0][-1])
-        return f"{score!r},{int(score > self.threshold)}" if np.isfinite(score) else UNSCORED
+        return f"{score!r},{int(alarms(score, self.threshold))}" if np.isfinite(score) else UNSCORED

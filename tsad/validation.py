@@ -12,7 +12,6 @@ ones, and refuses a run folder known in advance that holds a finished run, befor
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import os
@@ -25,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from tsad.errors import UserError
 from tsad.results import OK, read_metrics
+from tsad.settings import fields
 
 MAX_SWEEP_JOBS = 32
 GROUPS = ("model", "dataset", "trainer", "threshold", "postprocess", "logger")
@@ -55,7 +55,7 @@ def preflight(arguments: list[str]) -> Path | None:
             return None
         check_no_sweep(args.overrides)
         job = job_config(config)
-        check_config(job, choices(config))
+        check_config(job)
         run_dir = known_now(config, "hydra.run.dir")
         if run_dir is None:
             return None
@@ -129,14 +129,7 @@ def unknown_key(key: str, config: DictConfig) -> UserError:
     known = [str(k) for k in node if k != "hydra"]
     group = parent if parent in GROUPS else None
     owner = f"{group} {choices(config).get(group)}" if group else parent or "the config"
-    return unknown_key_error(key, known, owner)
-
-
-def unknown_key_error(key: str, known: list[str], owner: str) -> UserError:
-    parent, _, name = key.rpartition(".")
-    nearest = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {parent + '.' if parent else ''}{nearest[0]}?" if nearest else ""
-    return UserError(f"unknown key {key!r}{hint} ({owner} has: {', '.join(sorted(known))})")
+    return fields.unknown_key(key, sorted(known), f"{owner} has")
 
 
 def check_no_sweep(overrides: list[str]) -> None:
@@ -156,7 +149,7 @@ def check_sweep(composer: Composer, base: DictConfig) -> None:
 
     jobs = sweep_jobs(base)
     if jobs is None:
-        check_config(job_config(base), choices(base))
+        check_config(job_config(base))
         return
     hydra_overrides = OmegaConf.to_container(base.hydra.overrides.hydra)  # as given: `${...}` unresolved
     sweep_dir = Path(base.hydra.sweep.dir)
@@ -168,7 +161,7 @@ def check_sweep(composer: Composer, base: DictConfig) -> None:
         try:
             config = composer.compose([*hydra_overrides, *job], RunMode.MULTIRUN)
             resolved = job_config(config)
-            check_config(resolved, choices(config))
+            check_config(resolved)
             subdir = known_now(config, "hydra.sweep.subdir")
             if sweep_dir.is_dir() and subdir is not None:
                 check_not_finished(sweep_dir / subdir, resolved, sweep=True)
@@ -197,71 +190,13 @@ def sweep_jobs(base: DictConfig) -> list[list[str]] | None:
     return [[alternatives[i % len(alternatives)] for alternatives in lists] for i in range(max(map(len, lists)))]
 
 
-def check_config(config: dict, chosen: dict) -> None:
-    """The checks a run makes before it reads data, on one job's resolved config (`chosen`: the group options)."""
-    from tsad.evaluation.thresholds import validate_threshold_config
-    from tsad.experiment import DEFAULT_PROTOCOL
-    from tsad.models.base import detector_from_config
-    from tsad.postprocess import PostProcess
-    from tsad.protocols import PROTOCOLS
-    from tsad.runtime import resolve_device, seed_everything
-    from tsad.sweeps.job import check_objective, needs_labelled_val
-    from tsad.tracking import check_logger
-    from tsad.training.trainer import Trainer
+def check_config(config: dict) -> None:
+    """The checks a run makes before it reads data, on one job's resolved config: every section parses itself
+    (keys, types, declared ranges), then the run's protocol checks the combination."""
+    from tsad.experiment import check
+    from tsad.settings.run import RunConfig
 
-    protocol = config["dataset"].get("protocol") or DEFAULT_PROTOCOL
-    PROTOCOLS.get(protocol)  # an unknown protocol fails here
-    for section, (known, owner) in known_keys(config, chosen, protocol).items():
-        unknown = sorted(set(config.get(section) or {}) - set(known))
-        if unknown:
-            raise unknown_key_error(f"{section}.{unknown[0]}", known, owner)
-    needs_labelled_val(check_objective(config.get("objective")), config["dataset"])
-    check_logger(config.get("logger"))
-    seed_everything(config["seed"])
-    device = resolve_device(str(config["device"]))
-    threshold = validate_threshold_config(dict(config["threshold"]))
-    postprocess = PostProcess.from_config(config.get("postprocess"))
-    Trainer(dict(config["trainer"]), device=device)
-    detector = detector_from_config(config, device, causal=protocol == "nab")
-    if protocol == "nab":
-        from tsad.protocols.nab import check_causal, check_threshold_for, protocol_settings
-
-        protocol_settings(dict(config["dataset"]))
-        check_threshold_for(postprocess, threshold)
-        check_causal(detector)
-    else:
-        from tsad.data.registry import check_dataset
-        from tsad.protocols.offline import check_postprocess
-
-        check_dataset(dict(config["dataset"]))
-        check_postprocess(postprocess, config["dataset"].get("level"))
-
-
-def known_keys(config: dict, chosen: dict, protocol: str) -> dict[str, tuple[list[str], str]]:
-    """For each section whose keys a part of tsad reads: the keys it accepts and who accepts them (for errors)."""
-    import inspect
-    from dataclasses import fields
-
-    from tsad.data.registry import builder_keys
-    from tsad.evaluation.thresholds import POLICIES
-    from tsad.models.base import MODELS, hyperparameters
-    from tsad.models.tta import TestTimeAugmentation
-    from tsad.postprocess import PostProcess
-    from tsad.training.trainer import DEFAULTS
-
-    model = config["model"]["name"]
-    sections = {
-        "model": (["name", *(spec.name for spec in hyperparameters(MODELS.get(model)))], f"model {model}"),
-        "trainer": (list(DEFAULTS), f"trainer {chosen.get('trainer')}"),
-        "postprocess": ([spec.name for spec in fields(PostProcess)], f"postprocess {chosen.get('postprocess')}"),
-        "tta": ([name for name in inspect.signature(TestTimeAugmentation).parameters], "tta"),
-    }
-    policy = config["threshold"].get("policy")
-    if policy in POLICIES:
-        sections["threshold"] = (["policy", *POLICIES[policy]], f"threshold {policy}")
-    if protocol != "nab":
-        sections["dataset"] = (builder_keys(config["dataset"].get("family")), f"dataset {chosen.get('dataset')}")
-    return sections
+    check(RunConfig.parse(config))
 
 
 def check_not_finished(run_dir: Path, config: dict, sweep: bool) -> None:

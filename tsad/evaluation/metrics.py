@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tsad.evaluation.alarms import alarms
+
 
 def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """ROC-AUC, PR-AUC, and P/R/F1/accuracy/confusion at `threshold`, plus the oracle best F1.
@@ -21,7 +23,7 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> 
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if len(labels) != len(scores):
         raise ValueError(f"{len(labels)} labels but {len(scores)} scores")
-    predicted = scores > threshold
+    predicted = alarms(scores, threshold)
     tp = int(np.sum(predicted & (labels == 1)))
     fp = int(np.sum(predicted & (labels == 0)))
     fn = int(np.sum(~predicted & (labels == 1)))

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tsad.evaluation.alarms import alarms
+
 RECALL_EXISTENCE_WEIGHT = 0.2
 PRECISION_EXISTENCE_WEIGHT = 0.0
 
@@ -38,7 +40,7 @@ def range_event_metrics(labels, scores, threshold: float) -> dict:
     labels = as_binary(labels, "labels")
     if len(labels) != len(scores):
         raise ValueError(f"{len(labels)} labels but {len(scores)} scores")
-    predictions = (scores > threshold).astype(np.int8)
+    predictions = alarms(scores, threshold).astype(np.int8)
     range_precision, range_recall = range_precision_recall(labels, predictions)
     affiliation_precision, affiliation_recall = affiliation_precision_recall(labels, predictions)
     return {

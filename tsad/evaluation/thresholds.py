@@ -1,4 +1,5 @@
-"""Threshold policies: each turns scores of non-test data (or a given number) into one threshold per level.
+"""Threshold policies (the `threshold` config group): each turns scores of non-test data, or a given number, into
+one threshold per label level.
 
 - val_percentile: the q-th percentile of validation (or train) scores
 - contamination:  the (1 - rate) quantile of validation (or train) scores
@@ -6,81 +7,147 @@
 - val_best_f1:    the threshold with the best F1 on the dataset's labelled validation split
 - fixed:          a given value
 
-No policy ever sees test data; numbers that use test labels live in metrics.py and
-report.py under oracle_* names. The protocol scores the reference split once (with source=train
-through the detector's score_train: out of sample for detectors that memorise their train
-windows) and hands the scores in.
+Each policy is a typed section whose fields are its keys (conf/threshold/<policy>.yaml mirrors it), found by
+`threshold.policy`. No policy ever sees test data; numbers that use test labels live in metrics.py and report.py
+under oracle_* names. The protocol scores the policy's reference split once (train through the detector's
+score_train: out of sample for detectors that memorise their train windows) and hands the scores in.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from tsad.errors import UserError
 from tsad.evaluation.levels import level_arrays
+from tsad.settings.fields import Section, setting
 
-POLICIES = {
-    "val_percentile": {"q": 99.0, "source": "val"},
-    "contamination": {"rate": 0.05, "source": "val"},
-    "sigma": {"k": 3.0, "source": "val"},
-    "val_best_f1": {},
-    "fixed": {"value": None},
-}
 SOURCES = ("val", "train")
 LEVELS = ("series", "point")
 LABELLED_VAL_HINT = ("set the dataset option dataset.labelled_val=<fraction or count of series> (synthetic: of n_test; "
                      "ECG: of the normal TRAIN beats)")
+POLICIES: dict[str, type[ThresholdPolicy]] = {}
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+def policy(name: str):
+    """Class decorator: make a threshold policy available as `threshold=<name>`."""
+
+    def add(cls):
+        cls.name = name
+        POLICIES[name] = cls
+        return cls
+
+    return add
 
 
-def validate_threshold_config(config: dict) -> dict:
-    """The threshold config with defaults filled in; a one-line UserError on anything wrong."""
-    policy = config.get("policy")
-    if policy not in POLICIES:
-        raise UserError(f"threshold.policy must be one of {', '.join(POLICIES)}, got {policy!r}")
-    params = {k: v for k, v in config.items() if k != "policy"}
-    unknown = set(params) - set(POLICIES[policy])
-    if unknown:
-        known = ", ".join(POLICIES[policy]) or "none"
-        raise UserError(f"threshold={policy} has no keys {sorted(unknown)}; known: {known}")
-    params = {**POLICIES[policy], **params}
-    if "source" in params and params["source"] not in SOURCES:
-        raise UserError(f"threshold.source must be one of {', '.join(SOURCES)}, got {params['source']!r}")
-    if policy == "val_percentile" and not (_is_number(params["q"]) and 0 <= params["q"] <= 100):
-        raise UserError(f"threshold.q must be a percentile between 0 and 100, got {params['q']!r}")
-    if policy == "contamination" and not (_is_number(params["rate"]) and 0 < params["rate"] < 1):
-        raise UserError(f"threshold.rate must be a fraction between 0 and 1, got {params['rate']!r}")
-    if policy == "sigma" and not _is_number(params["k"]):
-        raise UserError(f"threshold.k must be a number, got {params['k']!r}")
-    if policy == "fixed":
-        params["value"] = _fixed_values(params["value"])
-    return {"policy": policy, **params}
+@dataclass(frozen=True)
+class ThresholdPolicy(Section):
+    """A threshold policy: `reference` names the split whose scores it reads (never test)."""
+
+    name: ClassVar[str] = "policy"
+    passthrough: ClassVar[tuple[str, ...]] = ("policy",)
+
+    @property
+    def reference(self) -> str:
+        return self.source
+
+    def needs_labelled_val(self) -> bool:
+        return self.reference == "labelled_val"
+
+    def threshold(self, split, scores, level: str) -> float:
+        """The threshold of one level from the reference split `split` (a SeriesSet) and its `scores`."""
+        return self.from_scores(level_arrays(split, scores, level)[1])
+
+    def from_scores(self, scores: np.ndarray) -> float:
+        """The threshold from unlabelled scores of non-test data (each policy but val_best_f1)."""
+        raise UserError(f"threshold={self.name} needs labelled scores, not unlabelled ones")
+
+    def record(self) -> dict:
+        """The policy as metrics.json states it."""
+        return {"policy": self.name, **self.as_dict()}
 
 
-def _fixed_values(value):
+@policy("val_percentile")
+@dataclass(frozen=True)
+class ValPercentile(ThresholdPolicy):
+    q: float = setting(99.0, at_least=0, at_most=100)
+    source: str = setting("val", choices=SOURCES)
+
+    def from_scores(self, scores: np.ndarray) -> float:
+        return float(np.percentile(finite(scores), self.q))
+
+
+@policy("contamination")
+@dataclass(frozen=True)
+class Contamination(ThresholdPolicy):
+    rate: float = setting(0.05, above=0, below=1)
+    source: str = setting("val", choices=SOURCES)
+
+    def from_scores(self, scores: np.ndarray) -> float:
+        return float(np.quantile(finite(scores), 1 - self.rate))
+
+
+@policy("sigma")
+@dataclass(frozen=True)
+class Sigma(ThresholdPolicy):
+    k: float = setting(3.0, finite=True)
+    source: str = setting("val", choices=SOURCES)
+
+    def from_scores(self, scores: np.ndarray) -> float:
+        scores = finite(scores)
+        return float(scores.mean() + self.k * scores.std())
+
+
+@policy("val_best_f1")
+@dataclass(frozen=True)
+class ValBestF1(ThresholdPolicy):
+    @property
+    def reference(self) -> str:
+        return "labelled_val"
+
+    def threshold(self, split, scores, level: str) -> float:
+        if (split.series_labels if level == "series" else split.step_labels) is None:
+            raise UserError(f"threshold=val_best_f1: the labelled validation split has no {level} labels")
+        return best_f1_threshold(*level_arrays(split, scores, level), level)
+
+
+@policy("fixed")
+@dataclass(frozen=True)
+class Fixed(ThresholdPolicy):
     """A number for every level, or a mapping {series: number, point: number}."""
-    if _is_number(value):
-        return float(value)
-    if isinstance(value, dict) and value and set(value) <= set(LEVELS) and all(_is_number(v) for v in value.values()):
-        return {level: float(v) for level, v in value.items()}
-    raise UserError(f"threshold=fixed needs threshold.value=<number> (or a mapping {{series: x, point: y}}), "
-                    f"got {value!r}")
+
+    value: float | dict[str, float] | None = setting(None, finite=True)
+
+    def __post_init__(self) -> None:
+        value = self.value
+        if value is None or (isinstance(value, dict) and not (value and set(value) <= set(LEVELS))):
+            raise UserError(f"threshold=fixed needs threshold.value=<number> (or a mapping {{series: x, point: y}}), "
+                            f"got {value!r}")
+
+    @property
+    def reference(self) -> str:
+        return "val"  # whose scores the run folder records beside test's
+
+    def sets(self, level: str) -> bool:
+        return not isinstance(self.value, dict) or level in self.value
+
+    def threshold(self, split, scores, level: str) -> float:
+        if not self.sets(level):
+            raise UserError(f"threshold=fixed has no value for the {level} level; add threshold.value.{level}")
+        return self.value[level] if isinstance(self.value, dict) else self.value
+
+    def from_scores(self, scores: np.ndarray) -> float:
+        return self.threshold(None, None, "point")
 
 
-def choose_threshold(config: dict, scores: np.ndarray) -> float:
-    """The threshold for the scores of the source split under a score-based policy."""
-    config = validate_threshold_config(config)
-    if "source" not in config:
-        raise ValueError(f"threshold={config['policy']} is not set from the scores of one split")
-    scores = _finite(scores)
-    if config["policy"] == "val_percentile":
-        return float(np.percentile(scores, config["q"]))
-    if config["policy"] == "contamination":
-        return float(np.quantile(scores, 1 - config["rate"]))
-    return float(scores.mean() + config["k"] * scores.std())
+def threshold_policy(mapping: dict) -> ThresholdPolicy:
+    """The threshold config group as its policy's section; a one-line UserError on anything wrong."""
+    name = (mapping or {}).get("policy")
+    if name not in POLICIES:
+        raise UserError(f"threshold.policy must be one of {', '.join(POLICIES)}, got {name!r}")
+    return POLICIES[name].parse(mapping, "threshold")
 
 
 def best_f1_threshold(labels: np.ndarray, scores: np.ndarray, level: str) -> float:
@@ -89,8 +156,8 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray, level: str) -> flo
 
     labels = np.asarray(labels).astype(int).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
-    finite = np.isfinite(scores)
-    labels, scores = labels[finite], scores[finite]
+    kept = np.isfinite(scores)
+    labels, scores = labels[kept], scores[kept]
     if len(scores) == 0:
         raise UserError("no finite scores on the labelled validation split to choose a threshold from")
     if labels.min() == labels.max():
@@ -100,7 +167,7 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray, level: str) -> flo
     return best_f1(labels, scores)[1]
 
 
-def _finite(scores) -> np.ndarray:
+def finite(scores) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64).ravel()
     scores = scores[np.isfinite(scores)]
     if len(scores) == 0:
@@ -108,34 +175,13 @@ def _finite(scores) -> np.ndarray:
     return scores
 
 
-def check_threshold_data(config: dict, data) -> None:
+def check_threshold_data(threshold: ThresholdPolicy, data) -> None:
     """Fail before training when the policy needs a split the dataset does not have."""
-    if config["policy"] == "val_best_f1" and data.labelled_val is None:
-        raise UserError(f"threshold=val_best_f1 needs a labelled validation split, and dataset {data.name!r} "
+    if threshold.needs_labelled_val() and data.labelled_val is None:
+        raise UserError(f"threshold={threshold.name} needs a labelled validation split, and dataset {data.name!r} "
                         f"has none: {LABELLED_VAL_HINT}")
 
 
-def reference_split(config: dict) -> str:
-    """The split whose scores set the thresholds: labelled_val, val or train (fixed records val's scores)."""
-    return {"val_best_f1": "labelled_val", "fixed": "val"}.get(config["policy"], config.get("source"))
-
-
-def choose_thresholds(config: dict, split, scores, levels: list[str]) -> dict:
+def choose_thresholds(threshold: ThresholdPolicy, split, scores, levels: list[str]) -> dict:
     """One threshold per label level from the `scores` of the reference split `split` (never test)."""
-    config = validate_threshold_config(config)
-    policy = config["policy"]
-    thresholds = {}
-    for level in levels:
-        if policy == "fixed":
-            value = config["value"]
-            if isinstance(value, dict) and level not in value:
-                raise UserError(f"threshold=fixed has no value for the {level} level; add threshold.value.{level}")
-            thresholds[level] = value[level] if isinstance(value, dict) else value
-        elif policy == "val_best_f1":
-            if (split.series_labels if level == "series" else split.step_labels) is None:
-                raise UserError(f"threshold=val_best_f1: the labelled validation split has no {level} labels")
-            thresholds[level] = best_f1_threshold(*level_arrays(split, scores, level), level)
-        else:
-            thresholds[level] = choose_threshold(config, level_arrays(split, scores, level)[1])
-    return thresholds
-
+    return {level: threshold.threshold(split, scores, level) for level in levels}

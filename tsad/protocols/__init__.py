@@ -1,10 +1,33 @@
-"""How a run uses its data: `dataset.protocol` names one (offline when unset).
+"""How a run uses its data: the dataset's `protocol` names one (offline for every family but NAB).
 
-A protocol is a function (config, run_dir, epoch_callbacks=()) -> the result part of the run's record, which
-hands the callbacks to the detectors it builds (detector_from_config); it registers itself with
-`@PROTOCOLS.register(name)`.
+A protocol is a class registered with `@PROTOCOLS.register(name)`: `check(settings)` refuses, before any data is
+read, a combination of settings it cannot run (each section has already checked its own values), and
+`run(settings, run_dir, epoch_callbacks)` runs it into the run's staging folder and returns the result part of
+the run's record. Adding a protocol is one new module in this package.
 """
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
 
 from tsad.registry import Registry
 
-PROTOCOLS = Registry("dataset.protocol", "tsad.protocols")
+PROTOCOLS: Registry[type[Protocol]] = Registry("dataset.protocol", "tsad.protocols")
+
+
+class Protocol(ABC):
+    """How a run fits, scores and evaluates; `causal`: whether its detectors score each step from earlier rows."""
+
+    causal = False
+
+    def check(self, settings) -> None:
+        """Data-free checks of the whole run: the device, and the detector the settings describe (built, untrained,
+        so that the model's own cross-checks run)."""
+        from tsad.models.base import detector_from_settings
+        from tsad.runtime import resolve_device
+
+        detector_from_settings(settings, resolve_device(settings.device), causal=self.causal)
+
+    @abstractmethod
+    def run(self, settings, run_dir: Path, epoch_callbacks: tuple = ()) -> dict: ...

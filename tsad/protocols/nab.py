@@ -46,18 +46,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tsad.data.nab import load_nab
 from tsad.data.nab_format import probationary_length
 from tsad.data.series import SeriesSet, constant_channels
 from tsad.errors import UserError
+from tsad.evaluation.alarms import at_or_above
 from tsad.evaluation.nab_files import load_nab_profiles
 from tsad.evaluation.nab_scoring import score_corpus
 from tsad.evaluation.report import evaluate_level, headline
-from tsad.evaluation.thresholds import choose_threshold, validate_threshold_config
-from tsad.models.base import Scores, detector_from_config
+from tsad.evaluation.thresholds import Fixed, ThresholdPolicy, ValBestF1
+from tsad.models.base import Scores, detector_from_settings
 from tsad.models.window_scoring import WindowScorer
-from tsad.postprocess import PostProcess, running_rank
-from tsad.protocols import PROTOCOLS
+from tsad.pipeline import Pipeline
+from tsad.postprocess import PostProcess
+from tsad.protocols import PROTOCOLS, Protocol
 from tsad.protocols.nab_report import LABEL_FREE, ORACLE, plot_nab_examples, write_nab_results_file, write_per_file
 from tsad.results import write_history, write_scores
 from tsad.run_warnings import RunWarnings
@@ -65,114 +66,103 @@ from tsad.runtime import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
-DATASET_KEYS = ("family", "name", "level", "protocol", "normalise", "root", "category", "files", "retrain_every")
-
 
 @PROTOCOLS.register("nab")
-def run_nab(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
-    """Run `config` under the NAB protocol into `run_dir`; returns the result part of the run's record."""
-    run_dir = Path(run_dir)
-    settings = protocol_settings(dict(config["dataset"]))
-    threshold_config = validate_threshold_config(dict(config["threshold"]))
-    postprocess = PostProcess.from_config(config.get("postprocess"))
-    check_threshold_for(postprocess, threshold_config)
-    device = resolve_device(str(config["device"]))
-    seed_everything(config["seed"])
-    detector_name = config["model"]["name"]
-    make_detector = partial(detector_from_config, config, device, causal=True, epoch_callbacks=epoch_callbacks)
-    check_causal(make_detector())  # fail on a model the protocol cannot run before loading any data
+class NAB(Protocol):
+    causal = True
 
-    corpus = load_nab(settings["root"], settings["category"], settings["files"])
-    log.info("NAB protocol: %s on %d file(s) from %s, retrain_every=%s", detector_name, len(corpus.files),
-             corpus.folder, settings["retrain_every"])
-    warnings = RunWarnings()
-    for nab_file in corpus.files:
-        for flat in constant_channels(SeriesSet([nab_file.values[:nab_file.probation]]), ["value"]):
-            warnings.add("constant_channels", f"{nab_file.name}: in the probationary rows its detector learns from, "
-                                              f"{flat}")
-    detections, history = [], []
-    for nab_file in corpus.files:
-        detection = detect_online(make_detector, nab_file.values, settings["retrain_every"], nab_file.name,
-                                  postprocess)
-        detections.append(detection)
-        history += [{"file": nab_file.name, **record} for record in detection.history]
-        detection.detector.save(run_dir / "model" / Path(nab_file.name).with_suffix(""))
-        write_nab_results_file(run_dir / "nab_results", detector_name, nab_file, detection.anomaly_scores)
-        log.info("%s: fit %.1f s, score %.1f s", nab_file.name, detection.fit_seconds, detection.score_seconds)
+    def check(self, settings) -> None:
+        check_threshold_for(settings.postprocess, settings.threshold)
+        check_causal(detector_from_settings(settings, resolve_device(settings.device), causal=True))
 
-    label_free, oracle, threshold = score_nab(corpus.files, [d.raw_scores for d in detections],
-                                              [d.anomaly_scores for d in detections], threshold_config,
-                                              load_nab_profiles(corpus.folder))
+    def run(self, settings, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
+        """Run `settings` under the NAB protocol into `run_dir`; returns the result part of the run's record."""
+        run_dir = Path(run_dir)
+        dataset, policy, postprocess = settings.dataset, settings.threshold, settings.postprocess
+        check_threshold_for(postprocess, policy)
+        device = resolve_device(settings.device)
+        seed_everything(settings.seed)
+        detector_name = settings.model.name
+        make_detector = partial(detector_from_settings, settings, device, causal=True,
+                                epoch_callbacks=epoch_callbacks)
+        check_causal(make_detector())  # fail on a model the protocol cannot run before loading any data
 
-    after_probation = SeriesSet([f.values[f.probation:] for f in corpus.files],
-                                step_labels=[f.labels[f.probation:] for f in corpus.files],
-                                names=[f.name for f in corpus.files])
-    point = evaluate_level(np.concatenate(after_probation.step_labels),
-                           np.concatenate([d.anomaly_scores[f.probation:] for f, d in zip(corpus.files, detections)]),
-                           at_or_above(threshold), "point", data=after_probation, warnings=warnings)
+        corpus = dataset.load()
+        log.info("NAB protocol: %s on %d file(s) from %s, retrain_every=%s", detector_name, len(corpus.files),
+                 corpus.folder, dataset.retrain_every)
+        warnings = RunWarnings()
+        for nab_file in corpus.files:
+            for flat in constant_channels(SeriesSet([nab_file.values[:nab_file.probation]]), ["value"]):
+                warnings.add("constant_channels", f"{nab_file.name}: in the probationary rows its detector learns "
+                                                  f"from, {flat}")
+        detections, history = [], []
+        for nab_file in corpus.files:
+            detection = detect_online(make_detector, nab_file.values, dataset.retrain_every, nab_file.name,
+                                      postprocess)
+            detections.append(detection)
+            history += [{"file": nab_file.name, **record} for record in detection.history]
+            detection.pipeline.detector.save(run_dir / "model" / Path(nab_file.name).with_suffix(""))
+            write_nab_results_file(run_dir / "nab_results", detector_name, nab_file, detection.anomaly_scores)
+            log.info("%s: fit %.1f s, score %.1f s", nab_file.name, detection.fit_seconds, detection.score_seconds)
 
-    everything = SeriesSet([f.values for f in corpus.files], step_labels=[f.labels for f in corpus.files],
-                           timestamps=[f.timestamps for f in corpus.files], names=[f.name for f in corpus.files])
-    steps = [d.anomaly_scores for d in detections]
-    write_scores(run_dir / "scores", "test", everything, Scores(steps, np.array([s.max() for s in steps])),
-                 {"point": at_or_above(threshold)},
-                 step_columns={"raw_score": np.concatenate([d.raw_scores for d in detections])})
-    write_history(run_dir / "history.csv", history)
-    write_per_file(run_dir / "nab_per_file.csv", corpus.files, {LABEL_FREE: label_free, ORACLE: oracle})
-    if config.get("plots", True):
-        plot_nab_examples(run_dir / "plots" / "oracle_nab_examples.png", corpus.files, steps, oracle)
+        label_free, oracle, threshold = score_nab(corpus.files, [d.raw_scores for d in detections],
+                                                  [d.anomaly_scores for d in detections], policy,
+                                                  load_nab_profiles(corpus.folder))
+        thresholds = {"point": at_or_above(threshold)}  # NAB detects scores >= its threshold
 
-    return {
-        "level": "point",
-        "metrics": {"point": point},
-        "nab_label_free": label_free["scores"],
-        "oracle_nab": oracle["scores"],
-        "nab_detail": {
-            "label_free_threshold": threshold,
-            "label_free_raw_scores": label_free["raw_scores"],
-            "label_free_counts": label_free["counts"],
-            "oracle_thresholds": oracle["thresholds"],
-            "oracle_raw_scores": oracle["raw_scores"],
-            "oracle_counts": oracle["counts"],
-            "score_mapping": "running rank of the detector's raw scores within each file (ties low)",
-            "postprocess": asdict(postprocess),
-            "results_dir": f"nab_results/{detector_name}",  # in the run folder (run_dir is where the run is staged)
-        },
-        "validation": {},
-        "headline": {**headline({"point": point}, "point"),
-                     "nab_label_free_standard": label_free["scores"].get("standard"),
-                     "oracle_nab_standard": oracle["scores"].get("standard")},
-        "threshold": {**threshold_config, "source": "probationary rows", "rule": "anomaly score >= value (NAB's rule)",
-                      "values": {"point": threshold}},
-        "timing": {"fit_seconds": round(sum(d.fit_seconds for d in detections), 3),
-                   "score_seconds": round(sum(d.score_seconds for d in detections), 3)},
-        "n_parameters": detections[-1].detector.n_parameters,
-        "device": device,
-        "data": {"n_files": len(corpus.files), "n_rows": int(sum(len(f.values) for f in corpus.files)),
-                 "n_probationary_rows": int(sum(f.probation for f in corpus.files)),
-                 "n_windows": sum(len(f.window_rows) for f in corpus.files),
-                 "n_channels": 1, "n_fits": sum(d.n_fits for d in detections),
-                 "retrain_every": settings["retrain_every"],
-                 "categories": sorted({f.category for f in corpus.files}), "source": str(corpus.folder)},
-        "epochs_trained": len([record for record in history if "epoch" in record]),
-        "warnings": warnings.entries,
-    }
+        after_probation = SeriesSet([f.values[f.probation:] for f in corpus.files],
+                                    step_labels=[f.labels[f.probation:] for f in corpus.files],
+                                    names=[f.name for f in corpus.files])
+        point = evaluate_level(np.concatenate(after_probation.step_labels),
+                               np.concatenate([d.anomaly_scores[f.probation:]
+                                               for f, d in zip(corpus.files, detections)]),
+                               thresholds["point"], "point", data=after_probation, warnings=warnings)
 
+        everything = SeriesSet([f.values for f in corpus.files], step_labels=[f.labels for f in corpus.files],
+                               timestamps=[f.timestamps for f in corpus.files], names=[f.name for f in corpus.files])
+        steps = [d.anomaly_scores for d in detections]
+        write_scores(run_dir / "scores", "test", everything, Scores(steps, np.array([s.max() for s in steps])),
+                     thresholds, step_columns={"raw_score": np.concatenate([d.raw_scores for d in detections])})
+        write_history(run_dir / "history.csv", history)
+        write_per_file(run_dir / "nab_per_file.csv", corpus.files, {LABEL_FREE: label_free, ORACLE: oracle})
+        if settings.plots:
+            plot_nab_examples(run_dir / "plots" / "oracle_nab_examples.png", corpus.files, steps, oracle)
 
-def protocol_settings(dataset: dict) -> dict:
-    """The dataset config's NAB settings (root, category, files, retrain_every), checked."""
-    unknown = sorted(set(dataset) - set(DATASET_KEYS))
-    if unknown:
-        raise UserError(f"dataset {dataset.get('name', 'nab')!r} has no keys {unknown}; "
-                        f"known: {', '.join(DATASET_KEYS)}")
-    if dataset.get("level", "point") != "point":
-        raise UserError(f"NAB is point-level data; set dataset.level=point, got {dataset['level']!r}")
-    retrain_every = dataset.get("retrain_every")
-    if retrain_every is not None and (isinstance(retrain_every, bool) or not isinstance(retrain_every, int)
-                                      or retrain_every < 1):
-        raise UserError(f"dataset.retrain_every must be a positive number of rows or null, got {retrain_every!r}")
-    return {"root": dataset.get("root"), "category": dataset.get("category"), "files": dataset.get("files"),
-            "retrain_every": retrain_every}
+        return {
+            "level": "point",
+            "metrics": {"point": point},
+            "nab_label_free": label_free["scores"],
+            "oracle_nab": oracle["scores"],
+            "nab_detail": {
+                "label_free_threshold": threshold,
+                "label_free_raw_scores": label_free["raw_scores"],
+                "label_free_counts": label_free["counts"],
+                "oracle_thresholds": oracle["thresholds"],
+                "oracle_raw_scores": oracle["raw_scores"],
+                "oracle_counts": oracle["counts"],
+                "score_mapping": "running rank of the detector's raw scores within each file (ties low)",
+                "postprocess": asdict(postprocess),
+                "results_dir": f"nab_results/{detector_name}",  # in the run folder (run_dir is where it is staged)
+            },
+            "validation": {},
+            "headline": {**headline({"point": point}, "point"),
+                         "nab_label_free_standard": label_free["scores"].get("standard"),
+                         "oracle_nab_standard": oracle["scores"].get("standard")},
+            "threshold": {**policy.record(), "source": "probationary rows",
+                          "rule": "anomaly score >= value (NAB's rule)", "values": thresholds},
+            "timing": {"fit_seconds": round(sum(d.fit_seconds for d in detections), 3),
+                       "score_seconds": round(sum(d.score_seconds for d in detections), 3)},
+            "n_parameters": detections[-1].pipeline.detector.n_parameters,
+            "device": device,
+            "data": {"n_files": len(corpus.files), "n_rows": int(sum(len(f.values) for f in corpus.files)),
+                     "n_probationary_rows": int(sum(f.probation for f in corpus.files)),
+                     "n_windows": sum(len(f.window_rows) for f in corpus.files),
+                     "n_channels": 1, "n_fits": sum(d.n_fits for d in detections),
+                     "retrain_every": dataset.retrain_every,
+                     "categories": sorted({f.category for f in corpus.files}), "source": str(corpus.folder)},
+            "epochs_trained": len([record for record in history if "epoch" in record]),
+            "warnings": warnings.entries,
+        }
 
 
 # -- detecting online ---------------------------------------------------------------------------
@@ -187,7 +177,7 @@ class FileDetection:
     score_seconds: float
     history: list[dict]  # training history of every fit, in order
     n_fits: int
-    detector: object  # the last detector fitted
+    pipeline: Pipeline  # the last detector fitted, with the run's post-processing
 
 
 def check_causal(detector):
@@ -238,8 +228,9 @@ def detect_online(make_detector: Callable, values: np.ndarray, retrain_every: in
     scored = np.flatnonzero(~np.isnan(raw))
     if len(scored) and not np.isfinite(raw[scored[0]:]).all():
         raise UserError(f"{name}: the detector returned NaN or infinite scores; check the model's settings")
-    anomaly = anomaly_scores(values, raw, probation, postprocess)
-    return FileDetection(raw, anomaly, fit_seconds, score_seconds, history, len(fit_ends), detector)
+    pipeline = Pipeline(detector, postprocess or PostProcess(), ranks=True)
+    anomaly = pipeline.step_scores(values, raw)
+    return FileDetection(raw, anomaly, fit_seconds, score_seconds, history, len(fit_ends), pipeline)
 
 
 def as_rows(values: np.ndarray) -> np.ndarray:
@@ -248,15 +239,7 @@ def as_rows(values: np.ndarray) -> np.ndarray:
     return values[:, None] if values.ndim == 1 else values
 
 
-def anomaly_scores(values: np.ndarray, raw: np.ndarray, probation: int, postprocess: PostProcess | None) -> np.ndarray:
-    """NAB anomaly scores in [0, 1] of one file: the running rank of its raw scores, then the postprocess."""
-    anomaly = running_rank(raw)
-    if postprocess is not None and postprocess.active:
-        anomaly = postprocess.apply(as_rows(values), raw, anomaly, probation)
-    return anomaly
-
-
-def score_nab(files: list, raw_scores: list, anomaly: list, threshold_config: dict, profiles: dict):
+def score_nab(files: list, raw_scores: list, anomaly: list, policy: ThresholdPolicy, profiles: dict):
     """NAB's scores of the files' anomaly scores: (label-free, oracle, the label-free threshold).
 
     Label-free: the threshold policy applied to the probationary rows' scores. Oracle: one threshold per
@@ -267,7 +250,7 @@ def score_nab(files: list, raw_scores: list, anomaly: list, threshold_config: di
     oracle = score_corpus(scored, windows, profiles)
     probationary = np.concatenate([a[:f.probation][~np.isnan(r[:f.probation])]
                                    for f, r, a in zip(files, raw_scores, anomaly)])
-    threshold = label_free_threshold(threshold_config, probationary)
+    threshold = label_free_threshold(policy, probationary)
     return score_corpus(scored, windows, profiles, threshold), oracle, threshold
 
 
@@ -282,28 +265,17 @@ def score_rows(detector, values: np.ndarray, first: int, end: int) -> np.ndarray
 
 # -- the label-free threshold -------------------------------------------------------------------
 
-def check_threshold_for(postprocess: PostProcess, threshold_config: dict) -> None:
+def check_threshold_for(postprocess: PostProcess, policy: ThresholdPolicy) -> None:
     """The likelihood gives every probationary row the same score: a threshold taken on them means nothing."""
-    if postprocess.likelihood and threshold_config["policy"] != "fixed":
+    if postprocess.likelihood and not isinstance(policy, Fixed):
         raise UserError(f"postprocess={postprocess.name} scores every probationary row alike, so threshold="
-                        f"{threshold_config['policy']} has nothing to learn from; use threshold=fixed "
+                        f"{policy.name} has nothing to learn from; use threshold=fixed "
                         "threshold.value=0.5 (the likelihood's red zone, tail probability 1e-5)")
 
 
-def label_free_threshold(threshold_config: dict, probationary_scores: np.ndarray) -> float:
+def label_free_threshold(policy: ThresholdPolicy, probationary_scores: np.ndarray) -> float:
     """The run's threshold policy applied to the anomaly scores of the probationary rows (no labels)."""
-    policy = threshold_config["policy"]
-    if policy == "val_best_f1":
+    if isinstance(policy, ValBestF1):
         raise UserError("threshold=val_best_f1 needs labelled validation data, which NAB does not have; "
                         "use val_percentile, contamination, sigma or fixed")
-    if policy == "fixed":
-        value = threshold_config["value"]
-        if isinstance(value, dict) and "point" not in value:
-            raise UserError("threshold=fixed has no value for the point level; add threshold.value.point")
-        return float(value["point"] if isinstance(value, dict) else value)
-    return choose_threshold(threshold_config, probationary_scores)
-
-
-def at_or_above(threshold: float) -> float:
-    """The threshold for metrics that detect scores strictly above it, so that they detect scores >= threshold."""
-    return float(np.nextafter(threshold, -np.inf))
+    return policy.from_scores(probationary_scores)

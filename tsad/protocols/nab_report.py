@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tsad.data.nab import NABFile
+from tsad.evaluation.alarms import alarms, at_or_above
 from tsad.evaluation.nab_files import write_nab_results
 
 # The threshold_source column of nab_per_file.csv: the run's own threshold, or NAB's optimised on the labels.
@@ -68,7 +69,7 @@ def plot_nab_examples(path: Path, files: list[NABFile], anomaly_scores: list[np.
         value_axis.set_title(f"{nab_file.name}\nraw {result['raw_score']:.2f}, windows "
                              f"{result['windows_detected']}/{result['windows']}, FP rows {result['fp']}", fontsize=8)
         score_axis.plot(rows, scores, color="black", lw=0.5)
-        detected = (scores >= threshold) & ~probation
+        detected = alarms(scores, at_or_above(threshold)) & ~probation
         score_axis.plot(rows[detected], scores[detected], "o", ms=3, color=ANOMALY_COLOR,
                         label="detection at the oracle threshold")
         score_axis.axhline(threshold, color=THRESHOLD_COLOR, ls="--", lw=0.8,

@@ -1,12 +1,12 @@
 """The offline protocol: fit on train (val for early stopping), score test, threshold on non-test data.
 
-Every split is scored once: test, the threshold policy's reference split (train, val or
-labelled_val), and the labelled validation split when there is one (for what a search may
-optimise). Evaluation takes those scores; only the protocol touches the detector.
+Every split is scored once: test, the threshold policy's reference split (train, val or labelled_val), and the
+labelled validation split when there is one (for what a search may optimise). Evaluation takes those scores;
+only the scoring pipeline (tsad/pipeline.py: detector, post-processing, thresholds) touches the detector.
 
 With `postprocess=` (point-level data only) every split's step scores go through the same causal
-post-processing before thresholds and metrics, series by series (tsad/postprocess.py): the threshold is
-then chosen on post-processed reference scores, and tsad-predict applies it to new data as well.
+post-processing before thresholds and metrics, series by series: the threshold is then chosen on post-processed
+reference scores, and tsad-predict applies it to new data as well.
 """
 
 from __future__ import annotations
@@ -17,21 +17,16 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from tsad.data.registry import build_dataset
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
 from tsad.evaluation.levels import label_levels, level_arrays
 from tsad.evaluation.report import evaluate_level, headline, validation_metrics
-from tsad.evaluation.thresholds import (
-    check_threshold_data,
-    choose_thresholds,
-    reference_split,
-    validate_threshold_config,
-)
+from tsad.evaluation.thresholds import Fixed, ThresholdPolicy, ValBestF1, check_threshold_data
 from tsad.model_inputs import ModelInputs
-from tsad.models.base import Detector, Scores, detector_from_config
-from tsad.postprocess import PostProcess, post_processed
-from tsad.protocols import PROTOCOLS
+from tsad.models.base import Scores, detector_from_settings
+from tsad.pipeline import Pipeline
+from tsad.postprocess import PostProcess
+from tsad.protocols import PROTOCOLS, Protocol
 from tsad.results import write_history, write_scores
 from tsad.runtime import resolve_device, seed_everything
 
@@ -39,80 +34,84 @@ log = logging.getLogger(__name__)
 
 
 @PROTOCOLS.register("offline")
-def run_offline(config: dict, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
-    threshold_config = validate_threshold_config(dict(config["threshold"]))
-    postprocess = PostProcess.from_config(config.get("postprocess"))
-    check_postprocess(postprocess, config["dataset"].get("level"))
-    device = resolve_device(str(config["device"]))
-    seed_everything(config["seed"])
+class Offline(Protocol):
+    def check(self, settings) -> None:
+        check_postprocess(settings.postprocess, settings.dataset.level)
+        super().check(settings)
 
-    # The detector first: its settings are checked before any data is read or generated.
-    # history.csv after every epoch as well, so that a long run shows how far it got; rewritten at the end
-    write_history_so_far = partial(write_history, run_dir / "history.csv")
-    detector = detector_from_config(config, device, checkpoint_dir=run_dir / "model" / "checkpoints",
-                                    epoch_callbacks=(write_history_so_far, *epoch_callbacks))
-    data = build_dataset(config["dataset"])
-    data.note_constant_channels()
-    warnings = data.warnings  # what the data did on its own and its flat channels; evaluation adds its own
-    check_threshold_data(threshold_config, data)
-    log.info("data %s: %d train / %d val / %d test series, %d channels, %s level", data.name, len(data.train),
-             len(data.val), len(data.test), data.n_channels, data.level)
+    def run(self, settings, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
+        check_postprocess(settings.postprocess, settings.dataset.level)
+        device = resolve_device(settings.device)
+        seed_everything(settings.seed)
 
-    started = time.perf_counter()
-    detector.fit(data.train, data.val)
-    fit_seconds = time.perf_counter() - started
-    log.info("fitted %s in %.1f s", detector.name, fit_seconds)
+        # The detector first: its settings are checked before any data is read or generated.
+        # history.csv after every epoch as well, so that a long run shows how far it got; rewritten at the end
+        write_history_so_far = partial(write_history, run_dir / "history.csv")
+        detector = detector_from_settings(settings, device, checkpoint_dir=run_dir / "model" / "checkpoints",
+                                          epoch_callbacks=(write_history_so_far, *epoch_callbacks))
+        pipeline = Pipeline(detector, settings.postprocess)
+        data = settings.dataset.build()
+        data.note_constant_channels()
+        warnings = data.warnings  # what the data did on its own and its flat channels; evaluation adds its own
+        policy = settings.threshold
+        check_threshold_data(policy, data)
+        log.info("data %s: %d train / %d val / %d test series, %d channels, %s level", data.name, len(data.train),
+                 len(data.val), len(data.test), data.n_channels, data.level)
 
-    started = time.perf_counter()
-    test_scores = post_processed(postprocess, data.test, detector.score(data.test))
-    score_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        pipeline.fit(data.train, data.val)
+        fit_seconds = time.perf_counter() - started
+        log.info("fitted %s in %.1f s", detector.name, fit_seconds)
 
-    levels = label_levels(data)
-    chosen_levels = threshold_levels(threshold_config, data, levels)
-    thresholds, reference = reference_thresholds(threshold_config, detector, data, chosen_levels, postprocess)
-    metrics = {}
-    for level in levels:
-        labels, level_scores = level_arrays(data.test, test_scores, level)
-        metrics[level] = evaluate_level(labels, level_scores, thresholds[level], level, data=data.test,
-                                        warnings=warnings)
-    labelled_val_scores = reference.scores if reference.split == "labelled_val" else None
-    if data.labelled_val is not None and labelled_val_scores is None:
-        labelled_val_scores = post_processed(postprocess, data.labelled_val, detector.score(data.labelled_val))
-    validation = validation_metrics(detector.history, data.labelled_val, labelled_val_scores, levels, warnings)
+        started = time.perf_counter()
+        test_scores = pipeline.score(data.test)
+        score_seconds = time.perf_counter() - started
 
-    detector.save(run_dir / "model")
-    ModelInputs.of(data, thresholds, postprocess).save(run_dir / "model")
-    write_scores(run_dir / "scores", "test", data.test, test_scores, thresholds)
-    write_scores(run_dir / "scores", reference.split, reference.data, reference.scores, thresholds)
-    write_history(run_dir / "history.csv", detector.history)
-    if config.get("plots", True):
-        from tsad.plotting import plot_run
+        levels = label_levels(data)
+        reference = score_reference(policy, pipeline, data)
+        thresholds = pipeline.choose_thresholds(policy, reference.data, reference.scores,
+                                                threshold_levels(policy, data, levels))
+        metrics = {}
+        for level in levels:
+            labels, level_scores = level_arrays(data.test, test_scores, level)
+            metrics[level] = evaluate_level(labels, level_scores, thresholds[level], level, data=data.test,
+                                            warnings=warnings)
+        labelled_val_scores = reference.scores if reference.split == "labelled_val" else None
+        if data.labelled_val is not None and labelled_val_scores is None:
+            labelled_val_scores = pipeline.score(data.labelled_val)
+        validation = validation_metrics(detector.history, data.labelled_val, labelled_val_scores, levels, warnings)
 
-        plot_run(run_dir / "plots", detector, data, test_scores, thresholds, levels)
+        pipeline.save(run_dir / "model", ModelInputs.of(data))
+        write_scores(run_dir / "scores", "test", data.test, test_scores, thresholds)
+        write_scores(run_dir / "scores", reference.split, reference.data, reference.scores, thresholds)
+        write_history(run_dir / "history.csv", detector.history)
+        if settings.plots:
+            from tsad.plotting import plot_run
 
-    return {
-        "level": data.level,
-        "metrics": metrics,
-        "validation": validation,
-        "headline": headline(metrics, data.level),
-        "threshold": {**threshold_config, "values": thresholds},
-        "timing": {"fit_seconds": round(fit_seconds, 3), "score_seconds": round(score_seconds, 3)},
-        "n_parameters": detector.n_parameters,
-        "device": device,
-        "data": {"n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
-                 "n_channels": data.n_channels, **data.info},
-        "epochs_trained": len(detector.history),
-        "warnings": warnings.entries,
-    }
+            plot_run(run_dir / "plots", detector, data, test_scores, thresholds, levels)
+
+        return {
+            "level": data.level,
+            "metrics": metrics,
+            "validation": validation,
+            "headline": headline(metrics, data.level),
+            "threshold": {**policy.record(), "values": thresholds},
+            "timing": {"fit_seconds": round(fit_seconds, 3), "score_seconds": round(score_seconds, 3)},
+            "n_parameters": detector.n_parameters,
+            "device": device,
+            "data": {"n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
+                     "n_channels": data.n_channels, **data.info},
+            "epochs_trained": len(detector.history),
+            "warnings": warnings.entries,
+        }
 
 
-def threshold_levels(threshold_config: dict, data: DatasetSplits, levels: list[str]) -> list[str]:
+def threshold_levels(policy: ThresholdPolicy, data: DatasetSplits, levels: list[str]) -> list[str]:
     """The levels to choose a threshold for: those test has labels of, and the data's own level, whose threshold
     a saved model needs to raise alarms on new data even when test has no labels (unless the policy cannot set
     it: val_best_f1 needs labels, a fixed mapping may leave the level out)."""
-    value = threshold_config.get("value")
-    if data.level in levels or threshold_config["policy"] == "val_best_f1" or (
-            isinstance(value, dict) and data.level not in value):
+    if data.level in levels or isinstance(policy, ValBestF1) or (
+            isinstance(policy, Fixed) and not policy.sets(data.level)):
         return levels
     return [*levels, data.level]
 
@@ -126,20 +125,18 @@ class Reference:
     scores: Scores
 
 
-def reference_thresholds(threshold_config: dict, detector: Detector, data: DatasetSplits, levels: list[str],
-                         postprocess: PostProcess) -> tuple[dict, Reference]:
-    """Score the threshold policy's reference split (never test) and choose one threshold per level.
+def score_reference(policy: ThresholdPolicy, pipeline: Pipeline, data: DatasetSplits) -> Reference:
+    """The scores of the threshold policy's reference split (never test).
 
     The train split is the one the detector was fitted on, so it is scored through score_train (out of
     sample for detectors that memorise their train data, e.g. kNN, whose train windows would otherwise
     be their own nearest neighbours).
     """
-    check_threshold_data(threshold_config, data)
-    split = reference_split(threshold_config)
+    check_threshold_data(policy, data)
+    split = policy.reference
     source = getattr(data, split)
-    scores = post_processed(postprocess, source, detector.score_train(source) if split == "train"
-                            else detector.score(source))
-    return choose_thresholds(threshold_config, source, scores, levels), Reference(split, source, scores)
+    scores = pipeline.score_train(source) if split == "train" else pipeline.score(source)
+    return Reference(split, source, scores)
 
 
 def check_postprocess(postprocess: PostProcess, level: str | None) -> None:
@@ -148,4 +145,3 @@ def check_postprocess(postprocess: PostProcess, level: str | None) -> None:
         raise UserError(f"postprocess={postprocess.name} transforms step scores in time order, so it needs "
                         f"point-level data (dataset.level=point, e.g. dataset=synthetic_points, csv or nab), "
                         f"got dataset.level={level}; or set postprocess=none")
-

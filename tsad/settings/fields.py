@@ -110,9 +110,13 @@ def check_values(cls: type, mapping: dict | None, prefix: str) -> dict:
         mapping.pop(key, None)
     unknown = sorted(set(mapping) - set(known))
     if unknown:
-        raise unknown_key(f"{prefix}.{unknown[0]}", sorted(known), f"{prefix} has")
+        raise unknown_key(dotted(prefix, unknown[0]), sorted(known), f"{prefix or 'the config'} has")
     hints = typing.get_type_hints(cls)
-    return {key: check_value(f"{prefix}.{key}", value, hints[key], known[key]) for key, value in mapping.items()}
+    return {key: check_value(dotted(prefix, key), value, hints[key], known[key]) for key, value in mapping.items()}
+
+
+def dotted(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
 
 
 def unknown_key(key: str, known: list[str], owner: str) -> UserError:

@@ -29,85 +29,76 @@ import math
 import random
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from tsad.errors import NaNLossError, UserError
+from tsad.settings.fields import Section, setting
 
 log = logging.getLogger(__name__)
 
 # Epochs per stage for a model without its own training length, when trainer.max_epochs is null.
 STANDARD_EPOCHS = 30
-DEFAULTS = {
-    "max_epochs": None,
-    "batch_size": 64,
-    "lr": 1e-3,
-    "weight_decay": 1e-4,
-    "warmup_epochs": 1,
-    "schedule": "cosine",
-    "grad_clip": 1.0,
-    "precision": "auto",
-    "patience": 5,
-    "min_delta": 0.0,
-    "max_batches_per_epoch": None,
-    "deterministic": False,
-    "progress": "auto",
-    "resume_from": None,
-}
-SCHEDULES = ("cosine", "constant")
-# Trainer settings a training stage may set for itself (module.stage_settings[stage]).
-STAGE_SETTINGS = ("lr", "weight_decay", "schedule", "patience")
-PRECISIONS = ("auto", "32", "bf16", "16")
+PRECISIONS = ("auto", "32", "bf16", "16", 32, 16)
 CHECKPOINT_KEYS = ("module", "optimizer", "scheduler", "stage", "epoch", "best", "stale", "history")
 START_AFRESH = "or set trainer.resume_from=null to train from the start"
 
 
-def shows_progress(setting) -> bool:
+@dataclass(frozen=True)
+class TrainerSettings(Section):
+    """The trainer config group (conf/trainer/default.yaml mirrors it)."""
+
+    max_epochs: int | None = setting(None, at_least=1)  # null: each model's own training length
+    batch_size: int = setting(64, at_least=1)
+    lr: float = setting(1e-3, above=0)
+    weight_decay: float = setting(1e-4, at_least=0)
+    warmup_epochs: float = setting(1, at_least=0)
+    schedule: str = setting("cosine", choices=("cosine", "constant"))
+    grad_clip: float = setting(1.0, at_least=0)
+    precision: str | int = setting("auto", choices=PRECISIONS)
+    patience: int = setting(5, at_least=1)
+    min_delta: float = setting(0.0, at_least=0)
+    max_batches_per_epoch: int | None = setting(None, at_least=1)
+    deterministic: bool = False
+    progress: bool | str = setting("auto", choices=(True, False, "auto"))
+    resume_from: str | None = None
+
+
+# Trainer settings a training stage may set for itself (module.stage_settings[stage]).
+STAGE_SETTINGS = ("lr", "weight_decay", "schedule", "patience")
+
+
+def shows_progress(progress) -> bool:
     """trainer.progress: true, false, or auto (a bar only when stderr is a terminal, never in logs or tests)."""
-    return sys.stderr.isatty() if setting == "auto" else bool(setting)
+    return sys.stderr.isatty() if progress == "auto" else bool(progress)
 
 
 class Trainer:
-    def __init__(self, config: dict, device: str = "cpu", checkpoint_dir: Path | None = None,
+    def __init__(self, settings: TrainerSettings, device: str = "cpu", checkpoint_dir: Path | None = None,
                  epoch_callbacks: tuple = ()):
-        unknown = set(config) - set(DEFAULTS)
-        if unknown:
-            raise UserError(f"unknown trainer keys {sorted(unknown)}; known: {', '.join(sorted(DEFAULTS))}")
-        self.config = {**DEFAULTS, **config}
-        if self.config["schedule"] not in SCHEDULES:
-            raise UserError(f"trainer.schedule must be one of {', '.join(SCHEDULES)}, got {self.config['schedule']!r}")
-        if str(self.config["precision"]) not in PRECISIONS:
-            raise UserError(f"trainer.precision must be one of {', '.join(PRECISIONS)}, "
-                            f"got {self.config['precision']!r}")
-        for key in ("max_epochs", "batch_size", "patience"):
-            if key == "max_epochs" and self.config[key] is None:
-                continue
-            if not isinstance(self.config[key], int) or self.config[key] < 1:
-                raise UserError(f"trainer.{key} must be a positive integer, got {self.config[key]!r}")
-        for key in ("lr", "weight_decay", "grad_clip", "min_delta", "warmup_epochs"):
-            if not isinstance(self.config[key], (int, float)) or self.config[key] < 0:
-                raise UserError(f"trainer.{key} must be a non-negative number, got {self.config[key]!r}")
+        self.settings = settings
         self.device = device
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        self.batch_size = int(self.config["batch_size"])
+        self.batch_size = settings.batch_size
         self.epoch_callbacks = tuple(epoch_callbacks)
         self.history: list[dict] = []
 
     @property
     def standard_epochs(self) -> int:
         """Epochs per stage for a model that sets no length of its own."""
-        return self.config["max_epochs"] or STANDARD_EPOCHS
+        return self.settings.max_epochs or STANDARD_EPOCHS
 
     def epochs_for(self, own: int) -> int:
         """A model's own training length, capped by trainer.max_epochs when that is set (trainer=fast stays fast)."""
-        return own if self.config["max_epochs"] is None else min(own, self.config["max_epochs"])
+        return own if self.settings.max_epochs is None else min(own, self.settings.max_epochs)
 
     # -- precision ----------------------------------------------------------------
     def _autocast_dtype(self):
         import torch
 
-        precision = str(self.config["precision"])
+        precision = str(self.settings.precision)
         if not self.device.startswith("cuda") or precision == "32":
             return None
         if precision == "auto":
@@ -118,13 +109,13 @@ class Trainer:
         from tqdm.auto import tqdm
 
         return tqdm(iterable, total=total, desc=description, leave=False,
-                    disable=not shows_progress(self.config["progress"]))
+                    disable=not shows_progress(self.settings.progress))
 
     # -- the loop -----------------------------------------------------------------
     def fit(self, module, train_batches, val_batches=None) -> list[dict]:
         import torch
 
-        if self.config["deterministic"]:
+        if self.settings.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         device = torch.device(self.device)
         module.to(device)
@@ -151,14 +142,14 @@ class Trainer:
         own = getattr(module, "stage_settings", {}).get(stage, {})
         if set(own) - set(STAGE_SETTINGS):
             raise ValueError(f"stage_settings[{stage!r}] may set only {STAGE_SETTINGS}, got {sorted(own)}")
-        settings = {**self.config, **own}
+        settings = replace(self.settings, **own)
         parameters = [p for p in module.parameters() if p.requires_grad]
         if not parameters or epochs == 0:
             return
-        optimizer = torch.optim.AdamW(parameters, lr=settings["lr"], weight_decay=settings["weight_decay"])
+        optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
         steps_per_epoch = self._steps_per_epoch(train_batches)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, self._lr_lambda(epochs * steps_per_epoch, steps_per_epoch, settings["schedule"]))
+            optimizer, self._lr_lambda(epochs * steps_per_epoch, steps_per_epoch, settings.schedule))
         dtype = self._autocast_dtype()
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         start_epoch, best, best_state, stale, step = 0, math.inf, None, 0, 0
@@ -181,9 +172,9 @@ class Trainer:
                     raise NaNLossError(f"non-finite training loss in {stage} epoch {epoch + 1}: {loss.item()}")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
-                if self.config["grad_clip"]:
+                if self.settings.grad_clip:
                     scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(parameters, self.config["grad_clip"])
+                    torch.nn.utils.clip_grad_norm_(parameters, self.settings.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
@@ -205,7 +196,7 @@ class Trainer:
             log.info("%s epoch %d/%d  %s", stage, epoch + 1, epochs,
                      "  ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float) and k != "seconds"))
             monitored = record[monitor]
-            if monitored < best - self.config["min_delta"]:
+            if monitored < best - self.settings.min_delta:
                 best, stale = monitored, 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in module.state_dict().items()})
             else:
@@ -216,7 +207,7 @@ class Trainer:
             self._save("last", module, optimizer, scheduler, train_batches, progress)
             for callback in self.epoch_callbacks:
                 callback(self.history)
-            if stale >= settings["patience"]:
+            if stale >= settings.patience:
                 log.info("early stopping: no improvement in %d epochs", stale)
                 break
         if best_state is not None:
@@ -246,18 +237,18 @@ class Trainer:
         return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
 
     def _limited(self, batches):
-        limit = self.config["max_batches_per_epoch"]
+        limit = self.settings.max_batches_per_epoch
         for index, batch in enumerate(batches):
             if limit is not None and index >= limit:
                 return
             yield batch
 
     def _steps_per_epoch(self, batches) -> int:
-        limit = self.config["max_batches_per_epoch"]
+        limit = self.settings.max_batches_per_epoch
         return max(1, min(len(batches), limit) if limit is not None else len(batches))
 
     def _lr_lambda(self, total_steps: int, steps_per_epoch: int, schedule: str):
-        warmup = int(self.config["warmup_epochs"] * steps_per_epoch)
+        warmup = int(self.settings.warmup_epochs * steps_per_epoch)
         cosine = schedule == "cosine"
 
         def factor(step: int) -> float:
@@ -286,9 +277,9 @@ class Trainer:
     def _checkpoint_to_resume(self) -> dict | None:
         """The checkpoint trainer.resume_from names (a folder's last.pt, or a file), with the best weights saved
         beside it (`best_module`); None when not resuming."""
-        if not self.config["resume_from"]:
+        if not self.settings.resume_from:
             return None
-        path = Path(self.config["resume_from"])
+        path = Path(self.settings.resume_from)
         if path.is_dir():
             path = path / "last.pt"
         if not path.is_file():

@@ -1,0 +1,113 @@
+"""The run configuration as typed sections, parsed once at the door of every job.
+
+`RunConfig.parse(config)` turns the resolved Hydra config (a plain dict without Hydra's own node) into one
+frozen object: the model's checked hyperparameters, the dataset family's section, the trainer, the threshold
+policy, the post-processing, the logger, test-time augmentation and the top-level keys. Every section checks its
+own keys, types and declared ranges as it is parsed, so a bad value anywhere fails here in one line; from then
+on code receives these objects, never the raw dict (which stays only for the config hash and job.json).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from tsad.errors import UserError
+from tsad.settings.fields import Section, check_values, setting, unknown_key
+
+OBJECTIVE_PREFIX = "validation."
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+SECTIONS = ("model", "dataset", "trainer", "threshold", "postprocess", "logger", "tta", "paths")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """The model group: a registered model's name and its hyperparameters, checked against its dataclass."""
+
+    name: str
+    params: dict[str, Any]
+
+    @classmethod
+    def parse(cls, mapping: dict) -> ModelSettings:
+        from tsad.models.base import MODELS
+
+        params = dict(mapping or {})
+        model = MODELS.get(params.pop("name", None))
+        return cls(model.name, check_values(model, params, "model"))
+
+
+@dataclass(frozen=True)
+class Paths(Section):
+    output_dir: str = "outputs"  # run folders go to <output_dir>/runs/..., sweeps to <output_dir>/multiruns/...
+
+    def __post_init__(self) -> None:
+        if not self.output_dir.strip():
+            raise UserError("paths.output_dir='' names no folder; give one, e.g. paths.output_dir=outputs")
+
+
+@dataclass(frozen=True)
+class RunConfig(Section):
+    seed: int = setting(0, at_least=0, at_most=2**63 - 1)
+    device: str = "auto"
+    tags: list[str] = setting(factory=list)
+    plots: bool = True
+    resume: bool = False
+    overwrite: bool = False
+    objective: str | None = None
+    # the sections (their defaults: each section's own)
+    model: Any = field(default=None)
+    dataset: Any = field(default=None)
+    trainer: Any = field(default=None)
+    threshold: Any = field(default=None)
+    postprocess: Any = field(default=None)
+    logger: Any = field(default=None)
+    tta: Any = field(default=None)
+    paths: Any = field(default=None)
+
+    @classmethod
+    def parse(cls, config: dict, prefix: str = "") -> RunConfig:
+        from tsad.data.registry import dataset_settings
+        from tsad.evaluation.thresholds import threshold_policy
+        from tsad.models.tta import TestTimeAugmentation
+        from tsad.postprocess import PostProcess
+        from tsad.tracking import LoggerSettings
+        from tsad.training.trainer import TrainerSettings
+
+        config = dict(config)
+        for key in ("model", "dataset"):
+            if not isinstance(config.get(key), dict):
+                raise UserError(f"the config has no {key} section; choose one, e.g. {key}=...")
+        sections = {
+            "model": ModelSettings.parse(config.pop("model")),
+            "dataset": dataset_settings(config.pop("dataset")),
+            "trainer": TrainerSettings.parse(config.pop("trainer", None), "trainer"),
+            "threshold": threshold_policy(config.pop("threshold", None) or {"policy": "val_percentile"}),
+            "postprocess": PostProcess.parse(config.pop("postprocess", None), "postprocess"),
+            "logger": LoggerSettings.parse(config.pop("logger", None), "logger"),
+            "tta": TestTimeAugmentation.parse(config.pop("tta", None), "tta"),
+            "paths": Paths.parse(config.pop("paths", None), "paths"),
+        }
+        top = check_values(cls, config, "")
+        return cls(**top, **sections)
+
+    def __post_init__(self) -> None:
+        if not DEVICE.fullmatch(self.device):
+            raise UserError(f"device={self.device!r} is not a device: choose auto, cpu, cuda or cuda:N")
+        if self.objective is not None:
+            if not self.objective.startswith(OBJECTIVE_PREFIX):
+                raise UserError(f"objective must name a validation metric (validation.<...>, e.g. "
+                                f"validation.val_loss), got {self.objective!r}: optimising a test metric would leak "
+                                "test labels into the search")
+            if self.objective.startswith("validation.labelled_val") and not getattr(self.dataset, "labelled_val", 0):
+                raise UserError(f"objective {self.objective} needs a labelled validation split: set "
+                                "dataset.labelled_val (a fraction of n_test or a count of series, e.g. "
+                                "dataset.labelled_val=0.3)")
+
+
+def known_top_level_keys() -> list[str]:
+    return sorted({*(f.name for f in RunConfig.__dataclass_fields__.values())})
+
+
+def unknown_top_level_key(key: str) -> UserError:
+    return unknown_key(key, known_top_level_keys(), "the config has")
