@@ -1,11 +1,17 @@
-"""Shared test helpers: run tsad-run in a subprocess and read its run folders."""
+"""Shared test helpers: run tsad-run (in this process, or as a command) and read its run folders."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 # Test models are tiny: one thread each (here and in every tsad-run the tests start) avoids
@@ -17,7 +23,10 @@ import pandas as pd
 import pytest
 
 TSAD_RUN = str(Path(sys.executable).with_name("tsad-run"))
+TSAD_TABLE = str(Path(sys.executable).with_name("tsad-table"))
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# What every tsad-run of the tests sees: Hydra's compact error report, and no library warnings on stderr.
+RUN_ENVIRONMENT = {"HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
 
 # A series-level synthetic set small enough for a few-second run.
 TINY_SERIES = ["dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30", "dataset.min_length=40",
@@ -26,13 +35,198 @@ TINY_SERIES = ["dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30", "d
 
 def run_tsad(args: list[str], output_dir: Path, cwd: Path | None = None, check: bool = True,
              timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
+    """`tsad-run ARGS paths.output_dir=OUTPUT_DIR` from `cwd` (default: the output folder), in this process: its
+    exit code, stdout and stderr as a command line gets them. Tests of what only a process shows (signals, two
+    runs at once, start-up imports) use run_tsad_command."""
+    from tsad.cli import main
+
+    result = run_in_process(main, TSAD_RUN, [*args, f"paths.output_dir={output_dir}"], cwd or output_dir, timeout)
+    return checked(result, check)
+
+
+def run_tsad_command(args: list[str], output_dir: Path, cwd: Path | None = None, check: bool = True,
+                     timeout: int = 300) -> subprocess.CompletedProcess:
+    """The same run as run_tsad, as the `tsad-run` command in a process of its own."""
     result = subprocess.run([TSAD_RUN, *args, f"paths.output_dir={output_dir}"], cwd=cwd or output_dir,
-                            capture_output=True, text=True, timeout=timeout, env=env)
+                            capture_output=True, text=True, timeout=timeout, env={**os.environ, **RUN_ENVIRONMENT})
+    return checked(result, check)
+
+
+def run_tsad_table(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """`tsad-table ARGS` from `cwd`, in this process."""
+    from tsad.table import main
+
+    return checked(run_in_process(main, TSAD_TABLE, args, cwd, timeout=120), check)
+
+
+def checked(result: subprocess.CompletedProcess, check: bool) -> subprocess.CompletedProcess:
     if check and result.returncode != 0:
-        raise AssertionError(f"tsad-run {' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout}\n{result.stderr}")
+        raise AssertionError(f"{Path(result.args[0]).name} {' '.join(result.args[1:])} failed ({result.returncode}):"
+                             f"\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def run_in_process(main, program: str, args: list[str], cwd: Path, timeout: int) -> subprocess.CompletedProcess:
+    """Call a console script's `main` as its command line would: sys.argv, working folder and RUN_ENVIRONMENT set
+    for the call; stdout and stderr captured at the file descriptors (so what C code, child processes and logging
+    handlers write is caught too); the exit code from SystemExit, and an escaping exception printed as a traceback
+    with code 1, as Python does. Hydra's global state, logging, warning filters and torch's deterministic mode are
+    put back afterwards, so that runs do not leak into each other or into the test."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    argv = [program, *map(str, args)]
+    code = 0
+    with captured_output() as output, restored_process_state(argv, cwd), alarm_after(timeout) as expired:
+        GlobalHydra.instance().clear()
+        try:
+            main()
+        except SystemExit as stop:
+            code = exit_status(stop.code)
+        except BaseException:  # what the interpreter does with an exception that leaves the script
+            traceback.print_exc()
+            code = 1
+        finally:
+            GlobalHydra.instance().clear()
+    if expired:
+        raise subprocess.TimeoutExpired(argv, timeout, output.stdout, output.stderr)
+    return subprocess.CompletedProcess(argv, code, output.stdout, output.stderr)
+
+
+def exit_status(code) -> int:
+    """The status a process ends with after sys.exit(code); a message is printed to stderr first."""
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)
+    return 1
+
+
+class Output:
+    stdout = ""
+    stderr = ""
+
+
+@contextlib.contextmanager
+def captured_output():
+    """What is written to file descriptors 1 and 2 inside, Python's sys.stdout/sys.stderr writing straight to them
+    (unbuffered, so Python's and C's writes stay in order)."""
+    output = Output()
+    saved_streams = sys.stdout, sys.stderr
+    for stream in saved_streams:
+        stream.flush()
+    files = [tempfile.TemporaryFile(), tempfile.TemporaryFile()]
+    saved_descriptors = [os.dup(1), os.dup(2)]
+    try:
+        for descriptor, file in zip((1, 2), files):
+            os.dup2(file.fileno(), descriptor)
+        sys.stdout, sys.stderr = (io.TextIOWrapper(io.FileIO(descriptor, "w", closefd=False), encoding="utf-8",
+                                                   errors="backslashreplace", write_through=True)
+                                  for descriptor in (1, 2))
+        yield output
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        sys.stdout, sys.stderr = saved_streams
+        for descriptor, saved in zip((1, 2), saved_descriptors):
+            os.dup2(saved, descriptor)
+            os.close(saved)
+        texts = []
+        for file in files:
+            file.seek(0)
+            texts.append(file.read().decode("utf-8", errors="backslashreplace"))
+            file.close()
+        output.stdout, output.stderr = texts
+
+
+@contextlib.contextmanager
+def restored_process_state(argv: list[str], cwd: Path):
+    """sys.argv, the working folder and RUN_ENVIRONMENT set inside; those, the environment, the warning filters,
+    logging (the handlers Hydra installs are closed) and torch's deterministic mode put back afterwards."""
+    saved_argv, saved_cwd, saved_environment = sys.argv, os.getcwd(), dict(os.environ)
+    saved_deterministic = deterministic_mode()
+    loggers = logger_states()
+    sys.argv = argv
+    os.chdir(cwd)
+    os.environ.update(RUN_ENVIRONMENT)
+    try:
+        with warnings_ignored():
+            yield
+    finally:
+        restore_loggers(loggers)
+        close_figures()
+        restore_deterministic_mode(saved_deterministic)
+        for key in set(os.environ) - set(saved_environment):
+            del os.environ[key]
+        os.environ.update(saved_environment)
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+
+
+@contextlib.contextmanager
+def warnings_ignored():
+    """PYTHONWARNINGS=ignore, as a process started with it has."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@contextlib.contextmanager
+def alarm_after(seconds: int):
+    """Interrupt the code inside after `seconds`; the list yielded is not empty then."""
+    expired = []
+
+    def interrupt(signum, frame):
+        expired.append(seconds)
+        raise subprocess.TimeoutExpired("tsad", seconds)
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(seconds)
+    try:
+        yield expired
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def logger_states() -> dict:
+    loggers = [logging.getLogger(), *(logger for logger in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(logger, logging.Logger))]
+    return {logger: (list(logger.handlers), logger.level, logger.propagate, logger.disabled) for logger in loggers}
+
+
+def restore_loggers(saved: dict) -> None:
+    """The root logger back to its handlers (those Hydra's logging config installed are closed: run.log's among
+    them) and every logger to its level and switches; handlers a library gave its own logger stay, as the library
+    adds them once."""
+    root = logging.getLogger()
+    handlers = saved[root][0]
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:] = handlers
+    for logger, (_, level, propagate, disabled) in saved.items():
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
+
+
+def close_figures() -> None:
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
+def deterministic_mode() -> tuple[bool, bool] | None:
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    return torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+
+
+def restore_deterministic_mode(saved: tuple[bool, bool] | None) -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        enabled, warn_only = saved or (False, False)
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def reload_and_compare(detector, data, directory: Path):

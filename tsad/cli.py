@@ -198,18 +198,24 @@ def remove_run_folder(run_dir: Path, output_dir: Path) -> None:
         parent.rmdir()
 
 
+def check_command_line(arguments: list[str]) -> Path | None:
+    """The door: every check a command line passes before Hydra creates a folder; a one-line UserError on the first
+    problem. Returns a single run's folder when the config names it in advance (see validation.preflight)."""
+    check_modes(arguments)
+    check_group_overrides(arguments)
+    check_plugins(arguments)
+    return preflight(arguments)
+
+
 def main() -> None:
     global held_run_dir
+    launched.clear()  # main may run more than once in a process (the tests call it): no earlier sweep is summarised
     try:
-        check_modes(sys.argv[1:])
-        check_group_overrides(sys.argv[1:])
-        check_plugins(sys.argv[1:])
-        run_dir = preflight(sys.argv[1:])
-        if run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()):
-            held_run_dir = run_dir
+        run_dir = check_command_line(sys.argv[1:])
     except UserError as error:
         print(f"tsad-run: error: {error}", file=sys.stderr)
         sys.exit(2)
+    held_run_dir = run_dir if run_dir is not None and run_dir.is_dir() and any(run_dir.iterdir()) else None
     code = 0
     try:
         task()
