@@ -8,10 +8,14 @@ import pandas as pd
 import pytest
 from conftest import read_metrics, run_folders, run_tsad, sensor_frame
 
-from tsad.data.csv import build
+from tsad.data.registry import dataset_settings
 from tsad.errors import UserError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_sensor.csv"
+
+
+def build(**settings):
+    return dataset_settings({"family": "csv", **settings}).build()
 
 
 def write(frame: pd.DataFrame, path: Path) -> Path:
@@ -129,8 +133,11 @@ def test_series_split_column_and_labels_from_a_label_column(tmp_path):
     (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "value_columns": ["a", "zz"]}, "missing columns"),
     (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "value_columns": ["note"]}, "not numeric"),
     (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "label_column": "flag"}, "is not a column"),
-    (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "split": [0.5, 0.5]}, "three positive fractions"),
-    (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "nan_policy": "zero"}, "nan_policy must be"),
+    (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "split": [0.5, 0.5]}, "split=.* needs 3 values"),
+    (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "split": [0.5, 0.3, 0.3]}, "must sum to 1"),
+    (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "split": [0.8, 0.2, 0]}, "dataset.split=.* out of"),
+    (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "nan_policy": "zero"},
+     "dataset.nan_policy='zero' is not allowed: choose one of error, interpolate, drop"),
     (lambda d: {"path": str(write(sensor_frame().assign(label=np.r_[[0] * 299, [np.nan]]), d / "v.csv"))},
      "test rows .* have no label"),
     (lambda d: {"path": str(write(sensor_frame().assign(label="yes"), d / "v.csv"))}, "must hold 0 .* found yes"),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, read_metrics, run_folders, run_tsad
 
-from tsad.data.registry import build_dataset
+from tsad.data.registry import dataset_settings
 from tsad.errors import UserError
 
 ECG5000 = SHARED_DATA / "ECG5000"
@@ -23,6 +23,10 @@ def dataset_config(option: str, **overrides) -> dict:
     with initialize_config_module("tsad.conf", version_base="1.3"):
         config = compose("config", overrides=[f"dataset={option}", "seed=0"])
     return {**OmegaConf.to_container(config.dataset, resolve=True), **overrides}
+
+
+def build_dataset(config: dict):
+    return dataset_settings(config).build()
 
 
 def rows(data_split) -> list[int]:
@@ -74,8 +78,11 @@ def test_ecg5000_anomaly_ratio_and_val_split_are_configurable_and_checked():
     assert rows(other_seed.val) != rows(data.val)
     with pytest.raises(UserError, match="asks for 2627 anomalous test beats but ECG5000 has 1873"):
         build_dataset(dataset_config("ecg5000", root=str(ECG5000), anomaly_ratio=1.0))
-    with pytest.raises(UserError, match="normal_class"):
+    with pytest.raises(UserError, match=r"dataset.normal_class must be .* one of the classes \[1, 2, 3, 4, 5\]"):
         build_dataset(dataset_config("ecg5000", root=str(ECG5000), normal_class=9))
+    for bad, message in (("first", "normal_class='first' is not allowed"), (0, "normal_class=0 is out of range")):
+        with pytest.raises(UserError, match=f"dataset.{message}"):
+            dataset_settings(dataset_config("ecg5000", normal_class=bad))
 
 
 @needs_ecg5000
@@ -129,16 +136,16 @@ def test_ecg5000_train_labelled_anomalies_adds_spare_anomalous_train_beats_with_
     everything = build_dataset({**dataset_config("ecg5000", root=str(ECG5000)), "train_labelled_anomalies": 1})
     assert int(everything.train.labelled.sum()) == 208
     for bad in (-0.1, 1.5, "all"):
-        with pytest.raises(UserError, match="dataset.train_labelled_anomalies must be a share in"):
-            build_dataset({**config, "train_labelled_anomalies": bad})
+        with pytest.raises(UserError, match=f"dataset.train_labelled_anomalies={bad!r}"):
+            dataset_settings({**config, "train_labelled_anomalies": bad})
 
 
 @needs_ecg5000
 @needs_twolead
 def test_labelled_val_is_checked():
-    for bad in (-1, 1.5, True, "some"):
-        with pytest.raises(UserError, match="dataset.labelled_val must be"):
-            build_dataset(dataset_config("ecg5000", root=str(ECG5000), labelled_val=bad))
+    for bad, shown in ((-1, "-1"), (1.5, "1.5"), (True, "true"), ("some", "'some'")):
+        with pytest.raises(UserError, match=f"dataset.labelled_val={shown}"):
+            dataset_settings(dataset_config("ecg5000", root=str(ECG5000), labelled_val=bad))
     with pytest.raises(UserError, match="leaves none to train on"):
         build_dataset(dataset_config("ecg5000", root=str(ECG5000), labelled_val=0.8))
     # 12 normal TRAIN beats at 0.1 anomalies per normal beat: too few for even one anomaly

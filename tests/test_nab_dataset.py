@@ -13,8 +13,9 @@ import pytest
 from conftest import read_metrics, run_folders, run_tsad
 
 from tsad.data import locate as locate_module
-from tsad.data.nab import DATA_SHA256, NAB_COMMIT, WINDOWS_SHA256, load_nab
+from tsad.data.nab import DATA_SHA256, NAB_COMMIT, WINDOWS_SHA256
 from tsad.data.nab_format import probationary_length
+from tsad.data.registry import dataset_settings
 from tsad.errors import UserError
 from tsad.models.base import build_detector
 from tsad.models.baselines import ZScoreDetector
@@ -41,6 +42,11 @@ def protocol_config(root: Path, *overrides: str) -> dict:
 
 
 # -- loading ---------------------------------------------------------------------------------------
+
+def load_nab(root=None, **selection):
+    """The NAB files that dataset=nab with these settings selects."""
+    return dataset_settings({"family": "nab", "root": None if root is None else str(root), **selection}).load()
+
 
 @needs_shared_nab
 def test_shared_corpus_loads_every_file_in_file_order():
@@ -85,10 +91,24 @@ def test_selection_mistakes_are_one_line_errors(nab_mini):
         load_nab(nab_mini, category="realTweets")
     with pytest.raises(UserError, match="synthA/nope.csv is not a NAB file"):
         load_nab(nab_mini, files=["synthA/nope.csv"])
-    with pytest.raises(UserError, match="either dataset.category or dataset.files"):
-        load_nab(nab_mini, category="synthA", files=["synthA/sine_spike.csv"])
     with pytest.raises(UserError, match="lacks data/synthA/missing.csv"):
         load_nab(_with_missing_file(nab_mini), files=["synthA/missing.csv"])
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"category": "synthA", "files": ["synthA/sine_spike.csv"]}, "either dataset.category or dataset.files"),
+    ({"files": []}, "dataset.files is empty"),
+    ({"files": ["synthA/sine_spike", "synthA/sine_spike.csv"]}, "dataset.files lists a file twice"),
+    ({"category": []}, "dataset.category is an empty list"),
+    ({"retrain_every": 0}, "dataset.retrain_every=0 is out of range: allowed an integer >= 1"),
+    ({"level": "series"}, "dataset.level='series' is not allowed: choose one of point"),
+    ({"protocol": "offline"}, "dataset.protocol='offline' is not allowed: choose one of nab"),
+    ({"window": 3}, "unknown key 'dataset.window'"),
+])
+def test_settings_mistakes_are_one_line_errors_before_any_file_is_read(settings, message):
+    with pytest.raises(UserError, match=message) as error:
+        dataset_settings({"family": "nab", "root": "/nonexistent", **settings})
+    assert "\n" not in str(error.value)
 
 
 def _with_missing_file(root: Path) -> Path:

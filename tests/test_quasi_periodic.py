@@ -5,13 +5,16 @@ import copy
 import numpy as np
 import pytest
 
-from tsad.data.quasi_periodic import ANOMALY_TYPES, ECTOPIC, FLAT, BeatProcess, Nuisances, build, inject
+from tsad.data.quasi_periodic import ANOMALY_TYPES, ECTOPIC, FLAT, BeatProcess, QuasiPeriodicSettings, inject
+from tsad.data.registry import dataset_settings
 from tsad.errors import UserError
+
+SMALL = dict(family="quasi_periodic", n_train=12, n_val=4, n_test=25, min_length=160, max_length=300, n_channels=3,
+             seed=5)
 
 
 def small(**overrides):
-    settings = dict(n_train=12, n_val=4, n_test=25, min_length=160, max_length=300, n_channels=3, seed=5)
-    return build(**{**settings, **overrides})
+    return dataset_settings({**SMALL, **overrides}).build()
 
 
 def assert_same(a, b):
@@ -41,7 +44,7 @@ def test_population_has_the_nuisances():
 
 @pytest.mark.parametrize("spread", [0.0, 0.15])
 def test_periods_vary_between_series_more_than_within(spread):
-    process = BeatProcess(np.random.default_rng(0), 2, Nuisances(period=50.0, period_spread=spread))
+    process = BeatProcess(np.random.default_rng(0), QuasiPeriodicSettings(n_channels=2, period_spread=spread))
     schedules = [process.cycles(np.random.default_rng(s), 500.0) for s in range(40)]
     means = np.array([c.duration[:10].mean() for c in schedules])
     within = np.array([c.duration[:10].std() / c.duration[:10].mean() for c in schedules])
@@ -70,7 +73,7 @@ def test_contamination_and_labelled_train_anomalies():
 
 def render_pair(kind: str, seed: int, length: int = 400, n_channels: int = 3):
     """The same series rendered with and without one anomaly (same nuisances and noise draws)."""
-    process = BeatProcess(np.random.default_rng(seed), n_channels, Nuisances())
+    process = BeatProcess(np.random.default_rng(seed), QuasiPeriodicSettings(n_channels=n_channels))
     times = process.sample_times(np.random.default_rng(seed + 1), length)
     normal = process.cycles(np.random.default_rng(seed + 2), times[-1])
     anomalous = copy.deepcopy(normal)
@@ -115,7 +118,7 @@ def test_labels_cover_exactly_the_changed_cycles(kind, seed):
 
 
 def test_series_labels_match_inject_through_the_public_path():
-    process = BeatProcess(np.random.default_rng(0), 2, Nuisances())
+    process = BeatProcess(np.random.default_rng(0), QuasiPeriodicSettings(n_channels=2))
     for kind in (None, *ANOMALY_TYPES):
         values, labels, times = process.series(np.random.default_rng(1), 250, kind)
         assert values.shape == (250, 2) and labels.shape == (250,) and times.shape == (250,)
@@ -126,11 +129,11 @@ def test_series_labels_match_inject_through_the_public_path():
     (dict(anomaly_types=["spike"]), "unknown"),
     (dict(min_length=100), "at least 3 cycles"),
     (dict(test_anomaly_rate=1.5), "test_anomaly_rate"),
-    (dict(warp=1.0), "monotone"),
-    (dict(level="point"), "series-level"),
+    (dict(warp=1.0), "dataset.warp=1.0 is out of range"),
+    (dict(level="point"), "dataset.level='point' is not allowed: choose one of series"),
     (dict(n_test=0), "n_test"),
 ])
 def test_bad_settings_fail_in_one_line(overrides, message):
     with pytest.raises(UserError, match=message) as error:
-        small(**overrides)
+        dataset_settings({**SMALL, **overrides})
     assert "\n" not in str(error.value)

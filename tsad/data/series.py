@@ -162,14 +162,3 @@ def constant_channels(series: SeriesSet, names: list[str]) -> list[str]:
             flat.append(f"channel {name!r} is near-constant (std {std[i]:.3g} around {mean[i]:.6g})")
     return flat
 
-
-def labelled_val_count(labelled_val, total: int, of_what: str) -> int:
-    """dataset.labelled_val as a number of series: below 1 a fraction of `total` (`of_what` names it in
-    errors), else a count; 0 asks for none."""
-    if isinstance(labelled_val, bool) or not isinstance(labelled_val, (int, float)) or labelled_val < 0 or (
-            labelled_val >= 1 and not float(labelled_val).is_integer()):
-        raise UserError(f"dataset.labelled_val must be 0 (none), a fraction below 1 of {of_what}, or a whole number "
-                        f"of series, got {labelled_val!r}")
-    if labelled_val >= 1:
-        return int(labelled_val)
-    return max(1, int(round(labelled_val * total))) if labelled_val > 0 else 0

@@ -18,12 +18,15 @@ Everything is a pure function of the seed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from tsad.data.checks import require_counts, require_fractions
-from tsad.data.registry import register_dataset, register_settings_check
-from tsad.data.series import DatasetSplits, SeriesSet, labelled_val_count
+from tsad.data.checks import check_anomaly_types, check_labelled_val, labelled_val_count
+from tsad.data.registry import DatasetSettings, register_dataset
+from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
+from tsad.settings.fields import setting
 
 ANOMALY_TYPES = ("spike", "level_shift", "variance", "drift", "trend_change", "frequency", "pattern", "complex")
 SIMPLE_TYPES = ANOMALY_TYPES[:-1]
@@ -32,7 +35,7 @@ SIMPLE_TYPES = ANOMALY_TYPES[:-1]
 class SignalProcess:
     """The normal process shared by every series of a dataset: periods, mixing and trends."""
 
-    def __init__(self, rng: np.random.Generator, n_channels: int, n_sources: int = 3, noise: float = 0.1,
+    def __init__(self, rng: np.random.Generator, n_channels: int, noise: float, n_sources: int = 3,
                  period_range: tuple[float, float] = (12.0, 60.0)):
         self.periods = rng.uniform(*period_range, size=n_sources)
         self.mixing = rng.normal(size=(n_channels, n_sources)) / np.sqrt(n_sources)
@@ -108,28 +111,16 @@ def inject(rng: np.random.Generator, x: np.ndarray, kind: str, start: int, stop:
     return x, labels
 
 
-def _check_types(anomaly_types) -> list[str]:
-    types = [str(t) for t in anomaly_types]
-    unknown = [t for t in types if t not in ANOMALY_TYPES]
-    if unknown or not types:
-        raise UserError(f"dataset.anomaly_types: unknown {unknown or 'empty list'}; "
-                        f"choose from {', '.join(ANOMALY_TYPES)}")
-    return types
-
-
-def _anomalous_series(rng, process, length, types, magnitude, segment_fraction) -> tuple[np.ndarray, np.ndarray]:
+def _anomalous_series(rng, process, length, types, settings: SyntheticSettings) -> tuple[np.ndarray, np.ndarray]:
     x, _ = process.sample(rng, length)
-    span = max(2, int(round(length * rng.uniform(*segment_fraction))))
+    span = max(2, int(round(length * rng.uniform(*settings.segment_fraction))))
     start = int(rng.integers(length // 10, max(length // 10 + 1, length - span)))
-    return inject(rng, x, str(rng.choice(types)), start, min(length, start + span), magnitude, process)
+    return inject(rng, x, str(rng.choice(types)), start, min(length, start + span), settings.magnitude, process)
 
 
 @register_dataset("synthetic")
-def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_channels: int = 3, min_length: int = 50,
-          max_length: int = 200, n_train: int = 300, n_val: int = 60, n_test: int = 200, test_anomaly_rate: float = 0.3,
-          anomaly_types=ANOMALY_TYPES, magnitude: float = 2.0, segment_fraction=(0.1, 0.3), noise: float = 0.1,
-          train_contamination: float = 0.0, train_labelled_anomalies: float = 0.0, n_anomalies: int = 8,
-          anomaly_length=(5, 40), labelled_val: float = 0) -> DatasetSplits:
+@dataclass(frozen=True)
+class SyntheticSettings(DatasetSettings):
     """Series-level (`level=series`) or point-level (`level=point`) synthetic data.
 
     Series level: many series of random length in [min_length, max_length]; a fraction of
@@ -141,58 +132,70 @@ def build(name: str = "synthetic", level: str = "series", seed: int = 0, n_chann
     validation split drawn like test (a number below 1 is a fraction of n_test, a whole
     number from 1 up a count of series) for thresholds such as val_best_f1.
     """
-    check_settings(**locals())
-    types = [str(t) for t in anomaly_types]
-    n_labelled_val = labelled_val_count(labelled_val, n_test, "n_test")
-    rng = np.random.default_rng(seed)
-    process = SignalProcess(rng, n_channels, noise=noise)
-    if level == "series":
-        make = lambda n, rate, prefix: _series_split(rng, process, n, rate, prefix, min_length, max_length, types,  # noqa: E731
-                                                     magnitude, segment_fraction)
-    else:
-        make = lambda n, rate, prefix: _point_split(  # noqa: E731
-            rng, process, n, _anomaly_count(n_anomalies, rate, test_anomaly_rate), prefix, max_length, types,
-            magnitude, anomaly_length)
-    train = make(n_train, train_contamination, "train")
-    if train_labelled_anomalies > 0:
-        extra = make(max(1, int(round(n_train * train_labelled_anomalies))), 1.0, "train_labelled")
-        extra.labelled = np.ones(len(extra), dtype=bool)
-        train.labelled = np.zeros(len(train), dtype=bool)
-        train = _concat(train, extra)
-    val = make(n_val, train_contamination, "val")
-    test = make(n_test, test_anomaly_rate, "test")
-    # Drawn after test, so that asking for it leaves train, val and test unchanged.
-    labelled = make(n_labelled_val, test_anomaly_rate, "labelled_val") if n_labelled_val else None
-    return DatasetSplits(train, val, test, level=level, name=name, labelled_val=labelled,
-                         info={"anomaly_types": types, "n_channels": n_channels, "seed": seed,
-                               "n_labelled_val": n_labelled_val})
+
+    family: str = "synthetic"
+    name: str = "synthetic"
+    seed: int = setting(0, at_least=0)
+    n_channels: int = setting(3, at_least=1)
+    min_length: int = setting(50, at_least=1)  # series lengths are drawn uniformly from [min_length, max_length]
+    max_length: int = setting(200, at_least=1)  # point level: every series is this long
+    n_train: int = setting(300, at_least=1)
+    n_val: int = setting(60, at_least=1)
+    n_test: int = setting(200, at_least=1)
+    test_anomaly_rate: float = setting(0.3, at_least=0, at_most=1)
+    anomaly_types: tuple[str, ...] = ANOMALY_TYPES
+    magnitude: float = setting(2.0, above=0)  # anomaly size in units of the channel's standard deviation
+    segment_fraction: tuple[float, float] = setting((0.1, 0.3), at_least=0, at_most=1)  # of the series' length
+    noise: float = setting(0.1, at_least=0)  # observation noise std of the normal signal
+    train_contamination: float = setting(0.0, at_least=0, at_most=1)
+    train_labelled_anomalies: float = setting(0.0, at_least=0, at_most=1)
+    labelled_val: int | float = setting(0, at_least=0)
+    n_anomalies: int = setting(8, at_least=0)  # point level: anomaly segments per test series
+    anomaly_length: tuple[int, int] = setting((5, 40), at_least=1)  # point level: segment length range in steps
+
+    def check(self) -> None:
+        check_anomaly_types(self.anomaly_types, ANOMALY_TYPES)
+        if self.min_length > self.max_length:
+            raise UserError(f"dataset.min_length ({self.min_length}) must be at most dataset.max_length "
+                            f"({self.max_length})")
+        for key in ("segment_fraction", "anomaly_length"):
+            low, high = getattr(self, key)
+            if low > high:
+                raise UserError(f"dataset.{key}=[{low}, {high}] must be a range [low, high] with low <= high")
+        check_labelled_val(self.labelled_val, "n_test")
+
+    def build(self) -> DatasetSplits:
+        types = list(self.anomaly_types)
+        n_labelled_val = labelled_val_count(self.labelled_val, self.n_test)
+        rng = np.random.default_rng(self.seed)
+        process = SignalProcess(rng, self.n_channels, self.noise)
+        if self.level == "series":
+            make = lambda n, rate, prefix: _series_split(rng, process, n, rate, prefix, types, self)  # noqa: E731
+        else:
+            make = lambda n, rate, prefix: _point_split(  # noqa: E731
+                rng, process, n, _anomaly_count(self.n_anomalies, rate, self.test_anomaly_rate), prefix, types, self)
+        train = make(self.n_train, self.train_contamination, "train")
+        if self.train_labelled_anomalies > 0:
+            extra = make(max(1, int(round(self.n_train * self.train_labelled_anomalies))), 1.0, "train_labelled")
+            extra.labelled = np.ones(len(extra), dtype=bool)
+            train.labelled = np.zeros(len(train), dtype=bool)
+            train = _concat(train, extra)
+        val = make(self.n_val, self.train_contamination, "val")
+        test = make(self.n_test, self.test_anomaly_rate, "test")
+        # Drawn after test, so that asking for it leaves train, val and test unchanged.
+        labelled = make(n_labelled_val, self.test_anomaly_rate, "labelled_val") if n_labelled_val else None
+        return DatasetSplits(train, val, test, level=self.level, name=self.name, labelled_val=labelled,
+                             info={"anomaly_types": types, "n_channels": self.n_channels, "seed": self.seed,
+                                   "n_labelled_val": n_labelled_val})
 
 
-@register_settings_check("synthetic")
-def check_settings(*, level, seed, n_channels, min_length, max_length, n_train, n_val, n_test, test_anomaly_rate,
-                   anomaly_types, train_contamination, train_labelled_anomalies, n_anomalies, labelled_val,
-                   **_) -> None:
-    """The settings' checks, which need no data (tsad-run runs them before it creates a run folder)."""
-    _check_types(anomaly_types)
-    require_counts(seed=(seed, 0), n_channels=(n_channels, 1), n_train=(n_train, 1), n_val=(n_val, 0),
-                  n_test=(n_test, 1), min_length=(min_length, 1), max_length=(max_length, 1),
-                  n_anomalies=(n_anomalies, 0))
-    if level not in ("series", "point"):
-        raise UserError(f"dataset.level must be 'series' or 'point', got {level!r}")
-    if not 1 <= min_length <= max_length:
-        raise UserError(f"dataset.min_length ({min_length}) must be between 1 and dataset.max_length ({max_length})")
-    require_fractions(test_anomaly_rate=test_anomaly_rate, train_contamination=train_contamination,
-                      train_labelled_anomalies=train_labelled_anomalies)
-    labelled_val_count(labelled_val, n_test, "n_test")
-
-
-def _series_split(rng, process, n, rate, prefix, min_length, max_length, types, magnitude, segment_fraction):
+def _series_split(rng, process, n, rate, prefix, types, settings: SyntheticSettings):
     values, step_labels, series_labels = [], [], []
     anomalous = rng.permutation(n) < int(round(n * rate))
     for is_anomalous in anomalous:
-        length = int(rng.integers(min_length, max_length + 1))
+        length = int(rng.integers(settings.min_length, settings.max_length + 1))
         if is_anomalous:
-            x, labels = _anomalous_series(rng, process, length, types, magnitude, segment_fraction)
+            x, labels = _anomalous_series(rng, process, length, types, settings)
         else:
             x, labels = process.sample(rng, length)[0], np.zeros(length, dtype=np.int64)
         values.append(x)
@@ -208,8 +211,9 @@ def _anomaly_count(n_anomalies: int, rate: float, test_rate: float) -> int:
     return int(round(n_anomalies * min(1.0, rate / test_rate)))
 
 
-def _point_split(rng, process, n, count, prefix, length, types, magnitude, anomaly_length):
-    """n long series of `length` steps, each with `count` anomaly segments in separate slots."""
+def _point_split(rng, process, n, count, prefix, types, settings: SyntheticSettings):
+    """n long series of max_length steps, each with `count` anomaly segments in separate slots."""
+    length, anomaly_length = settings.max_length, settings.anomaly_length
     values, step_labels = [], []
     for _ in range(n):
         x, _ = process.sample(rng, length)
@@ -219,7 +223,7 @@ def _point_split(rng, process, n, count, prefix, length, types, magnitude, anoma
             span = int(rng.integers(anomaly_length[0], anomaly_length[1] + 1))
             kind = str(rng.choice([t for t in types if t != "trend_change"] or types))
             start = int(rng.integers(lo, max(lo + 1, hi - span)))
-            x, new = inject(rng, x, kind, start, min(start + span, hi), magnitude, process)
+            x, new = inject(rng, x, kind, start, min(start + span, hi), settings.magnitude, process)
             labels |= new
         values.append(x)
         step_labels.append(labels)
