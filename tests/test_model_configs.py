@@ -1,5 +1,8 @@
-"""Each model's hyperparameters are declared once (its dataclass fields); its yaml must mirror them."""
+"""Each model's hyperparameters are declared once (its dataclass fields, with their ranges); its yaml must mirror
+them, and a value outside a declared range fails in one line naming the key."""
 
+import math
+import typing
 from importlib import resources
 from pathlib import Path
 
@@ -7,22 +10,87 @@ import pytest
 import yaml
 
 from tsad.errors import UserError
-from tsad.models.base import MODELS, build_detector, default_value, hyperparameters, model_names
+from tsad.models import tta
+from tsad.models.base import MODELS, build_detector, model_names
+from tsad.settings.fields import config_fields, default_of, numeric_fields_without_range
 
-CONF = Path(str(resources.files("tsad.conf"))) / "model"
+CONF = Path(str(resources.files("tsad.conf")))
 
 
 def test_every_registered_model_has_a_config_and_every_config_a_model():
-    assert sorted(p.stem for p in CONF.glob("*.yaml")) == MODELS.names()
+    assert sorted(p.stem for p in (CONF / "model").glob("*.yaml")) == MODELS.names()
 
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_the_yaml_sets_every_hyperparameter_to_its_declared_default(name):
-    config = yaml.safe_load((CONF / f"{name}.yaml").read_text())
+    config = yaml.safe_load((CONF / "model" / f"{name}.yaml").read_text())
     assert config.pop("name") == name
-    defaults = {spec.name: default_value(spec) for spec in hyperparameters(MODELS.get(name))}
+    defaults = {spec.name: default_of(spec) for spec in config_fields(MODELS.get(name))}
     assert list(config) == list(defaults), "same keys, in the order the model declares them"
     assert config == defaults
+
+
+@pytest.mark.parametrize("settings", [*MODELS.names(), "tta"])
+def test_every_numeric_key_declares_its_range(settings):
+    cls = tta.TestTimeAugmentation if settings == "tta" else MODELS.get(settings)
+    assert numeric_fields_without_range(cls) == []
+
+
+def values_outside(annotation, allowed) -> list:
+    """Values just outside each bound of a declared range (and NaN where the key takes floats), as the key's type
+    holds them: a list key gets a list with one such value."""
+    if typing.get_origin(annotation) in (list, tuple):
+        return [[value] for value in values_outside(typing.get_args(annotation)[0], allowed)]
+    numbers = {a for a in typing.get_args(annotation) or (annotation,) if a in (int, float)}
+    integer = numbers == {int}
+    outside = []
+    if allowed.at_least is not None:
+        outside.append(allowed.at_least - 1 if integer else math.nextafter(allowed.at_least, -math.inf))
+    if allowed.above is not None:
+        outside.append(allowed.above)
+    if allowed.at_most is not None:
+        outside.append(allowed.at_most + 1 if integer else math.nextafter(allowed.at_most, math.inf))
+    if allowed.below is not None:
+        outside.append(allowed.below)
+    return outside if integer else [*outside, math.nan]
+
+
+def out_of_range_cases() -> list:
+    cases = []
+    for name in MODELS.names():
+        cls = MODELS.get(name)
+        hints = typing.get_type_hints(cls)
+        for spec in config_fields(cls):
+            if "range" in spec.metadata:
+                for value in values_outside(hints[spec.name], spec.metadata["range"]):
+                    cases.append(pytest.param(name, spec.name, value, id=f"{name}.{spec.name}={value}"))
+    return cases
+
+
+@pytest.mark.parametrize("name, key, value", out_of_range_cases())
+def test_a_value_outside_a_declared_range_fails_in_one_line_naming_the_key(name, key, value):
+    with pytest.raises(UserError) as caught:
+        build_detector(name, {key: value})
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"model.{key}="), message
+    assert "out of range" in message
+
+
+def preset_model_sections() -> list:
+    """(model name, model values) of every preset that sets model values."""
+    sections = []
+    for path in sorted((CONF / "experiment").glob("*.yaml")):
+        preset = yaml.safe_load(path.read_text())
+        overrides = [entry for entry in preset.get("defaults", []) if isinstance(entry, dict)]
+        name = next((entry["override /model"] for entry in overrides if "override /model" in entry), None)
+        if preset.get("model"):
+            sections.append(pytest.param(name, preset["model"], id=path.stem))
+    return sections
+
+
+@pytest.mark.parametrize("name, values", preset_model_sections())
+def test_every_preset_sets_model_values_inside_their_ranges(name, values):
+    build_detector(name, values, causal=True)   # causal: the NAB preset's growing memory needs online scoring
 
 
 def test_presets_select_models_by_kind():
@@ -33,8 +101,22 @@ def test_presets_select_models_by_kind():
         model_names("nope")
 
 
-def test_a_detector_is_built_in_one_step_and_refuses_to_score_before_fit():
+def test_a_detector_is_built_in_one_step_and_refuses_to_score_or_save_before_fit(tmp_path):
     detector = build_detector("zscore", {}, seed=3, normalise="minmax")
     assert detector.seed == 3 and detector.normaliser.kind == "minmax"
-    with pytest.raises(UserError, match="zscore is not fitted"):
+    with pytest.raises(UserError, match="zscore is not fitted, so there is nothing to score"):
         detector.score(None)
+    with pytest.raises(UserError, match="zscore is not fitted, so there is nothing to save"):
+        detector.save(tmp_path / "detector")
+    assert not (tmp_path / "detector").exists()
+
+
+def test_a_dropout_of_one_or_more_is_refused_before_torch_sees_it():
+    with pytest.raises(UserError, match=r"model.dropout=2.0 is out of range: allowed a number >= 0 and < 1"):
+        build_detector("lstm_vae", {"dropout": 2})
+
+
+def test_pca_components_from_one_up_must_be_a_whole_number():
+    assert build_detector("pca", {"n_components": 5}).n_components == 5.0
+    with pytest.raises(UserError, match="model.n_components=2.5 is neither a fraction"):
+        build_detector("pca", {"n_components": 2.5})

@@ -9,11 +9,12 @@ Every detector:
                               it to score each part out of sample
   save(dir) / load(dir)       round-trip weights, normaliser and parameters
 
-A detector is a dataclass: its fields are its hyperparameters, declared once with their defaults
-(tsad/conf/model/<name>.yaml must hold the same keys and defaults; a test checks), and the keyword
-`runtime` says how and where it runs (normalisation, trainer, device, seed, test-time
-augmentation, checkpoints, causal scoring), all given at construction. Checks of the
-hyperparameters go in __post_init__, which also creates the fitted state (empty until fit).
+A detector is a dataclass: its fields are its hyperparameters, each declared once with its default
+and the values it allows (`tsad.settings.fields.setting`; conf/model/<name>.yaml must hold the
+same keys and defaults, a test checks), and the keyword `runtime` says how and where it runs
+(normalisation, trainer, device, seed, test-time augmentation, checkpoints, causal scoring), all
+given at construction. build_detector checks config values against the declarations; checks
+that relate several keys go in __post_init__, which also creates the fitted state (empty until fit).
 Window models build on window_scoring.WindowScorer, torch models on torch_detector.TorchDetector.
 """
 
@@ -21,9 +22,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -32,21 +33,10 @@ from tsad.data.series import SeriesSet
 from tsad.errors import UserError
 from tsad.models.tta import TestTimeAugmentation
 from tsad.registry import Registry
+from tsad.settings.fields import check_values, config_fields
+from tsad.training.trainer import TrainerSettings
 
 MODELS: Registry[type[Detector]] = Registry("model", "tsad.models")
-
-
-def require_at_least(minimum: int, **values) -> None:
-    """For __post_init__ checks: a one-line UserError naming the first model.<key> that is not an integer >= minimum."""
-    for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise UserError(f"model.{key} must be an integer >= {minimum}, got {value!r}")
-
-
-def require_choice(key: str, value, allowed) -> None:
-    """For __post_init__ checks: a one-line UserError when model.<key> is not one of `allowed`."""
-    if value not in allowed:
-        raise UserError(f"model.{key} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 def register(name: str):
@@ -64,7 +54,7 @@ class Runtime:
     """How and where a detector runs, apart from what it is: set by the run, not by the model config."""
 
     normalise: str = "standard"  # dataset.normalise
-    trainer: dict = field(default_factory=dict)  # the trainer config group
+    trainer: TrainerSettings = field(default_factory=TrainerSettings)
     device: str = "cpu"
     seed: int = 0
     tta: TestTimeAugmentation = field(default_factory=TestTimeAugmentation)
@@ -109,8 +99,7 @@ class Detector(ABC):
         return self
 
     def score(self, data: SeriesSet) -> Scores:
-        if self.n_channels is None:
-            raise UserError(f"{self.name} is not fitted: call fit(train) first, or load a saved detector")
+        self._require_fitted("score")
         if data.n_channels != self.n_channels:
             raise UserError(f"data has {data.n_channels} channels but {self.name} was trained on {self.n_channels}")
         scores = self._score(self._normalised(data))
@@ -124,10 +113,11 @@ class Detector(ABC):
         return self.score(train)
 
     def save(self, directory: str | Path) -> None:
+        self._require_fitted("save")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"name": self.name, "params": self.get_params(), "normaliser": self.normaliser.state(),
-                "n_channels": self.n_channels, "seed": self.seed, "tta": self.runtime.tta.state()}
+                "n_channels": self.n_channels, "seed": self.seed, "tta": self.runtime.tta.as_dict()}
         (directory / "detector.json").write_text(json.dumps(meta, indent=2))
         self._save_state(directory)
 
@@ -146,7 +136,7 @@ class Detector(ABC):
 
     def get_params(self) -> dict:
         """The hyperparameters (every dataclass field but runtime)."""
-        return {f.name: getattr(self, f.name) for f in hyperparameters(type(self))}
+        return {f.name: getattr(self, f.name) for f in config_fields(type(self))}
 
     @property
     def n_parameters(self) -> int:
@@ -172,6 +162,11 @@ class Detector(ABC):
     @abstractmethod
     def _load_state(self, directory: Path) -> None: ...
 
+    def _require_fitted(self, action: str) -> None:
+        if self.n_channels is None:
+            raise UserError(f"{self.name} is not fitted, so there is nothing to {action}: call fit(train) first, "
+                            f"or load a saved detector")
+
     def _normalised(self, data: SeriesSet) -> SeriesSet:
         return data.with_values(self.normaliser.transform(data.values))
 
@@ -192,73 +187,24 @@ def model_names(kind: str = "all") -> str:
 
 # -- building a detector from the run config -----------------------------------------------
 
-def hyperparameters(cls: type[Detector]) -> list:
-    """The dataclass fields a model config may set."""
-    return [f for f in fields(cls) if f.init and not f.kw_only]
+def detector_from_settings(settings, device: str = "cpu", checkpoint_dir: Path | None = None,
+                           causal: bool = False, epoch_callbacks: tuple = ()) -> Detector:
+    """The unfitted detector a run's settings (tsad.settings.run.RunConfig) describe: the model's checked
+    hyperparameters, and as its runtime dataset.normalise, the trainer, the seed and test-time augmentation."""
+    runtime = Runtime(normalise=settings.dataset.normalise, trainer=settings.trainer, device=device,
+                      seed=settings.seed, tta=settings.tta, checkpoint_dir=checkpoint_dir, causal=causal,
+                      epoch_callbacks=tuple(epoch_callbacks))
+    return MODELS.get(settings.model.name)(**settings.model.params, runtime=runtime)
 
 
-def default_value(spec) -> Any:
-    if spec.default is not MISSING:
-        return spec.default
-    return spec.default_factory() if spec.default_factory is not MISSING else MISSING
-
-
-def detector_from_config(config: dict, device: str = "cpu", checkpoint_dir: Path | None = None,
-                         causal: bool = False, epoch_callbacks: tuple = ()) -> Detector:
-    """The unfitted detector a resolved run config describes (model, dataset.normalise, trainer, seed, tta)."""
-    params = dict(config["model"])
-    return build_detector(params.pop("name"), params, normalise=config["dataset"].get("normalise", "standard"),
-                          trainer=dict(config["trainer"]), device=device, seed=config["seed"],
-                          tta=config.get("tta"), checkpoint_dir=checkpoint_dir, causal=causal,
-                          epoch_callbacks=tuple(epoch_callbacks))
-
-
-def build_detector(name: str, params: dict | None = None, *, tta: dict | None = None, **runtime) -> Detector:
-    """A registered detector from its hyperparameters and Runtime settings (tta as its config mapping).
-
-    Every value is checked like a config value: unknown keys and wrong types fail in one line.
-    """
+def build_detector(name: str, params: dict | None = None, *, trainer: dict | TrainerSettings | None = None,
+                   tta: dict | TestTimeAugmentation | None = None, **runtime) -> Detector:
+    """A registered detector, unfitted, from its hyperparameters and Runtime settings (trainer and tta as their
+    config mappings or settings). Every value is checked like a config value: unknown keys, wrong types and
+    values outside a key's declared range fail in one line, then the model's own checks across keys run."""
+    if not isinstance(trainer, TrainerSettings):
+        trainer = TrainerSettings.parse(trainer, "trainer")
+    if not isinstance(tta, TestTimeAugmentation):
+        tta = TestTimeAugmentation.parse(tta, "tta")
     cls = MODELS.get(name)
-    augmentation = TestTimeAugmentation(**checked_settings(TestTimeAugmentation, dict(tta or {}), "tta"))
-    return cls(**checked_params(cls, dict(params or {})), runtime=Runtime(**runtime, tta=augmentation))
-
-
-def checked_params(cls: type[Detector], params: dict) -> dict:
-    """Model config values against the model's hyperparameters, coerced to their defaults' types."""
-    known = {spec.name: spec for spec in hyperparameters(cls)}
-    checked = {}
-    for key, value in params.items():
-        if key not in known:
-            raise UserError(f"model.{key} is not a parameter of {cls.name}; known: {', '.join(sorted(known))}")
-        checked[key] = coerce(f"model.{key}", value, default_value(known[key]))
-    return checked
-
-
-def checked_settings(cls: type, params: dict, prefix: str) -> dict:
-    """Config values against a plain class's constructor defaults (e.g. tta.*)."""
-    import inspect
-
-    known = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise UserError(f"{prefix}.{unknown[0]} is not a parameter of {prefix}; known: {', '.join(sorted(known))}")
-    return {key: coerce(f"{prefix}.{key}", value, known[key]) for key, value in params.items()}
-
-
-def coerce(key: str, value: Any, default: Any) -> Any:
-    if value is None or default is None or default is MISSING:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise UserError(f"{key} must be true or false, got {value!r}")
-        return value
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, int) and is_number and float(value).is_integer():
-        return int(value)
-    if isinstance(default, float) and is_number:
-        return float(value)
-    if isinstance(default, (int, float)):
-        raise UserError(f"{key} must be a number like {default!r}, got {value!r}")
-    if isinstance(default, str) and not isinstance(value, str):
-        raise UserError(f"{key} must be a string like {default!r}, got {value!r}")
-    return value
+    return cls(**check_values(cls, params, "model"), runtime=Runtime(**runtime, trainer=trainer, tta=tta))

@@ -54,7 +54,8 @@ Deliberate differences from the official code:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -62,11 +63,12 @@ from torch import nn
 
 from tsad.data.batches import WindowBatches
 from tsad.errors import UserError
-from tsad.models.base import register, require_choice
+from tsad.models.base import register
 from tsad.models.torch_detector import TorchDetector
+from tsad.settings.fields import setting
 
-INJECTIONS = ("seasonal", "trend", "global", "contextual", "shapelet")
-SCORE_TYPES = ("profile_distance", "majority_class")
+Injection = Literal["seasonal", "trend", "global", "contextual", "shapelet"]
+INJECTIONS = get_args(Injection)
 EVAL_SEED = 0
 
 
@@ -201,23 +203,21 @@ class NeighbourBank:
 class CARLAModule(nn.Module):
     stages = ("pretext", "classification")
 
-    def __init__(self, n_channels: int, window: int, positive_lag: int, mid_channels: int, features_dim: int,
-                 temperature: float, margin: float, injections: list[str], num_classes: int, num_neighbors: int,
-                 entropy_weight: float, inconsistency_weight: float, pretext_epochs: int, classification_epochs: int,
-                 bank_size: int, classification_lr: float, classification_weight_decay: float, score_type: str):
+    def __init__(self, config: CARLA, n_channels: int):
         super().__init__()
-        self.score_type = score_type
-        self.window, self.positive_lag = window, positive_lag
-        self.temperature, self.margin, self.injections = temperature, margin, injections
-        self.num_neighbors = num_neighbors
-        self.entropy_weight, self.inconsistency_weight = entropy_weight, inconsistency_weight
-        self.pretext_epochs, self.classification_epochs = pretext_epochs, classification_epochs
-        self.bank_size = bank_size
-        self.classification_lr, self.classification_weight_decay = classification_lr, classification_weight_decay
-        self.embedder = PretextEmbedder(n_channels, mid_channels, features_dim)
-        self.classifier = nn.Linear(2 * mid_channels, num_classes)
+        self.score_type = config.score_type
+        self.window, self.positive_lag = config.window, config.positive_lag
+        self.temperature, self.margin, self.injections = config.temperature, config.margin, config.injections
+        self.num_neighbors = config.num_neighbors
+        self.entropy_weight, self.inconsistency_weight = config.entropy_weight, config.inconsistency_weight
+        self.pretext_epochs, self.classification_epochs = config.pretext_epochs, config.classification_epochs
+        self.bank_size = config.bank_size
+        self.classification_lr = config.classification_lr
+        self.classification_weight_decay = config.classification_weight_decay
+        self.embedder = PretextEmbedder(n_channels, config.mid_channels, config.features_dim)
+        self.classifier = nn.Linear(2 * config.mid_channels, config.num_classes)
         self.register_buffer("majority_class", torch.tensor(0))
-        self.register_buffer("normal_profile", torch.full((num_classes,), 1.0 / num_classes))
+        self.register_buffer("normal_profile", torch.full((config.num_classes,), 1.0 / config.num_classes))
         self.stage = "classification"
         self.stage_epochs: dict[str, int] = {}
         self.stage_settings: dict[str, dict] = {}
@@ -332,40 +332,28 @@ class CARLAModule(nn.Module):
 @register("carla")
 @dataclass(eq=False)
 class CARLA(TorchDetector):
-    train_stride: int = 5
-    positive_lag: int = 10
-    mid_channels: int = 4
-    features_dim: int = 4
-    temperature: float = 0.4
-    margin: float = 1.0
-    injections: list[str] = field(default_factory=lambda: list(INJECTIONS))
-    num_classes: int = 10
-    num_neighbors: int = 5
-    entropy_weight: float = 2.0
-    inconsistency_weight: float = 1.0
-    pretext_epochs: int = 30
-    classification_epochs: int = 50
-    bank_size: int = 20000
-    classification_lr: float = 1e-2
-    classification_weight_decay: float = 1e-3
-    score_type: str = "profile_distance"
+    train_stride: int = setting(5, at_least=1)
+    positive_lag: int = setting(10, at_least=1)
+    mid_channels: int = setting(4, at_least=1)
+    features_dim: int = setting(4, at_least=1)
+    temperature: float = setting(0.4, above=0)
+    margin: float = setting(1.0, at_least=0)
+    injections: list[Injection] = setting(factory=lambda: list(INJECTIONS))
+    num_classes: int = setting(10, at_least=2)
+    num_neighbors: int = setting(5, at_least=1)
+    entropy_weight: float = setting(2.0, at_least=0)
+    inconsistency_weight: float = setting(1.0, at_least=0)
+    pretext_epochs: int = setting(30, at_least=0)
+    classification_epochs: int = setting(50, at_least=0)
+    bank_size: int = setting(20000, at_least=1)
+    classification_lr: float = setting(1e-2, above=0)
+    classification_weight_decay: float = setting(1e-3, at_least=0)
+    score_type: str = setting("profile_distance", choices=("profile_distance", "majority_class"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if (isinstance(self.injections, str) or not self.injections
-                or any(k not in INJECTIONS for k in self.injections)):
-            raise UserError(f"model.injections must be a non-empty list drawn from [{','.join(INJECTIONS)}], "
-                            f"got {self.injections!r}")
-        for key in ("window", "positive_lag", "mid_channels", "features_dim", "num_neighbors", "bank_size"):
-            if getattr(self, key) < 1:
-                raise UserError(f"model.{key} must be >= 1, got {getattr(self, key)}")
-        require_choice("score_type", self.score_type, SCORE_TYPES)
-        if self.num_classes < 2:
-            raise UserError(f"model.num_classes must be >= 2, got {self.num_classes}")
-        if self.temperature <= 0:
-            raise UserError(f"model.temperature must be > 0, got {self.temperature}")
-        if self.classification_lr <= 0 or self.classification_weight_decay < 0:
-            raise UserError("model.classification_lr must be > 0 and model.classification_weight_decay >= 0")
+        if not self.injections:
+            raise UserError(f"model.injections=[] leaves no anomaly to inject; choose some of {', '.join(INJECTIONS)}")
         self.injections = list(self.injections)  # a tuple given in code is kept as a list, like a config's
 
     def batches(self, data, batch_size: int, shuffle: bool, stride: int | None = None) -> WindowBatches:
@@ -374,12 +362,4 @@ class CARLA(TorchDetector):
                              self.seed)
 
     def build_module(self, n_channels: int) -> CARLAModule:
-        return CARLAModule(n_channels, window=self.window, positive_lag=self.positive_lag,
-                           mid_channels=self.mid_channels, features_dim=self.features_dim,
-                           temperature=self.temperature, margin=self.margin, injections=self.injections,
-                           num_classes=self.num_classes, num_neighbors=self.num_neighbors,
-                           entropy_weight=self.entropy_weight, inconsistency_weight=self.inconsistency_weight,
-                           pretext_epochs=self.pretext_epochs, classification_epochs=self.classification_epochs,
-                           bank_size=self.bank_size, classification_lr=self.classification_lr,
-                           classification_weight_decay=self.classification_weight_decay,
-                           score_type=self.score_type)
+        return CARLAModule(self, n_channels)

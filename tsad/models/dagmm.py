@@ -43,6 +43,7 @@ from tsad.errors import UserError
 from tsad.models import gmm
 from tsad.models.base import register
 from tsad.models.torch_detector import SeriesTorchDetector
+from tsad.settings.fields import setting
 
 N_FEATURES = 4  # relative distance, cosine similarity, mean absolute error, trend difference
 
@@ -82,23 +83,24 @@ class BidirectionalEncoder(nn.Module):
 
 
 class DAGMMModule(nn.Module):
-    def __init__(self, n_channels: int, hidden_size: int, num_layers: int, latent_size: int, dropout: float,
-                 n_components: int, estimation_hidden: int, estimation_dropout: float, lambda_energy: float,
-                 lambda_cov: float, jitter: float, reg_covar: float = 1e-3):
+    def __init__(self, config: DAGMM, n_channels: int):
         super().__init__()
-        inner_dropout = dropout if num_layers > 1 else 0.0
-        self.encoder = BidirectionalEncoder(n_channels, hidden_size, num_layers, inner_dropout)
-        self.to_latent = nn.Sequential(nn.Linear(2 * hidden_size, hidden_size), nn.Tanh(), nn.Dropout(dropout),
-                                       nn.Linear(hidden_size, latent_size))
-        self.latent_to_state = nn.Linear(latent_size, hidden_size * num_layers)
-        self.decoder = nn.LSTM(latent_size, hidden_size, num_layers, batch_first=True, dropout=inner_dropout)
-        self.to_output = nn.Linear(hidden_size, n_channels)
-        self.dim_z = latent_size + N_FEATURES
-        self.estimation = nn.Sequential(nn.Linear(self.dim_z, estimation_hidden), nn.Tanh(),
-                                        nn.Dropout(estimation_dropout), nn.Linear(estimation_hidden, n_components))
-        self.num_layers, self.hidden_size = num_layers, hidden_size
-        self.lambda_energy, self.lambda_cov, self.jitter = lambda_energy, lambda_cov, jitter
-        self.reg_covar = reg_covar
+        hidden, layers, latent, n_components = (config.hidden_size, config.num_layers, config.latent_size,
+                                                config.n_components)
+        inner_dropout = config.dropout if layers > 1 else 0.0
+        self.encoder = BidirectionalEncoder(n_channels, hidden, layers, inner_dropout)
+        self.to_latent = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Dropout(config.dropout),
+                                       nn.Linear(hidden, latent))
+        self.latent_to_state = nn.Linear(latent, hidden * layers)
+        self.decoder = nn.LSTM(latent, hidden, layers, batch_first=True, dropout=inner_dropout)
+        self.to_output = nn.Linear(hidden, n_channels)
+        self.dim_z = latent + N_FEATURES
+        self.estimation = nn.Sequential(nn.Linear(self.dim_z, config.estimation_hidden), nn.Tanh(),
+                                        nn.Dropout(config.estimation_dropout),
+                                        nn.Linear(config.estimation_hidden, n_components))
+        self.num_layers, self.hidden_size = layers, hidden
+        self.lambda_energy, self.lambda_cov, self.jitter = config.lambda_energy, config.lambda_cov, config.jitter
+        self.reg_covar = config.reg_covar
         self.min_gmm_batch = 2 * self.dim_z
         # standardisation of z and the scoring GMM: set from the whole train set in on_fit_end
         self.register_buffer("z_mean", torch.zeros(self.dim_z))
@@ -217,35 +219,23 @@ class DAGMMModule(nn.Module):
 @register("dagmm")
 @dataclass(eq=False)
 class DAGMM(SeriesTorchDetector):
-    hidden_size: int = 64
-    num_layers: int = 2
-    latent_size: int = 8
-    dropout: float = 0.2
-    n_components: int = 4
-    estimation_hidden: int = 10
-    estimation_dropout: float = 0.5
-    lambda_energy: float = 0.1
-    lambda_cov: float = 0.005
-    jitter: float = 1e-6
+    hidden_size: int = setting(64, at_least=1)
+    num_layers: int = setting(2, at_least=1)
+    latent_size: int = setting(8, at_least=1)
+    dropout: float = setting(0.2, at_least=0, below=1)
+    n_components: int = setting(4, at_least=1)
+    estimation_hidden: int = setting(10, at_least=1)
+    estimation_dropout: float = setting(0.5, at_least=0, below=1)
+    lambda_energy: float = setting(0.1, at_least=0)
+    lambda_cov: float = setting(0.005, at_least=0)
+    jitter: float = setting(1e-6, at_least=0)
     # reg_covar is a variance in units of the standardised z (unit variance per dimension over train):
     # 1e-3 keeps every component at least ~3% of a train standard deviation wide in every direction.
     # That is far above float round-off and the ~1e-7 eigenvalues of a collapsed latent, and far below
     # the spread the mixture models (component variances ~0.5), so it bounds the energy a small step
     # off the latent subspace can cost (at most step^2 / (2 reg_covar)) without blurring the mixture.
     # scikit-learn's default 1e-6 is for raw data; here it would leave the collapse nearly untouched.
-    reg_covar: float = 1e-3
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_components < 1 or self.latent_size < 1 or self.hidden_size < 1 or self.num_layers < 1:
-            raise UserError("model.n_components, latent_size, hidden_size and num_layers must be >= 1")
-        if not self.reg_covar >= 0:
-            raise UserError(f"model.reg_covar must be >= 0 (a variance added to every covariance), "
-                            f"got {self.reg_covar}")
+    reg_covar: float = setting(1e-3, at_least=0)
 
     def build_module(self, n_channels: int) -> DAGMMModule:
-        return DAGMMModule(n_channels, hidden_size=self.hidden_size, num_layers=self.num_layers,
-                           latent_size=self.latent_size, dropout=self.dropout, n_components=self.n_components,
-                           estimation_hidden=self.estimation_hidden, estimation_dropout=self.estimation_dropout,
-                           lambda_energy=self.lambda_energy, lambda_cov=self.lambda_cov, jitter=self.jitter,
-                           reg_covar=self.reg_covar)
+        return DAGMMModule(self, n_channels)

@@ -24,10 +24,10 @@ import numpy as np
 
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
-from tsad.models.base import Scores, register, require_at_least, require_choice
-from tsad.models.baselines import WindowBaseline, broadcast_window_score
+from tsad.models.base import Scores, register
+from tsad.models.window_baseline import WindowBaseline, broadcast_window_score
+from tsad.settings.fields import setting
 
-MEMORIES = ("fitted", "growing")
 CHUNK_DISTANCES = 2 ** 24  # distances computed at once when searching a series' own windows (~130 MB)
 
 
@@ -36,15 +36,13 @@ CHUNK_DISTANCES = 2 ** 24  # distances computed at once when searching a series'
 class KNNDetector(WindowBaseline):
     """Distance from each window (read in blocks of `block` rows) to its k-th nearest remembered window."""
 
-    max_train_windows: int = 5000
-    k: int = 5
-    block: int = 1
-    memory: str = "fitted"
+    max_train_windows: int = setting(5000, at_least=1)
+    k: int = setting(5, at_least=1)
+    block: int = setting(1, at_least=1)
+    memory: str = setting("fitted", choices=("fitted", "growing"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_at_least(1, k=self.k, block=self.block)
-        require_choice("memory", self.memory, MEMORIES)
         if self.window % self.block:
             raise UserError(f"model.block={self.block} must divide model.window={self.window}; "
                             f"use a window that is a multiple of the block")

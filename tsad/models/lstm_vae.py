@@ -19,26 +19,25 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from tsad.models.base import register, require_at_least, require_choice
+from tsad.models.base import register
 from tsad.models.torch_detector import TorchDetector
-
-RECONSTRUCTIONS = ("mse", "gaussian_nll")
+from tsad.settings.fields import setting
 
 
 class LSTMVAEModule(nn.Module):
-    def __init__(self, n_channels: int, hidden_size: int, latent_size: int, num_layers: int, dropout: float,
-                 beta: float, kl_warmup_epochs: int, free_bits: float, reconstruction: str):
+    def __init__(self, config: LSTMVAE, n_channels: int):
         super().__init__()
-        inner_dropout = dropout if num_layers > 1 else 0.0
-        self.encoder = nn.LSTM(n_channels, hidden_size, num_layers, batch_first=True, dropout=inner_dropout)
-        self.to_mu = nn.Linear(hidden_size, latent_size)
-        self.to_logvar = nn.Linear(hidden_size, latent_size)
-        self.latent_to_state = nn.Linear(latent_size, hidden_size * num_layers)
-        self.decoder = nn.LSTM(latent_size, hidden_size, num_layers, batch_first=True, dropout=inner_dropout)
-        self.to_mean = nn.Linear(hidden_size, n_channels)
-        self.to_out_logvar = nn.Linear(hidden_size, n_channels) if reconstruction == "gaussian_nll" else None
-        self.num_layers, self.hidden_size = num_layers, hidden_size
-        self.beta, self.kl_warmup_epochs, self.free_bits = beta, kl_warmup_epochs, free_bits
+        hidden, latent, layers = config.hidden_size, config.latent_size, config.num_layers
+        inner_dropout = config.dropout if layers > 1 else 0.0
+        self.encoder = nn.LSTM(n_channels, hidden, layers, batch_first=True, dropout=inner_dropout)
+        self.to_mu = nn.Linear(hidden, latent)
+        self.to_logvar = nn.Linear(hidden, latent)
+        self.latent_to_state = nn.Linear(latent, hidden * layers)
+        self.decoder = nn.LSTM(latent, hidden, layers, batch_first=True, dropout=inner_dropout)
+        self.to_mean = nn.Linear(hidden, n_channels)
+        self.to_out_logvar = nn.Linear(hidden, n_channels) if config.reconstruction == "gaussian_nll" else None
+        self.num_layers, self.hidden_size = layers, hidden
+        self.beta, self.kl_warmup_epochs, self.free_bits = config.beta, config.kl_warmup_epochs, config.free_bits
         self.epoch = 0
 
     def on_epoch_start(self, epoch: int) -> None:
@@ -93,23 +92,15 @@ class LSTMVAEModule(nn.Module):
 @register("lstm_vae")
 @dataclass(eq=False)
 class LSTMVAE(TorchDetector):
-    window: int = 32
-    hidden_size: int = 64
-    latent_size: int = 16
-    num_layers: int = 1
-    dropout: float = 0.0
-    beta: float = 1.0
-    kl_warmup_epochs: int = 5
-    free_bits: float = 0.05
-    reconstruction: str = "mse"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        require_at_least(1, hidden_size=self.hidden_size, latent_size=self.latent_size, num_layers=self.num_layers)
-        require_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
+    window: int = setting(32, at_least=1)
+    hidden_size: int = setting(64, at_least=1)
+    latent_size: int = setting(16, at_least=1)
+    num_layers: int = setting(1, at_least=1)
+    dropout: float = setting(0.0, at_least=0, below=1)
+    beta: float = setting(1.0, at_least=0)
+    kl_warmup_epochs: int = setting(5, at_least=0)
+    free_bits: float = setting(0.05, at_least=0)
+    reconstruction: str = setting("mse", choices=("mse", "gaussian_nll"))
 
     def build_module(self, n_channels: int) -> LSTMVAEModule:
-        return LSTMVAEModule(n_channels, hidden_size=self.hidden_size, latent_size=self.latent_size,
-                             num_layers=self.num_layers, dropout=self.dropout, beta=self.beta,
-                             kl_warmup_epochs=self.kl_warmup_epochs, free_bits=self.free_bits,
-                             reconstruction=self.reconstruction)
+        return LSTMVAEModule(self, n_channels)

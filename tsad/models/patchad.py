@@ -38,26 +38,20 @@ checkpoints and early stopping use validation (not test) loss.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import register, require_choice
+from tsad.models.base import register
 from tsad.models.layers import sinusoidal_positions
 from tsad.models.torch_detector import TorchDetector
+from tsad.settings.fields import setting
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 INTER_HIDDEN = 40   # hidden width of the inter-patch token mixer in the authors' code
 EPS = 1e-7
-
-
-def check_patch_sizes(sizes) -> list[int]:
-    if (not isinstance(sizes, (list, tuple)) or not sizes
-            or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 1 for p in sizes)):
-        raise UserError(f"model.patch_sizes must be a list of positive integers like [3,5,7], got {sizes!r}")
-    return list(sizes)
 
 
 def patch_views(x: torch.Tensor, patch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,15 +142,14 @@ class Scale(nn.Module):
 
 
 class PatchADModule(nn.Module):
-    def __init__(self, n_channels: int, window: int, patch_sizes: list[int], d_model: int, e_layers: int,
-                 dropout: float, activation: str, patch_mx: float, reconstruction_weight: float, score_beta: float,
-                 epochs: int):
+    def __init__(self, config: PatchAD, n_channels: int):
         super().__init__()
-        self.window, self.patch_mx, self.epochs = window, patch_mx, epochs
-        self.reconstruction_weight, self.score_beta = reconstruction_weight, score_beta
+        window, d_model, activation, dropout = config.window, config.d_model, config.activation, config.dropout
+        self.window, self.patch_mx, self.epochs = window, config.patch_mx, config.epochs
+        self.reconstruction_weight, self.score_beta = config.reconstruction_weight, config.score_beta
         self.register_buffer("positions", sinusoidal_positions(window, n_channels), persistent=False)
-        self.scales = nn.ModuleList(Scale(n_channels, window, p, d_model, e_layers, activation, dropout)
-                                    for p in patch_sizes)
+        self.scales = nn.ModuleList(Scale(n_channels, window, p, d_model, config.e_layers, activation, dropout)
+                                    for p in config.patch_sizes)
         self.project_inter = nn.Sequential(MLPBlock(2, d_model, d_model // 2, d_model, activation, dropout, False),
                                            nn.Softmax(dim=-1))
         self.project_intra = nn.Sequential(MLPBlock(2, d_model, d_model // 2, d_model, activation, dropout, False),
@@ -223,34 +216,25 @@ class PatchADModule(nn.Module):
 @register("patchad")
 @dataclass(eq=False)
 class PatchAD(TorchDetector):
-    window: int = 105
-    patch_sizes: list[int] = field(default_factory=lambda: [3, 5, 7])
-    d_model: int = 60
-    e_layers: int = 3
-    dropout: float = 0.1
-    activation: str = "relu"
-    patch_mx: float = 0.1
-    reconstruction_weight: float = 10.0
-    score_beta: float = 0.0
-    epochs: int = 3
+    window: int = setting(105, at_least=1)
+    patch_sizes: list[int] = setting(factory=lambda: [3, 5, 7], at_least=1)
+    d_model: int = setting(60, at_least=2)
+    e_layers: int = setting(3, at_least=1)
+    dropout: float = setting(0.1, at_least=0, below=1)
+    activation: str = setting("relu", choices=tuple(ACTIVATIONS))
+    patch_mx: float = setting(0.1, at_least=0, at_most=1)
+    reconstruction_weight: float = setting(10.0, at_least=0)
+    score_beta: float = setting(0.0, at_least=0, at_most=1)
+    epochs: int = setting(3, at_least=1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.patch_sizes = check_patch_sizes(self.patch_sizes)
+        if not self.patch_sizes:
+            raise UserError("model.patch_sizes=[] gives no scale; use a list like [3,5,7]")
         bad = [p for p in self.patch_sizes if self.window % p]
         if bad:
             raise UserError(f"model.window ({self.window}) must be divisible by every patch size; {bad} do not "
                             f"divide it (e.g. window=105 with patch_sizes=[3,5,7], or window=128 with [4,8,16])")
-        require_choice("activation", self.activation, ACTIVATIONS)
-        if not 0 <= self.score_beta <= 1 or not 0 <= self.patch_mx <= 1:
-            raise UserError(f"model.score_beta and model.patch_mx must lie in [0, 1], "
-                            f"got {self.score_beta} and {self.patch_mx}")
-        if self.d_model < 2 or self.e_layers < 1 or self.epochs < 1:
-            raise UserError(f"model.d_model must be >= 2 and model.e_layers, model.epochs >= 1 "
-                            f"(got {self.d_model}, {self.e_layers}, {self.epochs})")
 
     def build_module(self, n_channels: int) -> PatchADModule:
-        return PatchADModule(n_channels, window=self.window, patch_sizes=self.patch_sizes, d_model=self.d_model,
-                             e_layers=self.e_layers, dropout=self.dropout, activation=self.activation,
-                             patch_mx=self.patch_mx, reconstruction_weight=self.reconstruction_weight,
-                             score_beta=self.score_beta, epochs=self.epochs)
+        return PatchADModule(self, n_channels)

@@ -31,9 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import register, require_at_least
+from tsad.models.base import register
 from tsad.models.layers import sinusoidal_positions
 from tsad.models.torch_detector import TorchDetector
+from tsad.settings.fields import setting
 
 
 def normalised_positions(n_positions: int, d_model: int) -> torch.Tensor:
@@ -92,16 +93,17 @@ class EncoderLayer(nn.Module):
 
 
 class PatchTrADModule(nn.Module):
-    def __init__(self, n_channels: int, window: int, patch_len: int, patch_stride: int, d_model: int, n_heads: int,
-                 n_layers: int, d_ff: int, dropout: float, attention_residual: bool):
+    def __init__(self, config: PatchTrAD, n_channels: int):
         super().__init__()
-        self.window, self.patch_len, self.patch_stride = window, patch_len, patch_stride
-        self.n_patches = (window - patch_len) // patch_stride + 2
+        patch_len, d_model, dropout = config.patch_len, config.d_model, config.dropout
+        self.window, self.patch_len, self.patch_stride = config.window, patch_len, config.patch_stride
+        self.n_patches = (config.window - patch_len) // config.patch_stride + 2
         self.embed = nn.Linear(patch_len, d_model)
         self.register_buffer("positions", normalised_positions(self.n_patches, d_model), persistent=False)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, attention_residual)
-                                    for _ in range(n_layers))
+        self.layers = nn.ModuleList(EncoderLayer(d_model, config.n_heads, config.d_ff, dropout,
+                                                 config.attention_residual)
+                                    for _ in range(config.n_layers))
         # One linear head per channel, stored as a batch of weights: [C, D, patch_len].
         self.head_weight = nn.Parameter(torch.empty(n_channels, d_model, patch_len))
         self.head_bias = nn.Parameter(torch.empty(n_channels, patch_len))
@@ -153,27 +155,23 @@ class PatchTrADModule(nn.Module):
 @register("patchtrad")
 @dataclass(eq=False)
 class PatchTrAD(TorchDetector):
-    window: int = 32
-    patch_len: int = 8
-    patch_stride: int = 6
-    d_model: int = 64
-    n_heads: int = 4
-    n_layers: int = 3
-    d_ff: int = 128
-    dropout: float = 0.3
+    window: int = setting(32, at_least=1)
+    patch_len: int = setting(8, at_least=1)
+    patch_stride: int = setting(6, at_least=1)
+    d_model: int = setting(64, at_least=1)
+    n_heads: int = setting(4, at_least=1)
+    n_layers: int = setting(3, at_least=1)
+    d_ff: int = setting(128, at_least=1)
+    dropout: float = setting(0.3, at_least=0, below=1)
     attention_residual: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_at_least(1, d_model=self.d_model, n_heads=self.n_heads, n_layers=self.n_layers, d_ff=self.d_ff)
-        if not 1 <= self.patch_stride <= self.patch_len <= self.window:
-            raise UserError(f"PatchTrAD needs 1 <= patch_stride <= patch_len <= window (got patch_stride="
+        if not self.patch_stride <= self.patch_len <= self.window:
+            raise UserError(f"PatchTrAD needs patch_stride <= patch_len <= window (got patch_stride="
                             f"{self.patch_stride}, patch_len={self.patch_len}, window={self.window})")
         if self.d_model % self.n_heads:
             raise UserError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
 
     def build_module(self, n_channels: int) -> PatchTrADModule:
-        return PatchTrADModule(n_channels, window=self.window, patch_len=self.patch_len,
-                               patch_stride=self.patch_stride, d_model=self.d_model, n_heads=self.n_heads,
-                               n_layers=self.n_layers, d_ff=self.d_ff, dropout=self.dropout,
-                               attention_residual=self.attention_residual)
+        return PatchTrADModule(self, n_channels)

@@ -42,8 +42,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import register, require_at_least
+from tsad.models.base import register
 from tsad.models.torch_detector import TorchDetector
+from tsad.settings.fields import setting
 
 GROUPS = 8  # GroupNorm groups in the U-Net
 
@@ -140,20 +141,18 @@ class UNet1D(nn.Module):
 
 
 class ProDiffADModule(nn.Module):
-    def __init__(self, n_channels: int, dim: int, depth: int, noise_steps: int, beta_start: float, beta_end: float,
-                 score_noise_step: int, sampler_steps: int, distill_rounds: int, distill_epochs: int,
-                 score_samples: int):
+    def __init__(self, config: ProDiffAD, n_channels: int):
         super().__init__()
-        self.denoiser = UNet1D(n_channels, dim, depth)
-        self.noise_steps, self.score_noise_step = noise_steps, score_noise_step
-        self.sampler_steps, self.score_samples = sampler_steps, score_samples
-        betas = torch.linspace(beta_start, beta_end, noise_steps, dtype=torch.float64)
+        self.denoiser = UNet1D(n_channels, config.dim, config.depth)
+        self.noise_steps, self.score_noise_step = config.noise_steps, config.score_noise_step
+        self.sampler_steps, self.score_samples = config.sampler_steps, config.score_samples
+        betas = torch.linspace(config.beta_start, config.beta_end, config.noise_steps, dtype=torch.float64)
         # alpha_bar[t] for t = 0..noise_steps, with alpha_bar[0] = 1 (clean data).
         alpha_bar = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, dim=0)])
         self.register_buffer("alpha_bar", alpha_bar.float(), persistent=False)
         self.register_buffer("distilled_rounds", torch.zeros((), dtype=torch.long))
-        self.stages = ("teacher",) + tuple(f"distill_{r}" for r in range(1, distill_rounds + 1))
-        self.distill_epochs = distill_epochs
+        self.stages = ("teacher",) + tuple(f"distill_{r}" for r in range(1, config.distill_rounds + 1))
+        self.distill_epochs = config.distill_epochs
         self.stage_epochs: dict[str, int] = {}
         self.stage = "teacher"
         # The frozen teacher of the running distillation stage, held in a dict so that it is not a
@@ -261,41 +260,32 @@ class ProDiffADModule(nn.Module):
 @register("prodiffad")
 @dataclass(eq=False)
 class ProDiffAD(TorchDetector):
-    train_stride: int = 8
-    score_stride: int = 8
-    dim: int = 32
-    depth: int = 2
-    noise_steps: int = 100
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    score_noise_step: int = 40
-    sampler_steps: int = 10
-    distill_rounds: int = 1
-    distill_epochs: int = 5
-    score_samples: int = 1
+    train_stride: int = setting(8, at_least=1)
+    score_stride: int = setting(8, at_least=1)
+    dim: int = setting(32, at_least=GROUPS)
+    depth: int = setting(2, at_least=0)
+    noise_steps: int = setting(100, at_least=1)
+    beta_start: float = setting(1e-4, above=0, below=1)
+    beta_end: float = setting(0.02, above=0, below=1)
+    score_noise_step: int = setting(40, at_least=1)
+    sampler_steps: int = setting(10, at_least=1)
+    distill_rounds: int = setting(1, at_least=0)
+    distill_epochs: int = setting(5, at_least=0)
+    score_samples: int = setting(1, at_least=1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_at_least(1, dim=self.dim, noise_steps=self.noise_steps)
-        require_at_least(0, depth=self.depth, distill_rounds=self.distill_rounds)
         if self.dim % GROUPS:
             raise UserError(f"model.dim must be a multiple of {GROUPS} (GroupNorm groups), got {self.dim}")
         if self.window % 2**self.depth:
             raise UserError(f"model.window ({self.window}) must be divisible by 2**model.depth ({2**self.depth})")
-        if not 1 <= self.score_noise_step <= self.noise_steps:
+        if self.score_noise_step > self.noise_steps:
             raise UserError(f"model.score_noise_step must be in 1..noise_steps ({self.noise_steps}), "
                             f"got {self.score_noise_step}")
-        if (self.sampler_steps < 1 or self.score_noise_step % self.sampler_steps
-                or self.sampler_steps % 2**self.distill_rounds):
+        if self.score_noise_step % self.sampler_steps or self.sampler_steps % 2**self.distill_rounds:
             raise UserError(f"model.sampler_steps ({self.sampler_steps}) must divide score_noise_step "
                             f"({self.score_noise_step}) and be divisible by 2**distill_rounds "
                             f"({2**self.distill_rounds})")
-        if self.distill_rounds < 0 or self.distill_epochs < 0 or self.score_samples < 1:
-            raise UserError("model.distill_rounds and model.distill_epochs must be >= 0 and model.score_samples >= 1")
 
     def build_module(self, n_channels: int) -> ProDiffADModule:
-        return ProDiffADModule(n_channels, dim=self.dim, depth=self.depth, noise_steps=self.noise_steps,
-                               beta_start=self.beta_start, beta_end=self.beta_end,
-                               score_noise_step=self.score_noise_step, sampler_steps=self.sampler_steps,
-                               distill_rounds=self.distill_rounds, distill_epochs=self.distill_epochs,
-                               score_samples=self.score_samples)
+        return ProDiffADModule(self, n_channels)

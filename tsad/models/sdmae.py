@@ -41,39 +41,37 @@ from torch import nn
 from tsad.data.batches import WindowBatches
 from tsad.data.windows import window_starts
 from tsad.errors import UserError
-from tsad.models.base import register, require_at_least, require_choice
+from tsad.models.base import register
 from tsad.models.layers import sinusoidal_positions
 from tsad.models.torch_detector import TorchDetector
+from tsad.settings.fields import setting
 
-TOKENS = ("patch", "step")
-SCORINGS = ("last_steps", "sliding")
 EVAL_MASK_SEED = 0
 
 
 class SDMAEModule(nn.Module):
-    def __init__(self, n_channels: int, window: int, token_size: int, d_model: int, n_heads: int, ff_size: int,
-                 dropout: float, encoder_layers: int, teacher_layers: int, student_layers: int, mask_ratio: float,
-                 margin: float, lambda_disc: float, anomaly_warmup_fraction: float, scoring: str, score_steps: int,
-                 score_reconstruction: float):
+    def __init__(self, config: SDMAE, n_channels: int):
         super().__init__()
+        window, token_size, d_model = config.window, config.token_size, config.d_model
         self.window, self.token_size, self.n_tokens = window, token_size, window // token_size
-        self.mask_ratio, self.margin, self.lambda_disc = mask_ratio, margin, lambda_disc
-        self.anomaly_warmup_fraction = anomaly_warmup_fraction
-        self.scoring, self.score_steps, self.score_reconstruction = scoring, score_steps, score_reconstruction
+        self.mask_ratio, self.margin, self.lambda_disc = config.mask_ratio, config.margin, config.lambda_disc
+        self.anomaly_warmup_fraction = config.anomaly_warmup_fraction
+        self.scoring, self.score_steps = config.scoring, config.score_steps
+        self.score_reconstruction = config.score_reconstruction
         self.embed = nn.Linear(token_size * n_channels, d_model)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, d_model))
         nn.init.normal_(self.mask_token, std=0.02)
         self.register_buffer("positions", sinusoidal_positions(self.n_tokens, d_model), persistent=False)
 
         def encoder_layer():
-            return nn.TransformerEncoderLayer(d_model, n_heads, ff_size, dropout, batch_first=True)
+            return nn.TransformerEncoderLayer(d_model, config.n_heads, config.ff_size, config.dropout, batch_first=True)
 
         def decoder_layer():
-            return nn.TransformerDecoderLayer(d_model, n_heads, ff_size, dropout, batch_first=True)
+            return nn.TransformerDecoderLayer(d_model, config.n_heads, config.ff_size, config.dropout, batch_first=True)
 
-        self.encoder = nn.TransformerEncoder(encoder_layer(), encoder_layers, enable_nested_tensor=False)
-        self.teacher = nn.TransformerDecoder(decoder_layer(), teacher_layers)
-        self.student = nn.TransformerDecoder(decoder_layer(), student_layers)
+        self.encoder = nn.TransformerEncoder(encoder_layer(), config.encoder_layers, enable_nested_tensor=False)
+        self.teacher = nn.TransformerDecoder(decoder_layer(), config.teacher_layers)
+        self.student = nn.TransformerDecoder(decoder_layer(), config.student_layers)
         self.teacher_head = nn.Linear(d_model, token_size * n_channels)
         self.student_head = nn.Linear(d_model, token_size * n_channels)
         self.warmup_epochs = 0.0
@@ -213,35 +211,30 @@ class SDMAEModule(nn.Module):
 @register("sdmae")
 @dataclass(eq=False)
 class SDMAE(TorchDetector):
-    window: int = 100
-    score_stride: int = 10
-    tokens: str = "patch"
-    patch_size: int = 10
-    d_model: int = 64
-    n_heads: int = 4
-    ff_size: int = 256
-    dropout: float = 0.1
-    encoder_layers: int = 3
-    teacher_layers: int = 4
-    student_layers: int = 1
-    mask_ratio: float = 0.6
-    margin: float = 1.0
-    lambda_disc: float = 0.5
-    anomaly_warmup_fraction: float = 0.2
-    scoring: str = "sliding"
-    score_steps: int = 10
-    score_reconstruction: float = 1.0
+    window: int = setting(100, at_least=1)
+    score_stride: int = setting(10, at_least=1)
+    tokens: str = setting("patch", choices=("patch", "step"))
+    patch_size: int = setting(10, at_least=1)
+    d_model: int = setting(64, at_least=1)
+    n_heads: int = setting(4, at_least=1)
+    ff_size: int = setting(256, at_least=1)
+    dropout: float = setting(0.1, at_least=0, below=1)
+    encoder_layers: int = setting(3, at_least=1)
+    teacher_layers: int = setting(4, at_least=1)
+    student_layers: int = setting(1, at_least=1)
+    mask_ratio: float = setting(0.6, above=0, below=1)
+    margin: float = setting(1.0, at_least=0)
+    lambda_disc: float = setting(0.5, at_least=0)
+    anomaly_warmup_fraction: float = setting(0.2, at_least=0, at_most=1)
+    scoring: str = setting("sliding", choices=("last_steps", "sliding"))
+    score_steps: int = setting(10, at_least=1)
+    score_reconstruction: float = setting(1.0, at_least=0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_at_least(1, d_model=self.d_model, n_heads=self.n_heads, ff_size=self.ff_size,
-                         encoder_layers=self.encoder_layers, teacher_layers=self.teacher_layers,
-                         student_layers=self.student_layers)
-        require_choice("tokens", self.tokens, TOKENS)
-        require_choice("scoring", self.scoring, SCORINGS)
-        if self.patch_size < 1 or self.window % self.token_size:
+        if self.window % self.token_size:
             raise UserError(f"model.window ({self.window}) must be a multiple of model.patch_size ({self.patch_size})")
-        if not 0 < self.score_steps <= self.window or self.score_steps % self.token_size:
+        if self.score_steps > self.window or self.score_steps % self.token_size:
             raise UserError(f"model.score_steps ({self.score_steps}) must be a multiple of model.patch_size "
                             f"({self.patch_size}) and at most model.window ({self.window})")
         n_tokens = self.window // self.token_size
@@ -274,10 +267,4 @@ class SDMAE(TorchDetector):
             self.module.scoring = self.scoring
 
     def build_module(self, n_channels: int) -> SDMAEModule:
-        return SDMAEModule(n_channels, window=self.window, token_size=self.token_size, d_model=self.d_model,
-                           n_heads=self.n_heads, ff_size=self.ff_size, dropout=self.dropout,
-                           encoder_layers=self.encoder_layers, teacher_layers=self.teacher_layers,
-                           student_layers=self.student_layers, mask_ratio=self.mask_ratio, margin=self.margin,
-                           lambda_disc=self.lambda_disc, anomaly_warmup_fraction=self.anomaly_warmup_fraction,
-                           scoring=self.scoring, score_steps=self.score_steps,
-                           score_reconstruction=self.score_reconstruction)
+        return SDMAEModule(self, n_channels)

@@ -52,39 +52,37 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tsad.errors import UserError
 from tsad.models import gmm
-from tsad.models.base import register, require_choice
+from tsad.models.base import register
 from tsad.models.segmentation import Segmenter, choose_n_segments
 from tsad.models.torch_detector import SeriesTorchDetector
+from tsad.settings.fields import setting
 
 log = logging.getLogger(__name__)
-
-DECODER_INPUTS = ("previous", "code")
 
 
 # -- the network -------------------------------------------------------------------------------
 class Seq2GMMModule(nn.Module):
-    def __init__(self, n_channels: int, hidden_size: int, decoder_input: str, n_components: int,
-                 covariance_type: str, estimation_hidden: int, lambda_energy: float, reg_covar: float,
-                 em_max_iter: int, jitter: float, seed: int, breakpoints, epochs: int):
+    def __init__(self, config: Seq2GMM, n_channels: int, breakpoints: Segmenter):
         super().__init__()
-        self.encoder = nn.GRU(n_channels, hidden_size, batch_first=True)
-        self.feed_previous = decoder_input == "previous"
-        self.decoder = nn.GRU(hidden_size + (n_channels if self.feed_previous else 0), hidden_size, batch_first=True)
-        self.to_output = nn.Linear(hidden_size, n_channels)
-        dim_z = hidden_size + 2
+        hidden, estimation_hidden, n_components = config.hidden_size, config.estimation_hidden, config.n_components
+        self.encoder = nn.GRU(n_channels, hidden, batch_first=True)
+        self.feed_previous = config.decoder_input == "previous"
+        self.decoder = nn.GRU(hidden + (n_channels if self.feed_previous else 0), hidden, batch_first=True)
+        self.to_output = nn.Linear(hidden, n_channels)
+        dim_z = hidden + 2
         self.estimation = nn.Sequential(nn.Linear(dim_z, estimation_hidden), nn.Tanh(),
                                         nn.Linear(estimation_hidden, estimation_hidden), nn.Tanh(),
                                         nn.Linear(estimation_hidden, n_components))
-        self.n_components, self.covariance_type = n_components, covariance_type
-        self.lambda_energy, self.reg_covar, self.em_max_iter = lambda_energy, reg_covar, em_max_iter
-        self.jitter, self.seed = jitter, seed
+        self.n_components, self.covariance_type = n_components, config.covariance_type
+        self.lambda_energy, self.reg_covar = config.lambda_energy, config.reg_covar
+        self.em_max_iter = config.em_max_iter
+        self.jitter, self.seed = config.jitter, config.seed
         self.breakpoints = breakpoints          # series [T, C] -> breakpoints [S + 1]
         self.train_batches = None
-        self.epochs = epochs
+        self.epochs = config.epochs
         self.stage_epochs: dict[str, int] = {}
-        covariances = (torch.ones(n_components, dim_z, dtype=torch.float64) if covariance_type == "diag"
+        covariances = (torch.ones(n_components, dim_z, dtype=torch.float64) if config.covariance_type == "diag"
                        else torch.eye(dim_z, dtype=torch.float64).repeat(n_components, 1, 1))
         self.register_buffer("gmm_weights", torch.full((n_components,), 1.0 / n_components, dtype=torch.float64))
         self.register_buffer("gmm_means", torch.zeros(n_components, dim_z, dtype=torch.float64))
@@ -194,34 +192,25 @@ class Seq2GMMModule(nn.Module):
 @register("seq2gmm")
 @dataclass(eq=False)
 class Seq2GMM(SeriesTorchDetector):
-    n_segments: int = 3
-    max_auto_segments: int = 5
-    breakpoint_freedom: float = 0.4
-    segment_max_points: int = 100
-    pwlf_maxiter: int = 50
-    pwlf_popsize: int = 8
-    hidden_size: int = 15
-    decoder_input: str = "previous"
-    n_components: int = 1
-    covariance_type: str = "full"
-    estimation_hidden: int = 128
-    lambda_energy: float = 1e-4
-    reg_covar: float = 1e-4
-    em_max_iter: int = 100
-    jitter: float = 1e-6
-    epochs: int = 100
+    n_segments: int = setting(3, at_least=0)   # 0: chosen on the train set
+    max_auto_segments: int = setting(5, at_least=2)
+    breakpoint_freedom: float = setting(0.4, at_least=0, at_most=0.5)
+    segment_max_points: int = setting(100, at_least=4)
+    pwlf_maxiter: int = setting(50, at_least=1)
+    pwlf_popsize: int = setting(8, at_least=1)
+    hidden_size: int = setting(15, at_least=1)
+    decoder_input: str = setting("previous", choices=("previous", "code"))
+    n_components: int = setting(1, at_least=1)
+    covariance_type: str = setting("full", choices=gmm.COVARIANCE_TYPES)
+    estimation_hidden: int = setting(128, at_least=1)
+    lambda_energy: float = setting(1e-4, at_least=0)
+    reg_covar: float = setting(1e-4, at_least=0)
+    em_max_iter: int = setting(100, at_least=1)
+    jitter: float = setting(1e-6, at_least=0)
+    epochs: int = setting(100, at_least=1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.n_segments < 0 or (self.n_segments == 0 and self.max_auto_segments < 2):
-            raise UserError("model.n_segments must be >= 1, or 0 (automatic) with model.max_auto_segments >= 2")
-        if not 0.0 <= self.breakpoint_freedom <= 0.5:
-            raise UserError(f"model.breakpoint_freedom must be in [0, 0.5], got {self.breakpoint_freedom}")
-        require_choice("covariance_type", self.covariance_type, gmm.COVARIANCE_TYPES)
-        require_choice("decoder_input", self.decoder_input, DECODER_INPUTS)
-        if min(self.n_components, self.hidden_size, self.em_max_iter, self.epochs) < 1 or self.segment_max_points < 4:
-            raise UserError("model.n_components, hidden_size, em_max_iter and epochs must be >= 1 and "
-                            "model.segment_max_points >= 4")
         self.segments_per_series = self.n_segments   # resolved from the train set when n_segments = 0
         self.segmenter: Segmenter | None = None
 
@@ -244,11 +233,7 @@ class Seq2GMM(SeriesTorchDetector):
     def build_module(self, n_channels: int) -> Seq2GMMModule:
         if self.segmenter is None:
             self.segmenter = self.make_segmenter(self.segments_per_series)
-        return Seq2GMMModule(n_channels, hidden_size=self.hidden_size, decoder_input=self.decoder_input,
-                             n_components=self.n_components, covariance_type=self.covariance_type,
-                             estimation_hidden=self.estimation_hidden, lambda_energy=self.lambda_energy,
-                             reg_covar=self.reg_covar, em_max_iter=self.em_max_iter, jitter=self.jitter,
-                             seed=self.seed, breakpoints=self.segmenter, epochs=self.epochs)
+        return Seq2GMMModule(self, n_channels, breakpoints=self.segmenter)
 
     def _save_state(self, directory: Path) -> None:
         super()._save_state(directory)

@@ -1,7 +1,8 @@
 """Torch models: an nn.Module trained by the shared trainer, on windows (TorchDetector) or on whole
 padded series with a mask (SeriesTorchDetector).
 
-A torch model subclasses one of them and builds in `build_module(n_channels)` an `nn.Module` exposing
+A torch model subclasses one of them and builds in `build_module(n_channels)` an `nn.Module`, given the
+model's dataclass as its config (`LSTMVAEModule(self, n_channels)`, which reads `config.hidden_size`), exposing
   loss(batch) -> dict with a "loss" entry (plus any components worth logging)
   score(batch) -> (step_scores [B, T], series_scores [B])
 for the batches of tsad/data/batches.py. For window models T is the window length and the wrapper
@@ -26,8 +27,10 @@ import numpy as np
 
 from tsad.data.batches import BatchSource, SeriesBatches, WindowBatches, window_batch
 from tsad.data.series import SeriesSet
+from tsad.data.windows import SERIES_AGGREGATES, STEP_REDUCES
 from tsad.models.base import Detector, Scores
-from tsad.models.window_scoring import WindowScorer, check_window_settings
+from tsad.models.window_scoring import WindowScorer
+from tsad.settings.fields import setting
 
 
 @dataclass(eq=False)
@@ -76,7 +79,7 @@ class TorchModuleDetector(Detector):
                 step, series = self.module.score({k: v.to(device) for k, v in batch.items()})
             return step.float().cpu().numpy(), series.float().cpu().numpy()
 
-        return run, int(self.runtime.trainer.get("batch_size", 64))
+        return run, self.runtime.trainer.batch_size
 
     def _save_state(self, directory: Path) -> None:
         import torch
@@ -95,15 +98,11 @@ class TorchDetector(WindowScorer, TorchModuleDetector):
     """A torch model of fixed-length windows: trained on windows every `train_stride` steps, scored on
     windows every `score_stride` steps, overlapping window scores combined per step by `step_reduce`."""
 
-    window: int = 64
-    train_stride: int = 4
-    score_stride: int = 1
-    step_reduce: str = "mean"
-    series_aggregate: str = "max"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_window_settings(self, "train_stride", "score_stride")
+    window: int = setting(64, at_least=1)
+    train_stride: int = setting(4, at_least=1)
+    score_stride: int = setting(1, at_least=1)
+    step_reduce: str = setting("mean", choices=STEP_REDUCES)
+    series_aggregate: str = setting("max", choices=SERIES_AGGREGATES)
 
     @property
     def can_reconstruct(self) -> bool:

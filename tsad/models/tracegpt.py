@@ -43,11 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsad.errors import UserError
-from tsad.models.base import register, require_at_least, require_choice
+from tsad.models.base import register
 from tsad.models.torch_detector import TorchDetector
+from tsad.settings.fields import setting
 
 MAX_TOKENISER_STEPS = 1_000_000  # train steps (sampled) used to fit the bin edges
-STEP_SCORES = ("nll", "excess_nll")
 
 
 class CausalConvBlock(nn.Module):
@@ -96,24 +96,23 @@ class DecoderBlock(nn.Module):
 
 
 class TraceGPTModule(nn.Module):
-    def __init__(self, n_channels: int, window: int, n_bins: int, clip: float, d_model: int, n_conv_blocks: int,
-                 kernel_size: int, n_layers: int, n_heads: int, dropout: float, channel_independent: bool,
-                 step_score: str = "nll"):
+    def __init__(self, config: TraceGPT, n_channels: int):
         super().__init__()
-        self.n_bins, self.clip, self.channel_independent = n_bins, clip, channel_independent
-        self.step_score = step_score
-        sequence_channels = 1 if channel_independent else n_channels
+        n_bins, d_model, dropout = config.n_bins, config.d_model, config.dropout
+        self.n_bins, self.clip, self.channel_independent = n_bins, config.clip, config.channel_independent
+        self.step_score = config.step_score
+        sequence_channels = 1 if config.channel_independent else n_channels
         # Tokeniser state, fitted on train in on_fit_start.
         self.register_buffer("center", torch.zeros(n_channels))
         self.register_buffer("scale", torch.ones(n_channels))
         self.register_buffer("edges", torch.zeros(n_channels, n_bins - 1))
         self.input = nn.Conv1d(sequence_channels, d_model, 1)
-        self.convs = nn.Sequential(*(CausalConvBlock(d_model, kernel_size, 2**i, dropout)
-                                     for i in range(n_conv_blocks)))
+        self.convs = nn.Sequential(*(CausalConvBlock(d_model, config.kernel_size, 2**i, dropout)
+                                     for i in range(config.n_conv_blocks)))
         self.begin = nn.Parameter(torch.zeros(1, 1, d_model))
-        self.positions = nn.Parameter(torch.zeros(1, window, d_model))
+        self.positions = nn.Parameter(torch.zeros(1, config.window, d_model))
         self.dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(DecoderBlock(d_model, n_heads, dropout) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(DecoderBlock(d_model, config.n_heads, dropout) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, sequence_channels * n_bins)
         nn.init.normal_(self.begin, std=0.02)
@@ -180,31 +179,23 @@ class TraceGPTModule(nn.Module):
 @register("tracegpt")
 @dataclass(eq=False)
 class TraceGPT(TorchDetector):
-    train_stride: int = 8
-    score_stride: int = 8
-    n_bins: int = 256
-    clip: float = 6.0
-    d_model: int = 64
-    n_conv_blocks: int = 4
-    kernel_size: int = 3
-    n_layers: int = 4
-    n_heads: int = 4
-    dropout: float = 0.1
+    train_stride: int = setting(8, at_least=1)
+    score_stride: int = setting(8, at_least=1)
+    n_bins: int = setting(256, at_least=2)
+    clip: float = setting(6.0, above=0)
+    d_model: int = setting(64, at_least=1)
+    n_conv_blocks: int = setting(4, at_least=1)
+    kernel_size: int = setting(3, at_least=1)
+    n_layers: int = setting(4, at_least=1)
+    n_heads: int = setting(4, at_least=1)
+    dropout: float = setting(0.1, at_least=0, below=1)
     channel_independent: bool = False
-    step_score: str = "nll"
+    step_score: str = setting("nll", choices=("nll", "excess_nll"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_choice("step_score", self.step_score, STEP_SCORES)
-        require_at_least(1, d_model=self.d_model, n_heads=self.n_heads, n_layers=self.n_layers,
-                         n_conv_blocks=self.n_conv_blocks, kernel_size=self.kernel_size)
-        if self.n_bins < 2 or self.clip <= 0:
-            raise UserError(f"model.n_bins must be >= 2 and model.clip > 0 (got {self.n_bins}, {self.clip})")
         if self.d_model % self.n_heads:
             raise UserError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
 
     def build_module(self, n_channels: int) -> TraceGPTModule:
-        return TraceGPTModule(n_channels, window=self.window, n_bins=self.n_bins, clip=self.clip,
-                              d_model=self.d_model, n_conv_blocks=self.n_conv_blocks, kernel_size=self.kernel_size,
-                              n_layers=self.n_layers, n_heads=self.n_heads, dropout=self.dropout,
-                              channel_independent=self.channel_independent, step_score=self.step_score)
+        return TraceGPTModule(self, n_channels)

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from tsad.errors import UserError
+from tsad.settings.fields import Section, setting
 
 
-class TestTimeAugmentation:
-    """Average window scores over `n` label-preserving perturbations of the input (n=1: off).
+@dataclass(frozen=True)
+class TestTimeAugmentation(Section):
+    """The tta config section: average window scores over `n` label-preserving perturbations of the input
+    (n=1: off).
 
     Augmentation k > 0 adds Gaussian jitter (std `jitter`, in normalised units), scales each
     channel by 1 + N(0, scale), and shifts the window grid by a random offset in
     [0, score_stride) (only matters when score_stride > 1). Applies to window models.
     """
 
-    name = "tta"
-
-    def __init__(self, n: int = 1, jitter: float = 0.01, scale: float = 0.02, seed: int = 0):
-        if n < 1:
-            raise UserError(f"tta.n must be >= 1 (1 turns augmentation off), got {n}")
-        self.n, self.jitter, self.scale, self.seed = n, jitter, scale, seed
-
-    def state(self) -> dict:
-        return {"n": self.n, "jitter": self.jitter, "scale": self.scale, "seed": self.seed}
+    n: int = setting(1, at_least=1)
+    jitter: float = setting(0.01, at_least=0)
+    scale: float = setting(0.02, at_least=0)
+    seed: int = setting(0, at_least=0)
 
     def variants(self, series: np.ndarray, stride: int):
         """Yield (augmented series, window-grid offset); the first is the original."""

@@ -5,24 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from tsad.data.series import SeriesSet
-from tsad.data.windows import (
-    SERIES_AGGREGATES,
-    STEP_REDUCES,
-    aggregate_series,
-    causal_window_scores,
-    make_windows,
-    windows_to_steps,
-)
-from tsad.models.base import Scores, require_at_least, require_choice
-
-
-def check_window_settings(detector, *stride_keys: str, min_window: int = 1) -> None:
-    """The __post_init__ checks every window model shares: window >= min_window, each stride >= 1, and
-    step_reduce and series_aggregate among the values tsad/data/windows.py knows."""
-    require_at_least(min_window, window=detector.window)
-    require_at_least(1, **{key: getattr(detector, key) for key in stride_keys})
-    require_choice("step_reduce", detector.step_reduce, STEP_REDUCES)
-    require_choice("series_aggregate", detector.series_aggregate, SERIES_AGGREGATES)
+from tsad.data.windows import aggregate_series, causal_window_scores, make_windows, windows_to_steps
+from tsad.models.base import Scores
 
 
 class WindowScorer:
@@ -65,7 +49,7 @@ class WindowScorer:
 
         total = sum(len(series) for series in data.values) * self.runtime.tta.n
         return tqdm(total=total, desc=f"{self.name} {description}", unit="step", unit_scale=True, leave=False,
-                    disable=not shows_progress(self.runtime.trainer.get("progress", "auto")),
+                    disable=not shows_progress(self.runtime.trainer.progress),
                     delay=self.PROGRESS_DELAY)
 
     def _window_scores_to_scores(self, data: SeriesSet, score_windows) -> Scores:
