@@ -1,26 +1,21 @@
 """Bad input ends in a one-line error that names the key, the value and what is allowed: never a traceback.
 
-Most cases call the validating code in-process (model __post_init__, the synthetic dataset, the threshold
+Most cases call the validating code directly (model __post_init__, the synthetic dataset, the threshold
 config, the seed). DOOR_CASES are whole `tsad-run` command lines, every config group among them, that must fail
-at the door: exit code 2, one stderr line, and no folder created. They run in one subprocess that calls tsad-run's
-main once per case (a process per case would take minutes); a representative set runs `tsad-run` / `tsad-table`
-as subprocesses of their own.
+at the door: exit code 2, one stderr line, and no folder created. Command lines run in this process
+(conftest.run_tsad); test_cli's test_command_line_* tests check that the command ends the same way.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_SERIES, TSAD_RUN, run_folders, run_tsad
+from conftest import TINY_SERIES, run_folders, run_tsad, run_tsad_table
 
 from tsad.errors import UserError
-
-TSAD_TABLE = str(Path(sys.executable).with_name("tsad-table"))
 
 # (model, hyperparameters): each must fail in __post_init__ with a UserError naming the key.
 BAD_MODELS = [
@@ -50,7 +45,7 @@ BAD_THRESHOLDS = [
     {"policy": "val_percentile", "q": 99.0, "source": "test"},
 ]
 
-# Subprocesses: one per group at least, each failing before any training.
+# Whole command lines: one per group at least, each failing before any training.
 BAD_RUNS = [
     ["model=lstm_vae", "model.window=0"],
     ["model=lstm_vae", "model.step_reduce=median"],
@@ -122,10 +117,7 @@ def _assert_one_line_error(result: subprocess.CompletedProcess, program: str) ->
 
 @pytest.mark.parametrize("args", BAD_RUNS, ids=" ".join)
 def test_tsad_run_fails_in_one_line(args, tmp_path):
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run([TSAD_RUN, *TINY_SERIES, f"hydra.run.dir={tmp_path / 'run'}",
-                             f"paths.output_dir={tmp_path}", *args],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    result = run_tsad([*TINY_SERIES, f"hydra.run.dir={tmp_path / 'run'}", *args], tmp_path, check=False)
     _assert_one_line_error(result, "tsad-run")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert list(tmp_path.iterdir()) == [], "no folder is created for a config error"
@@ -133,8 +125,7 @@ def test_tsad_run_fails_in_one_line(args, tmp_path):
 
 @pytest.mark.parametrize("args", [["--digits", "-2"], ["--format", "xls"], ["--by", "dataset"]], ids=" ".join)
 def test_tsad_table_fails_in_one_line(args, tmp_path):
-    result = subprocess.run([TSAD_TABLE, str(tmp_path), *args], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60)
+    result = run_tsad_table([str(tmp_path), *args], tmp_path, check=False)
     _assert_one_line_error(result, "tsad-table")
 
 
@@ -237,41 +228,17 @@ DOOR_CASES = [
     (["model=zscore,random"], "model=zscore,random sweeps over values: add -m (--multirun)"),
 ]
 
-DRIVER = """
-import contextlib, io, json, sys, traceback
-from tsad.cli import main
-
-results = []
-for args in json.load(sys.stdin):
-    sys.argv, stderr, code = ["tsad-run", *args], io.StringIO(), None
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-        try:
-            main()
-        except SystemExit as stop:
-            code = stop.code
-        except BaseException:
-            traceback.print_exc()
-    results.append({"code": code, "stderr": stderr.getvalue()})
-json.dump(results, sys.stdout)
-"""
-
-
 @pytest.fixture(scope="module")
 def door_results(tmp_path_factory):
-    """Each DOOR_CASES line run through tsad-run's main, with its folders pointed at a case folder of its own."""
+    """Each DOOR_CASES line run through tsad-run, with its folders pointed at a case folder of its own."""
     root = tmp_path_factory.mktemp("door")
     config_dir = root / "conf"
     (config_dir / "model").mkdir(parents=True)
     (config_dir / "model" / "tight_zscore.yaml").write_text("defaults:\n  - zscore\n  - _self_\nwindow: 0\n")
     cases = [*DOOR_CASES, (["--config-dir", str(config_dir), "model=tight_zscore"], "model.window must be")]
-    command_lines = [[*args, f"paths.output_dir={root / str(n)}", f"hydra.run.dir={root / str(n) / 'run'}"]
-                     for n, (args, _) in enumerate(cases)]
-    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(command_lines), capture_output=True,
-                          text=True, cwd=root, timeout=600, env=env)
-    assert done.returncode == 0, done.stderr
-    return {" ".join(args): (result, root / str(n), expected)
-            for n, ((args, expected), result) in enumerate(zip(cases, json.loads(done.stdout)))}
+    return {" ".join(args): (run_tsad([*args, f"hydra.run.dir={root / str(n) / 'run'}"], root / str(n), cwd=root,
+                                      check=False), root / str(n), expected)
+            for n, (args, expected) in enumerate(cases)}
 
 
 def test_door_cases_cover_every_group():
@@ -286,9 +253,9 @@ def test_door_cases_cover_every_group():
 def test_tsad_run_refuses_bad_input_at_the_door(door_results, key):
     key = next(k for k in door_results if k == key or k.startswith(key + " "))
     result, case_dir, expected = door_results[key]
-    lines = result["stderr"].splitlines()
-    assert result["code"] == 2, result
-    assert len(lines) == 1 and "Traceback" not in result["stderr"], result["stderr"]
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, result
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0].startswith("tsad-run: error: ") and expected in lines[0], lines[0]
     assert not case_dir.exists(), f"{key} created {sorted(case_dir.rglob('*'))}"
 
