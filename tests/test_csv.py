@@ -1,6 +1,5 @@
 """The csv family: layouts, splits, labels, NaN policies, and one-line errors through tsad-run."""
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -181,17 +180,16 @@ def error_cases(folder: Path) -> dict[str, tuple[list[str], str]]:
 
 @pytest.fixture(scope="module")
 def cli_results(tmp_path_factory):
-    """Every error case and one good run of the worked example, as parallel tsad-run subprocesses."""
+    """Every error case and one good run of the worked example, as tsad-run runs them."""
     folder = tmp_path_factory.mktemp("csv_cli")
     cases = error_cases(folder)
     jobs = {name: ["model=random", "dataset=csv", *arguments] for name, (arguments, _) in cases.items()}
     jobs["example"] = ["model=zscore", "dataset=csv", f"dataset.path={EXAMPLE}", "plots=false"]
-    for name in jobs:
+    results = {}
+    for name, args in jobs.items():
         (folder / name.replace(" ", "_")).mkdir()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {name: pool.submit(run_tsad, args, folder / name.replace(" ", "_"), check=False)
-                   for name, args in jobs.items()}
-    return {name: future.result() for name, future in futures.items()}, cases, folder
+        results[name] = run_tsad(args, folder / name.replace(" ", "_"), check=False)
+    return results, cases, folder
 
 
 @pytest.mark.parametrize("case", ["missing file", "no numeric column", "nan values", "shorter than window",
