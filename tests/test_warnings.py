@@ -3,12 +3,10 @@
 missing cell in tsad-table), never 0 or 0.5."""
 
 import logging
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, TSAD_RUN, read_metrics, run_folders, run_tsad, sensor_frame
+from conftest import SHARED_DATA, read_metrics, run_folders, run_tsad, run_tsad_table, sensor_frame
 
 from tsad.data.csv import build
 from tsad.data.series import DatasetSplits, SeriesSet
@@ -113,8 +111,8 @@ def test_a_run_records_its_warnings_and_tsad_table_shows_undefined_metrics_as_mi
     for entry in record["warnings"]:
         assert sum(line.endswith(f"[tsad][WARNING] - warning: {entry['message']}") for line in log_lines) == 1
 
-    table = subprocess.run([str(Path(TSAD_RUN).with_name("tsad-table")), str(folder), "--metric", "f1", "--format",
-                            "md", "--out", str(tmp_path / "tables")], capture_output=True, text=True, check=True)
+    table = run_tsad_table([str(folder), "--metric", "f1", "--format", "md", "--out", str(tmp_path / "tables")],
+                           tmp_path)
     assert "– [1 n/a]" in "".join(p.read_text() for p in (tmp_path / "tables").glob("*.md")), table.stdout
 
 
