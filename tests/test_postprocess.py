@@ -4,7 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tsad.data.nab_format import probationary_length
 from tsad.errors import UserError
+from tsad.evaluation.thresholds import threshold_policy
+from tsad.pipeline import Pipeline
 from tsad.postprocess import LOG_FLOOR, RED_ZONE, PostProcess, anomaly_likelihood, outside_seen_range, rest_after_alarms
 from tsad.protocols.nab import check_threshold_for
 
@@ -60,55 +63,69 @@ def test_a_rest_period_keeps_only_the_first_alarm_of_an_event():
 
 
 def test_settings_are_checked_in_one_line():
-    with pytest.raises(UserError, match="postprocess.windw is not a postprocess setting"):
-        PostProcess.from_config({"windw": 3})
-    with pytest.raises(UserError, match="postprocess.refit_every must be a positive whole number"):
-        PostProcess.from_config({"refit_every": 0})
-    assert not PostProcess.from_config(None).active
+    with pytest.raises(UserError, match=r"unknown key 'postprocess.windw'"):
+        PostProcess.parse({"windw": 3}, "postprocess")
+    with pytest.raises(UserError, match="postprocess.refit_every=0 is out of range: allowed an integer >= 1"):
+        PostProcess.parse({"refit_every": 0}, "postprocess")
+    assert not PostProcess.parse(None, "postprocess").active
 
 
 def test_the_likelihood_needs_a_fixed_threshold_under_nab():
     with pytest.raises(UserError, match="threshold=fixed threshold.value=0.5"):
-        check_threshold_for(PostProcess(name="likelihood", likelihood=True), {"policy": "val_percentile"})
-    check_threshold_for(PostProcess(name="likelihood", likelihood=True), {"policy": "fixed", "value": 0.5})
+        check_threshold_for(PostProcess(name="likelihood", likelihood=True), threshold_policy({"policy": "sigma"}))
+    check_threshold_for(PostProcess(name="likelihood", likelihood=True),
+                        threshold_policy({"policy": "fixed", "value": 0.5}))
 
 
 def test_series_level_runs_refuse_post_processing_instead_of_ignoring_it(tmp_path):
     from tsad.config import compose
-    from tsad.protocols.offline import run_offline
+    from tsad.protocols.offline import Offline
+    from tsad.settings.run import RunConfig
 
     with pytest.raises(UserError, match="postprocess=likelihood transforms step scores in time order"):
-        run_offline(compose(["model=zscore", "postprocess=likelihood"]), tmp_path)
+        Offline().check(RunConfig.parse(compose(["model=zscore", "postprocess=likelihood"])))
 
 
 @pytest.mark.parametrize("row", [30, 200, 399])
 def test_an_offline_series_score_never_changes_when_later_rows_change(row):
     values, scores = noisy()
-    before = EVERYTHING.score_series(values, scores)
+    pipeline = Pipeline(None, EVERYTHING)
+    before = pipeline.step_scores(values, scores)
     values[row:] += 50.0
     scores[row:] = 9.0
-    after = EVERYTHING.score_series(values, scores)
+    after = pipeline.step_scores(values, scores)
     np.testing.assert_array_equal(after[:row], before[:row])
+
+
+@pytest.mark.parametrize("length", [120, 400, 2000, 6000])
+def test_an_offline_series_learns_on_its_own_probationary_share(length):
+    """The likelihood's learning phase is NAB's probationary period of each series: 15 % of its rows, at most 750."""
+    values, scores = noisy(length, seed=length)
+    scores[-10:] = 1.0
+    out = Pipeline(None, PostProcess(name="likelihood", likelihood=True)).step_scores(values, scores)
+    probation = probationary_length(length)
+    assert probation == min(int(0.15 * length), 750)
+    np.testing.assert_allclose(out[:probation], LEARNING_SCORE)
+    assert not np.allclose(out[probation:], LEARNING_SCORE), "rows after the learning phase are scored"
 
 
 def test_offline_point_runs_post_process_every_split_and_save_it_for_prediction(tmp_path):
     from tsad.config import compose
-    from tsad.data.registry import build_dataset
-    from tsad.model_inputs import ModelInputs
     from tsad.models.base import Detector
-    from tsad.postprocess import post_processed
-    from tsad.protocols.offline import run_offline
+    from tsad.protocols.offline import Offline
+    from tsad.settings.run import RunConfig
 
     overrides = ["model=zscore", "dataset=synthetic_points", "dataset.n_test=3", "postprocess=likelihood_spatial",
                  "threshold=fixed", "threshold.value=0.5", "plots=false"]
-    result = run_offline(compose(overrides), tmp_path)
+    settings = RunConfig.parse(compose(overrides))
+    result = Offline().run(settings, tmp_path)
 
-    data = build_dataset(compose(overrides)["dataset"])
+    data = settings.dataset.build()
     raw = Detector.load(tmp_path / "model").score(data.test)
-    expected = post_processed(PostProcess.from_config(compose(overrides)["postprocess"]), data.test, raw)
+    expected = Pipeline(None, settings.postprocess).processed(data.test, raw)
     written = pd.read_csv(tmp_path / "scores" / "test_steps.csv.gz")
     np.testing.assert_allclose(written["score"], np.concatenate(expected.steps))
     assert not np.allclose(np.concatenate(expected.steps), np.concatenate(raw.steps))
     assert 0 <= written["score"].min() and written["score"].max() <= 1
     assert result["threshold"]["values"]["point"] == 0.5
-    assert ModelInputs.load(tmp_path / "model").postprocess["name"] == "likelihood_spatial"
+    assert Pipeline.load(tmp_path / "model")[0].postprocess == settings.postprocess

@@ -7,14 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tsad.data.registry import build_dataset
+from tsad.data.registry import dataset_settings
 from tsad.data.windows import make_windows, windows_to_steps
 from tsad.errors import UserError
-from tsad.evaluation.thresholds import POLICIES, validate_threshold_config
+from tsad.evaluation.thresholds import POLICIES, threshold_policy
 from tsad.models.base import build_detector
-from tsad.models.baselines import node_depths, tree_path_lengths
-from tsad.postprocess import PostProcess
-from tsad.protocols.offline import reference_thresholds
+from tsad.models.iforest import node_depths, tree_path_lengths
+from tsad.pipeline import Pipeline
+from tsad.protocols.offline import score_reference
 
 SERIES = {"family": "synthetic", "name": "tiny", "seed": 3, "n_train": 30, "n_val": 10, "n_test": 30,
           "min_length": 40, "max_length": 80, "labelled_val": 0.5}
@@ -32,9 +32,15 @@ CONFIGS = [
 LEVELS = ["series", "point"]
 
 
+def build_dataset(config: dict):
+    return dataset_settings(config).build()
+
+
 def thresholds_for(config: dict, detector, data, levels: list[str]):
     """(thresholds, reference) as a run chooses them: the policy's reference split scored, never test."""
-    return reference_thresholds(validate_threshold_config(config), detector, data, levels, PostProcess())
+    policy, pipeline = threshold_policy(config), Pipeline(detector)
+    reference = score_reference(policy, pipeline, data)
+    return pipeline.choose_thresholds(policy, reference.data, reference.scores, levels), reference
 
 
 def fitted(dataset: dict):
@@ -145,14 +151,16 @@ def test_val_best_f1_without_a_labelled_split_names_the_dataset_option():
 @pytest.mark.parametrize("config, message", [
     ({"policy": "oracle"}, "threshold.policy must be one of"),
     ({"policy": "fixed"}, "threshold.value=<number>"),
-    ({"policy": "fixed", "value": "high"}, "threshold.value=<number>"),
-    ({"policy": "val_best_f1", "q": 3}, "has no keys"),
-    ({"policy": "sigma", "source": "test"}, "threshold.source must be one of val, train"),
-    ({"policy": "contamination", "rate": 1.5}, "threshold.rate"),
+    ({"policy": "fixed", "value": "high"}, "threshold.value='high' has the wrong type: expected a number or a mapping"),
+    ({"policy": "val_best_f1", "q": 3}, "unknown key 'threshold.q'"),
+    ({"policy": "sigma", "source": "test"}, "threshold.source='test' is not allowed: choose one of val, train"),
+    ({"policy": "contamination", "rate": 1.5}, "threshold.rate=1.5 is out of range"),
+    ({"policy": "sigma", "k": float("nan")}, "threshold.k=nan is out of range"),
 ])
 def test_bad_threshold_configs_fail_in_one_line(config, message):
-    with pytest.raises(UserError, match=message):
-        validate_threshold_config(config)
+    with pytest.raises(UserError, match=message) as error:
+        threshold_policy(config)
+    assert "\n" not in str(error.value)
 
 
 def test_labelled_val_is_drawn_after_test_and_leaves_the_other_splits_alone():

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from tsad.errors import NaNLossError, UserError
-from tsad.training.trainer import Trainer
+from tsad.training.trainer import Trainer, TrainerSettings
 
 
 class Batches:
@@ -40,8 +40,8 @@ class Autoencoder(nn.Module):
         self.events.append("fit_end")
 
 
-def quiet(**overrides):
-    return {"progress": False, "warmup_epochs": 0, **overrides}
+def quiet(**overrides) -> TrainerSettings:
+    return TrainerSettings.parse({"progress": False, "warmup_epochs": 0, **overrides}, "trainer")
 
 
 def test_loss_goes_down_and_hooks_run_in_order():
@@ -111,15 +111,17 @@ def test_a_stage_setting_outside_the_allowed_keys_is_refused():
 
 @pytest.mark.parametrize("max_epochs, expected", [(None, (30, 100)), (5, (5, 5)), (200, (200, 100))])
 def test_max_epochs_caps_a_models_own_length_and_null_leaves_it(max_epochs, expected):
-    trainer = Trainer({"max_epochs": max_epochs})
+    trainer = Trainer(TrainerSettings(max_epochs=max_epochs))
     assert (trainer.standard_epochs, trainer.epochs_for(100)) == expected
 
 
 @pytest.mark.parametrize("config, key", [({"max_epochs": 0}, "max_epochs"), ({"schedule": "step"}, "schedule"),
-                                         ({"precision": "8"}, "precision"), ({"colour": 1}, "unknown trainer keys")])
+                                         ({"precision": "8"}, "precision"),
+                                         ({"colour": 1}, "unknown key 'trainer.colour'"),
+                                         ({"lr": float("nan")}, "trainer.lr=nan is out of range")])
 def test_bad_trainer_settings_name_the_key(config, key):
     with pytest.raises(UserError, match=key):
-        Trainer(config)
+        TrainerSettings.parse(config, "trainer")
 
 
 class WarmingUpPenalty(Autoencoder):

@@ -34,9 +34,6 @@ import numpy as np
 import pandas as pd
 from scipy.special import erfc
 
-from tsad.data.nab_format import probationary_length
-from tsad.data.series import SeriesSet
-from tsad.models.base import Scores
 from tsad.settings.fields import Section, setting
 
 RED_ZONE = 1e-5  # Q at or below this is an extreme event
@@ -67,11 +64,6 @@ class PostProcess(Section):
     def active(self) -> bool:
         return self.likelihood or self.spatial or self.rest
 
-    def score_series(self, values: np.ndarray, raw_scores: np.ndarray) -> np.ndarray:
-        """Post-processed scores [T] of one series of an offline run from its detector's raw scores [T]: mapped
-        to [0, 1] by their running rank, the likelihood learning on NAB's probationary share of the series."""
-        return self.apply(values, raw_scores, running_rank(raw_scores), probationary_length(len(raw_scores)))
-
     def apply(self, values: np.ndarray, raw_scores: np.ndarray, scores: np.ndarray, probation: int) -> np.ndarray:
         """Post-processed scores [T] of one series from its values [T] or [T, C], the detector's raw scores [T]
         (NaN = unscored) and their mapping to [0, 1] (`scores`, used as they are without the likelihood)."""
@@ -96,14 +88,6 @@ def running_rank(raw_scores: np.ndarray) -> np.ndarray:
     if len(scored):
         mapped[scored] = pd.Series(raw_scores[scored]).expanding().rank(method="min", pct=True).to_numpy()
     return mapped
-
-
-def post_processed(postprocess: PostProcess, data: SeriesSet, scores: Scores) -> Scores:
-    """The step scores after the run's causal post-processing, series by series (series scores stay the detector's)."""
-    if not postprocess.active:
-        return scores
-    return Scores([postprocess.score_series(values, raw) for values, raw in zip(data.values, scores.steps)],
-                  scores.series)
 
 
 def anomaly_likelihood(values: np.ndarray, scores: np.ndarray, probation: int, average_window: int = 10,

@@ -53,10 +53,14 @@ class Range:
                 and (self.at_most is None or value <= self.at_most) and (self.below is None or value < self.below))
 
     def text(self, integer: bool) -> str:
-        parts = [f"{sign} {bound:g}" for sign, bound in ((">=", self.at_least), (">", self.above),
+        parts = [f"{sign} {number_text(bound)}" for sign, bound in ((">=", self.at_least), (">", self.above),
                                                        ("<=", self.at_most), ("<", self.below)) if bound is not None]
         kind = "an integer" if integer else "a number"
         return f"{kind} {' and '.join(parts)}" if parts else f"any finite {kind[2:] if integer else 'number'}"
+
+
+def number_text(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
 
 
 def setting(default: Any = MISSING, *, at_least: float | None = None, above: float | None = None,
@@ -202,7 +206,8 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
         raise UserError(f"{key}={display(value)} is not allowed: choose one of {', '.join(map(str, arguments))}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise UserError(f"{key}={display(value)} has the wrong type: expected {describe(annotation)}")
+            raise UserError(f"{key}={display(value)} has the wrong type: expected {describe(annotation)}, "
+                            f"written {key}=[...]")
         if origin is tuple and arguments and arguments[-1] is not Ellipsis:
             if len(value) != len(arguments):
                 raise UserError(f"{key}={display(value)} needs {len(arguments)} values ({describe(annotation)})")
@@ -253,7 +258,10 @@ def describe(annotation: Any) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(map(str, arguments))
     if origin in (list, tuple):
-        return f"a list of {describe(arguments[0]) if arguments else 'values'}"
+        plural = {int: "integers", float: "numbers", str: "strings", bool: "true/false values"}
+        return f"a list of {plural.get(arguments[0], 'values') if arguments else 'values'}"
+    if origin is dict:
+        return "a mapping"
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "a mapping",
              type(None): "null"}
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))

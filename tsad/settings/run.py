@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tsad.errors import UserError
-from tsad.settings.fields import Section, check_values, setting, unknown_key
+from tsad.settings.fields import Section, check_values, setting
 
 OBJECTIVE_PREFIX = "validation."
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -71,7 +71,7 @@ class RunConfig(Section):
         from tsad.evaluation.thresholds import threshold_policy
         from tsad.models.tta import TestTimeAugmentation
         from tsad.postprocess import PostProcess
-        from tsad.tracking import LoggerSettings
+        from tsad.tracking import check_logger
         from tsad.training.trainer import TrainerSettings
 
         config = dict(config)
@@ -84,7 +84,7 @@ class RunConfig(Section):
             "trainer": TrainerSettings.parse(config.pop("trainer", None), "trainer"),
             "threshold": threshold_policy(config.pop("threshold", None) or {"policy": "val_percentile"}),
             "postprocess": PostProcess.parse(config.pop("postprocess", None), "postprocess"),
-            "logger": LoggerSettings.parse(config.pop("logger", None), "logger"),
+            "logger": check_logger(config.pop("logger", None)),
             "tta": TestTimeAugmentation.parse(config.pop("tta", None), "tta"),
             "paths": Paths.parse(config.pop("paths", None), "paths"),
         }
@@ -103,11 +103,3 @@ class RunConfig(Section):
                 raise UserError(f"objective {self.objective} needs a labelled validation split: set "
                                 "dataset.labelled_val (a fraction of n_test or a count of series, e.g. "
                                 "dataset.labelled_val=0.3)")
-
-
-def known_top_level_keys() -> list[str]:
-    return sorted({*(f.name for f in RunConfig.__dataclass_fields__.values())})
-
-
-def unknown_top_level_key(key: str) -> UserError:
-    return unknown_key(key, known_top_level_keys(), "the config has")

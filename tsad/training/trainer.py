@@ -52,7 +52,7 @@ class TrainerSettings(Section):
 
     max_epochs: int | None = setting(None, at_least=1)  # null: each model's own training length
     batch_size: int = setting(64, at_least=1)
-    lr: float = setting(1e-3, above=0)
+    lr: float = setting(1e-3, at_least=0)
     weight_decay: float = setting(1e-4, at_least=0)
     warmup_epochs: float = setting(1, at_least=0)
     schedule: str = setting("cosine", choices=("cosine", "constant"))
