@@ -8,8 +8,8 @@ from conftest import read_metrics, reload_and_compare, run_folders, run_tsad
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
 from tsad.models.base import build_detector
-from tsad.models.carla import INJECTIONS, CARLAModule, inject_anomalies, mine_neighbours
-from tsad.training.trainer import Trainer
+from tsad.models.carla import CARLA, INJECTIONS, CARLAModule, inject_anomalies, mine_neighbours
+from tsad.training.trainer import Trainer, TrainerSettings
 
 SMALL_MODEL = ["model.window=24", "model.positive_lag=4", "model.num_neighbors=3"]
 
@@ -75,11 +75,9 @@ def test_neighbour_mining_gives_each_sample_its_own_neighbours():
 def small_module(pretext_epochs: int = 1, classification_epochs: int = 1, num_classes: int = 5,
                  score_type: str = "profile_distance") -> CARLAModule:
     """A 2-channel module on windows of 16 steps (positive_lag 3), 3 neighbours, a bank of 100."""
-    return CARLAModule(2, window=16, positive_lag=3, mid_channels=4, features_dim=4, temperature=0.4, margin=1.0,
-                       injections=list(INJECTIONS), num_classes=num_classes, num_neighbors=3, entropy_weight=2.0,
-                       inconsistency_weight=1.0, pretext_epochs=pretext_epochs,
-                       classification_epochs=classification_epochs, bank_size=100, classification_lr=1e-2,
-                       classification_weight_decay=1e-3, score_type=score_type)
+    config = CARLA(window=16, positive_lag=3, num_classes=num_classes, num_neighbors=3, pretext_epochs=pretext_epochs,
+                   classification_epochs=classification_epochs, bank_size=100, score_type=score_type)
+    return config.build_module(n_channels=2)
 
 
 def test_classification_anchors_get_neighbours_from_the_frozen_pretext_space():
@@ -101,7 +99,7 @@ def test_classification_anchors_get_neighbours_from_the_frozen_pretext_space():
                                                    (2, {"pretext": 2, "classification": 2})])
 def test_stages_train_their_published_length_and_classification_is_not_stopped_early(max_epochs, expected):
     module = small_module(pretext_epochs=30, classification_epochs=50)
-    module.on_fit_start(Trainer({"max_epochs": max_epochs}), [{"x": torch.randn(4, 19, 2)}])
+    module.on_fit_start(Trainer(TrainerSettings(max_epochs=max_epochs)), [{"x": torch.randn(4, 19, 2)}])
     assert module.stage_epochs == expected
     assert module.stage_settings["classification"]["patience"] == expected["classification"]
     assert module.stage_settings["classification"]["lr"] == 1e-2
@@ -120,9 +118,11 @@ def test_each_injection_changes_every_window_and_leaves_the_input_alone(kind):
     assert (changed.sum(dim=1) <= 4).all(), "fewer than C/2 channels carry the anomaly"
 
 
-def test_unknown_injection_is_a_user_error():
-    with pytest.raises(UserError, match="injections"):
+def test_an_unknown_injection_or_none_at_all_is_a_user_error():
+    with pytest.raises(UserError, match=r"model.injections\[1\]='spike' is not allowed: choose one of seasonal,"):
         build_detector("carla", {"injections": ["seasonal", "spike"]})
+    with pytest.raises(UserError, match=r"model.injections=\[\] leaves no anomaly to inject"):
+        build_detector("carla", {"injections": []})
 
 
 def module_with_fixed_probabilities(score_type: str, probabilities: torch.Tensor, profile: torch.Tensor) -> CARLAModule:
@@ -172,5 +172,5 @@ def test_the_normal_profile_is_the_mean_class_distribution_of_the_training_windo
 
 
 def test_an_unknown_score_type_is_refused():
-    with pytest.raises(UserError, match="model.score_type must be one of profile_distance, majority_class"):
+    with pytest.raises(UserError, match="model.score_type='majority' is not allowed: choose one of profile_distance"):
         build_detector("carla", {"score_type": "majority"})

@@ -9,18 +9,17 @@ from omegaconf import OmegaConf
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from tsad.data.batches import pad_batch
-from tsad.data.registry import build_dataset
+from tsad.data.registry import dataset_settings
 from tsad.errors import UserError
 from tsad.models import gmm
 from tsad.models.base import Detector, build_detector
-from tsad.models.dagmm import BidirectionalEncoder, DAGMMModule
+from tsad.models.dagmm import DAGMM, BidirectionalEncoder, DAGMMModule
 
 
 def small_module(n_channels=2, latent_size=2, n_components=2) -> DAGMMModule:
     torch.manual_seed(0)
-    return DAGMMModule(n_channels, hidden_size=8, num_layers=2, latent_size=latent_size, dropout=0.2,
-                       n_components=n_components, estimation_hidden=6, estimation_dropout=0.5, lambda_energy=0.1,
-                       lambda_cov=0.005, jitter=1e-6)
+    config = DAGMM(hidden_size=8, num_layers=2, latent_size=latent_size, n_components=n_components, estimation_hidden=6)
+    return config.build_module(n_channels)
 
 
 def random_batches(n_batches=3, batch_size=16, n_channels=2, seed=0):
@@ -42,7 +41,7 @@ def test_tsad_run_trains_scores_and_reloads(tmp_path, monkeypatch):
     detector = Detector.load(folder / "model")
     assert bool(detector.module.gmm_fitted)
     config = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "config.yaml"), resolve=True)
-    test = build_dataset(config["dataset"]).test
+    test = dataset_settings(config["dataset"]).build().test
     saved = pd.read_csv(folder / "scores" / "test_series.csv")
     np.testing.assert_allclose(detector.score(test).series, saved["score"].to_numpy(), rtol=1e-5, atol=1e-5)
 
@@ -149,7 +148,7 @@ def test_reconstruction_features_ignore_padding_and_differ():
 
 
 def test_unknown_or_bad_parameters_fail_in_one_line():
-    with pytest.raises(UserError, match="model.n_components"):
+    with pytest.raises(UserError, match="model.n_components=0 is out of range"):
         build_detector("dagmm", {"n_components": 0})
-    with pytest.raises(UserError, match="not a parameter of dagmm"):
+    with pytest.raises(UserError, match="unknown key 'model.window'"):
         build_detector("dagmm", {"window": 32})

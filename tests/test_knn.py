@@ -36,7 +36,7 @@ def test_growing_memory_scores_each_row_by_its_nearest_fitted_or_passed_window(v
     window, block = 8, 2
     detection = detect_online(lambda: growing_knn(window, block), values)
     probation = 24                                            # NAB's 15 % of 160 rows
-    normalised = detection.detector.normaliser.transform([values[:, None].astype(np.float32)])[0][:, 0]
+    normalised = detection.pipeline.detector.normaliser.transform([values[:, None].astype(np.float32)])[0][:, 0]
     normalised = normalised.astype(np.float64)
     fitted = [block_means(normalised, end, window, block) for end in range(window - 1, probation)]
     for row in range(window - 1, len(values)):
@@ -60,19 +60,27 @@ def test_a_pattern_seen_once_is_no_longer_new_to_a_growing_memory():
     assert growing[second].max() < 0.5 * growing[first].max()
 
 
-def test_block_one_reads_the_rows_themselves():
-    values = noisy_sine(120)
-    one = build_detector("knn", {"window": 8, "block": 1, "stride": 1, "k": 1}, causal=True)
-    plain = build_detector("knn", {"window": 8, "stride": 1, "k": 1}, causal=True)
-    np.testing.assert_array_equal(detect_online(lambda: one, values).raw_scores,
-                                  detect_online(lambda: plain, values).raw_scores)
+@pytest.mark.parametrize("block", [1, 2, 4])
+def test_a_fitted_memory_scores_each_row_by_its_kth_nearest_fitted_window_read_in_blocks(block):
+    window, k = 8, 2
+    values = noisy_sine(160)
+    detection = detect_online(lambda: build_detector("knn", {"window": window, "block": block, "stride": 1, "k": k},
+                                                     causal=True), values)
+    probation = 24                                            # NAB's 15 % of 160 rows
+    normalised = detection.pipeline.detector.normaliser.transform([values[:, None].astype(np.float32)])[0][:, 0]
+    normalised = normalised.astype(np.float64)
+    fitted = [block_means(normalised, end, window, block) for end in range(window - 1, probation)]
+    for row in range(window - 1, len(values)):
+        scored = block_means(normalised, row, window, block)
+        expected = sorted(np.linalg.norm(scored - other) for other in fitted)[k - 1]
+        assert detection.raw_scores[row] == pytest.approx(expected, abs=1e-5), row
 
 
 @pytest.mark.parametrize("params, causal, message", [
     ({"window": 16, "block": 3}, False, "model.block=3 must divide model.window=16"),
     ({"memory": "growing"}, False, "only an online protocol does (dataset=nab); use model.memory=fitted"),
     ({"memory": "growing", "k": 3}, True, "set model.k=1"),
-    ({"memory": "everything"}, False, "model.memory must be one of fitted, growing"),
+    ({"memory": "everything"}, False, "model.memory='everything' is not allowed: choose one of fitted, growing"),
 ])
 def test_settings_a_knn_cannot_honour_fail_in_one_line(params, causal, message):
     with pytest.raises(UserError, match=message.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):

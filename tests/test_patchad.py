@@ -7,7 +7,7 @@ from conftest import read_metrics, run_folders, run_tsad
 
 from tsad.errors import UserError
 from tsad.models.base import build_detector
-from tsad.models.patchad import PatchADModule, mean_kl, patch_views, step_discrepancy
+from tsad.models.patchad import PatchAD, mean_kl, patch_views, step_discrepancy
 
 SMALL_MODEL = ["model.window=30", "model.patch_sizes=[3,5]", "model.d_model=16", "model.e_layers=2"]
 
@@ -64,7 +64,8 @@ def test_step_discrepancy_pairs_patch_and_position_of_each_step(window, patch_si
 
 @pytest.mark.parametrize("window,patch_sizes", [(105, [3, 5, 7]), (32, [2, 4, 8]), (24, [1, 24])])
 def test_module_outputs_per_scale_and_layer(window, patch_sizes):
-    module = PatchADModule(2, window, patch_sizes, 8, 2, 0.0, "relu", 0.1, 10.0, 0.5, 3)
+    module = PatchAD(window=window, patch_sizes=patch_sizes, d_model=8, e_layers=2, dropout=0.0,
+                     score_beta=0.5).build_module(n_channels=2)
     out = module(torch.randn(4, window, 2))
     assert len(out["inter"]) == len(out["intra_proj"]) == 2 * len(patch_sizes)
     for k, patch_size in enumerate(np.repeat(patch_sizes, 2)):
@@ -78,7 +79,7 @@ def test_module_outputs_per_scale_and_layer(window, patch_sizes):
 
 def test_reconstruction_heads_are_trained_by_the_loss():
     torch.manual_seed(0)
-    module = PatchADModule(2, 20, [4, 5], 8, 2, 0.0, "relu", 0.1, 10.0, 0.0, 3)
+    module = PatchAD(window=20, patch_sizes=[4, 5], d_model=8, e_layers=2, dropout=0.0).build_module(n_channels=2)
     module.loss({"x": torch.randn(8, 20, 2)})["loss"].backward()
     for scale in module.scales:
         for head in (scale.rebuild_inter, scale.rebuild_intra):
@@ -89,3 +90,10 @@ def test_reconstruction_heads_are_trained_by_the_loss():
 def test_window_must_be_divisible_by_every_patch_size():
     with pytest.raises(UserError, match="divisible"):
         build_detector("patchad", {"window": 100, "patch_sizes": [3, 5]})
+
+
+def test_patch_sizes_must_be_positive_and_at_least_one():
+    with pytest.raises(UserError, match=r"model.patch_sizes=\[3, 0\] is out of range: allowed an integer >= 1"):
+        build_detector("patchad", {"patch_sizes": [3, 0]})
+    with pytest.raises(UserError, match=r"model.patch_sizes=\[\] gives no scale"):
+        build_detector("patchad", {"patch_sizes": []})

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import run_model_on_tiny_series
 
-from tsad.data.synthetic import build
+from tsad.data.synthetic import SyntheticSettings
 from tsad.errors import UserError
 from tsad.models.base import build_detector
 from tsad.models.patchtrad import PatchTrAD
@@ -22,7 +22,7 @@ def test_tsad_run_trains_and_scores(tmp_path):
 
 @pytest.fixture(scope="module")
 def fitted():
-    data = build(n_train=12, n_val=4, n_test=5, n_channels=2, min_length=30, max_length=50)
+    data = SyntheticSettings(n_train=12, n_val=4, n_test=5, n_channels=2, min_length=30, max_length=50).build()
     detector = build_detector("patchtrad", TINY_MODEL, trainer=TINY_TRAINER)
     return detector.fit(data.train, data.val), data
 

@@ -1,4 +1,4 @@
-"""PCA's density scoring (tsad/models/baselines.py): the Gaussian mixture over a window's principal components."""
+"""PCA's density scoring (tsad/models/pca.py): the Gaussian mixture over a window's principal components."""
 
 import numpy as np
 import pytest
@@ -40,22 +40,27 @@ def test_a_mixture_finds_the_series_between_two_normal_shapes_that_reconstructio
     assert rank_of_between == {"reconstruction": False, "one gaussian": False, "two components": True}
 
 
-def test_density_scores_are_the_mixture_log_likelihood_of_the_principal_components():
-    from sklearn.decomposition import PCA
-    from sklearn.mixture import GaussianMixture
+def test_one_component_scores_the_gaussian_negative_log_likelihood_of_the_principal_components():
+    """Against the textbook computation: project onto the top principal directions (an SVD of the centred train
+    windows), fit the Gaussian's mean and covariance (maximum likelihood, plus scikit-learn's 1e-6 ridge), and
+    take -log N with scipy. The density does not depend on which orthonormal basis spans the components."""
+    from scipy.stats import multivariate_normal
 
-    detector = whole_series_pca(scoring="density", density_components=2)
-    train = detector.normaliser.transform(as_series(two_shapes(200, seed=0)).values)
-    test_rows = two_shapes(20, seed=3)
-    flat_train = np.concatenate([row[:, 0][None] for row in train]).astype(np.float64)
-    pca = PCA(3, random_state=0).fit(flat_train)
-    mixture = GaussianMixture(2, covariance_type="full", random_state=0).fit(pca.transform(flat_train))
-    flat_test = np.concatenate([row[:, 0][None] for row in detector.normaliser.transform(as_series(test_rows).values)])
-    expected = -mixture.score_samples(pca.transform(flat_test.astype(np.float64)))
+    detector = whole_series_pca(scoring="density")
+    train = np.concatenate([row.T for row in detector.normaliser.transform(as_series(two_shapes(200, 0)).values)])
+    test_rows = np.concatenate([two_shapes(10, seed=3), 0.5 * two_shapes(5, seed=4)])
+    test = np.concatenate([row.T for row in detector.normaliser.transform(as_series(test_rows).values)])
+    train, test = train.astype(np.float64), test.astype(np.float64)
+    centre = train.mean(axis=0)
+    directions = np.linalg.svd(train - centre, full_matrices=False)[2][:3]           # [3, LENGTH]
+    projected_train, projected_test = (train - centre) @ directions.T, (test - centre) @ directions.T
+    gaussian = multivariate_normal(projected_train.mean(axis=0),
+                                   np.cov(projected_train.T, bias=True) + 1e-6 * np.eye(3))
+    expected = -gaussian.logpdf(projected_test)
     scores = detector.score(as_series(test_rows))
-    assert scores.series == pytest.approx(expected, rel=1e-4, abs=1e-4)
+    assert scores.series == pytest.approx(expected, rel=1e-6)
     for steps, value in zip(scores.steps, expected):
-        assert steps == pytest.approx(np.full(LENGTH, value), rel=1e-4, abs=1e-4)  # every step of the one window
+        assert steps == pytest.approx(np.full(LENGTH, value), rel=1e-6)   # every step of the one window
 
 
 def test_density_scoring_reconstructs_from_the_same_components_as_reconstruction_scoring():

@@ -11,11 +11,11 @@ import torch
 import yaml
 from conftest import run_model_on_tiny_series
 
-from tsad.data.synthetic import build
+from tsad.data.synthetic import SyntheticSettings
 from tsad.errors import UserError
 from tsad.models.base import Detector, build_detector
 from tsad.models.prodiffad import ProDiffAD
-from tsad.training.trainer import Trainer
+from tsad.training.trainer import Trainer, TrainerSettings
 
 TINY_TRAINER = {"max_epochs": 1, "max_batches_per_epoch": 3, "batch_size": 16, "warmup_epochs": 0}
 # 8 teacher DDIM steps from K = 16, two distillation rounds: 8 -> 4 -> 2 steps.
@@ -32,7 +32,7 @@ def test_tsad_run_trains_teacher_then_distils(tmp_path):
 
 @pytest.fixture(scope="module")
 def fitted():
-    data = build(n_train=12, n_val=4, n_test=4, n_channels=2, min_length=30, max_length=50)
+    data = SyntheticSettings(n_train=12, n_val=4, n_test=4, n_channels=2, min_length=30, max_length=50).build()
     detector = build_detector("prodiffad", TINY_MODEL, trainer=TINY_TRAINER)
     return detector.fit(data.train, data.val), data
 
@@ -76,7 +76,7 @@ def test_distillation_halves_the_sampler_each_round(fitted, tmp_path):
 
 
 def test_rounds_that_do_not_run_do_not_count():
-    data = build(n_train=6, n_val=2, n_test=2, n_channels=2, min_length=30, max_length=40)
+    data = SyntheticSettings(n_train=6, n_val=2, n_test=2, n_channels=2, min_length=30, max_length=40).build()
     detector = build_detector("prodiffad", {**TINY_MODEL, "distill_epochs": 0}, trainer=TINY_TRAINER)
     detector.fit(data.train, data.val)
     assert int(detector.module.distilled_rounds) == 0
@@ -86,7 +86,7 @@ def test_rounds_that_do_not_run_do_not_count():
 @pytest.mark.parametrize("max_epochs, expected", [(2, 2), (30, 5), (None, 5)])
 def test_distillation_rounds_fit_the_trainer_epoch_budget(max_epochs, expected):
     module = build_detector("prodiffad", {}).build_module(1)
-    module.on_fit_start(Trainer({"max_epochs": max_epochs}), batches=[])
+    module.on_fit_start(Trainer(TrainerSettings(max_epochs=max_epochs)), batches=[])
     assert module.stage_epochs == {"distill_1": expected}
 
 

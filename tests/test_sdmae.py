@@ -11,12 +11,12 @@ from conftest import read_metrics, reload_and_compare, run_folders, run_tsad
 
 from tsad.data.batches import WindowBatches
 from tsad.data.series import SeriesSet
-from tsad.data.synthetic import build
+from tsad.data.synthetic import SyntheticSettings
 from tsad.data.windows import window_starts
 from tsad.errors import UserError
 from tsad.models.base import build_detector
 from tsad.models.sdmae import SDMAE
-from tsad.training.trainer import Trainer
+from tsad.training.trainer import Trainer, TrainerSettings
 
 TINY_TRAINER = {"max_epochs": 1, "max_batches_per_epoch": 2, "batch_size": 16, "warmup_epochs": 0}
 
@@ -51,7 +51,8 @@ def test_tsad_run_trains_and_scores_both_levels(tmp_path, tiny_series):
 
 def test_save_load_gives_identical_scores(tmp_path):
     # The default (patch tokens, sliding scoring) also goes through tests/test_contract.py.
-    data = build(n_train=12, n_val=4, n_test=6, min_length=30, max_length=60, train_labelled_anomalies=0.2)
+    data = SyntheticSettings(n_train=12, n_val=4, n_test=6, min_length=30, max_length=60,
+                             train_labelled_anomalies=0.2).build()
     detector = build_detector("sdmae", {"window": 20, "tokens": "step", "score_steps": 5, "d_model": 16, "n_heads": 2,
                                         "ff_size": 32, "scoring": "last_steps", "score_stride": 1},
                               trainer=TINY_TRAINER)
@@ -126,7 +127,8 @@ def test_weights_saved_with_one_shared_head_load_into_both_heads():
 
 
 def test_training_windows_carry_the_step_labels_of_labelled_series():
-    data = build(n_train=6, n_val=2, n_test=2, min_length=30, max_length=40, train_labelled_anomalies=0.5)
+    data = SyntheticSettings(n_train=6, n_val=2, n_test=2, min_length=30, max_length=40,
+                             train_labelled_anomalies=0.5).build()
     detector = SDMAE(window=20, patch_size=5, score_steps=5, train_stride=5)
     batches = list(detector.batches(data.train, batch_size=8, shuffle=False))
     step_label = torch.cat([b["step_label"] for b in batches])
@@ -175,7 +177,7 @@ def test_anomaly_term_counts_only_masked_anomalous_steps():
 
 def test_anomaly_warmup_ramps_over_the_configured_fraction():
     module = tiny_module(anomaly_warmup_fraction=0.2)
-    module.on_fit_start(Trainer({"max_epochs": 10}), None)
+    module.on_fit_start(Trainer(TrainerSettings(max_epochs=10)), None)
     module.train()
     weights = []
     for epoch in range(4):
@@ -252,8 +254,9 @@ def test_training_mask_hides_the_configured_ratio():
     ({"mask_ratio": 0.0}, "mask_ratio"),
 ])
 def test_bad_parameters_fail_in_one_line(params, message):
-    with pytest.raises(UserError, match=message):
-        SDMAE(**params)
+    with pytest.raises(UserError, match=message) as caught:
+        build_detector("sdmae", params)
+    assert "\n" not in str(caught.value)
 
 
 def test_yaml_defaults_match_the_constructor():

@@ -8,11 +8,11 @@ from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad, score_alo
 from omegaconf import OmegaConf
 
 from tsad.data.batches import pad_batch
-from tsad.data.registry import build_dataset
+from tsad.data.registry import dataset_settings
 from tsad.errors import UserError
 from tsad.models import gmm, segmentation, seq2gmm
 from tsad.models.base import Detector, build_detector
-from tsad.training.trainer import Trainer
+from tsad.training.trainer import Trainer, TrainerSettings
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +32,9 @@ def three_regimes(rng, length=60, n_channels=2):
 def small_module(n_components=2, decoder_input="previous"):
     torch.manual_seed(0)
     segmenter = segmentation.Segmenter(3, freedom=0.4, max_points=100, maxiter=20, popsize=5)
-    return seq2gmm.Seq2GMMModule(2, hidden_size=6, decoder_input=decoder_input, n_components=n_components,
-                                 covariance_type="diag", estimation_hidden=8, lambda_energy=1e-4, reg_covar=1e-4,
-                                 em_max_iter=50, jitter=1e-6, seed=0, breakpoints=segmenter, epochs=5)
+    config = seq2gmm.Seq2GMM(hidden_size=6, decoder_input=decoder_input, n_components=n_components,
+                             covariance_type="diag", estimation_hidden=8, em_max_iter=50, epochs=5)
+    return seq2gmm.Seq2GMMModule(config, n_channels=2, breakpoints=segmenter)
 
 
 def random_batches(n_batches=2, batch_size=12, seed=0):
@@ -56,7 +56,7 @@ def test_tsad_run_with_two_components_trains_scores_and_reloads(tmp_path, cache_
     weights = detector.module.gmm_weights
     assert len(weights) == 2 and (weights > 0.01).all(), "both components should be in use"
     config = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "config.yaml"), resolve=True)
-    test = build_dataset(config["dataset"]).test
+    test = dataset_settings(config["dataset"]).build().test
     saved = pd.read_csv(folder / "scores" / "test_series.csv")
     scores = detector.score(test)
     np.testing.assert_allclose(scores.series, saved["score"].to_numpy(), rtol=1e-5, atol=1e-5)
@@ -109,14 +109,14 @@ def test_automatic_number_of_segments_finds_three_regimes():
 @pytest.mark.parametrize("max_epochs, expected", [(None, 5), (3, 3), (10, 5)])
 def test_trains_its_own_epochs_unless_the_trainer_caps_them(max_epochs, expected):
     module = small_module()
-    module.on_fit_start(Trainer({"max_epochs": max_epochs}), random_batches())
+    module.on_fit_start(Trainer(TrainerSettings(max_epochs=max_epochs)), random_batches())
     assert module.stage_epochs == {"train": expected}
 
 
 @pytest.mark.parametrize("decoder_input", ["previous", "code"])
 def test_padding_never_changes_a_series_score(decoder_input):
     module = small_module(decoder_input=decoder_input)
-    module.on_fit_start(Trainer({}), random_batches())
+    module.on_fit_start(Trainer(TrainerSettings()), random_batches())
     module.on_fit_end(None, random_batches())
     module.eval()
     rng = np.random.default_rng(3)
@@ -150,7 +150,7 @@ def test_more_than_one_component_trains_the_estimation_network():
     waves = [np.sin(np.arange(30) / 2 + rng.uniform(0, 6))[:, None] * [3.0, -3.0] for _ in range(12)]
     batch = pad_batch([s.astype(np.float32) for s in flat + waves], np.full(24, -1))
     module = small_module(n_components=2)
-    module.on_fit_start(Trainer({}), [batch])
+    module.on_fit_start(Trainer(TrainerSettings()), [batch])
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-2)
     for epoch in range(60):
         if epoch % 20 == 0:

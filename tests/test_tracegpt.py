@@ -8,7 +8,7 @@ import torch
 from conftest import run_model_on_tiny_series
 
 from tsad.data.series import SeriesSet
-from tsad.data.synthetic import build
+from tsad.data.synthetic import SyntheticSettings
 from tsad.errors import UserError
 from tsad.models.base import Detector, build_detector
 
@@ -23,7 +23,7 @@ def test_tsad_run_trains_and_scores(tmp_path):
 
 @pytest.fixture(scope="module", params=[False, True], ids=["joint", "channel_independent"])
 def fitted(request):
-    data = build(n_train=12, n_val=4, n_test=4, n_channels=2, min_length=30, max_length=60)
+    data = SyntheticSettings(n_train=12, n_val=4, n_test=4, n_channels=2, min_length=30, max_length=60).build()
     detector = build_detector("tracegpt", {**TINY_MODEL, "channel_independent": request.param}, trainer=TINY_TRAINER)
     return detector.fit(data.train, data.val), data
 

@@ -69,7 +69,7 @@ def last_value_of_each_window(windows: np.ndarray) -> np.ndarray:
 
 def test_causal_scores_give_every_row_its_own_window_whatever_the_score_stride():
     from tsad.models.base import Runtime
-    from tsad.models.baselines import PCADetector
+    from tsad.models.pca import PCADetector
 
     for stride in (1, 8):
         detector = PCADetector(window=16, score_stride=stride, runtime=Runtime(causal=True))
@@ -81,7 +81,7 @@ def test_causal_scores_give_every_row_its_own_window_whatever_the_score_stride()
 
 def test_causal_scores_with_a_stride_never_change_when_later_rows_change():
     from tsad.models.base import Runtime
-    from tsad.models.baselines import PCADetector
+    from tsad.models.pca import PCADetector
 
     detector = PCADetector(window=16, score_stride=8, runtime=Runtime(causal=True))
     rng = np.random.default_rng(0)
