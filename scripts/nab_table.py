@@ -30,42 +30,45 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tsad.cli import group_options
-from tsad.data.nab import load_nab
+from tsad.data.registry import dataset_settings
 from tsad.errors import UserError
 from tsad.evaluation.nab_files import load_nab_profiles
-from tsad.evaluation.thresholds import validate_threshold_config
+from tsad.evaluation.thresholds import threshold_policy
+from tsad.pipeline import Pipeline
 from tsad.postprocess import PostProcess
-from tsad.protocols.nab import anomaly_scores, score_nab
-from tsad.results import find_run_folders, read_config, read_run
+from tsad.protocols.nab import as_rows, score_nab
+from tsad.run_folder import RunFolder, find_run_folders
+from tsad.table.rows import read_run
 
 HALF_A = ("artificialNoAnomaly", "artificialWithAnomaly", "realAdExchange", "realAWSCloudwatch")
 HALF_B = ("realKnownCause", "realTraffic", "realTweets")
 PARTS = {"full": None, "half A": HALF_A, "half B": HALF_B}
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
-RED_ZONE_THRESHOLD = {"policy": "fixed", "value": 0.5}  # the likelihood's red zone
+RED_ZONE_THRESHOLD = threshold_policy({"policy": "fixed", "value": 0.5})  # the likelihood's red zone
 
 
 def packaged(group: str, name: str) -> dict:
+    """The yaml of a shipped config option (conf/<group>/<name>.yaml)."""
     return yaml.safe_load(resources.files("tsad.conf").joinpath(group, f"{name}.yaml").read_text())
 
 
 def default_option(group: str) -> str:
-    """The option tsad/conf/config.yaml's defaults list picks for `group`."""
+    """The option conf/config.yaml's defaults list picks for `group`."""
     defaults = packaged(".", "config")["defaults"]
     return next(entry[group] for entry in defaults if isinstance(entry, dict) and group in entry)
 
 
 def thresholds_for(run_config: dict) -> dict:
-    """{uses a likelihood: threshold config}: the run's own policy serves the post-processing kind it was run with;
+    """{uses a likelihood: threshold policy}: the run's own policy serves the post-processing kind it was run with;
     the other kind gets the red zone or the default policy."""
-    own = validate_threshold_config(dict(run_config["threshold"]))
-    if PostProcess.from_config(run_config.get("postprocess")).likelihood:
-        return {True: own, False: validate_threshold_config(packaged("threshold", default_option("threshold")))}
+    own = threshold_policy(run_config["threshold"])
+    if PostProcess.parse(run_config.get("postprocess"), "postprocess").likelihood:
+        return {True: own, False: threshold_policy(packaged("threshold", default_option("threshold")))}
     return {True: RED_ZONE_THRESHOLD, False: own}
 
 
 def raw_scores_of(run_dir: Path, files: list) -> list[np.ndarray]:
-    steps = pd.read_csv(run_dir / "scores" / "test_steps.csv.gz")
+    steps = pd.read_csv(RunFolder(run_dir).step_scores("test"))
     if "raw_score" not in steps:
         raise SystemExit(f"{run_dir}: its scores have no raw_score column (a run from before raw scores were "
                          "saved); run it again")
@@ -75,17 +78,16 @@ def raw_scores_of(run_dir: Path, files: list) -> list[np.ndarray]:
 
 def score_run(run_dir: Path, postprocesses: list[str]) -> dict:
     """{(postprocess, part): {"label_free": {profile: score}, "oracle": {...}}} for one finished NAB run."""
-    config = read_config(run_dir)
-    dataset = config["dataset"]
-    corpus = load_nab(dataset["root"], dataset.get("category"), dataset.get("files"))
+    config = RunFolder(run_dir).config()
+    corpus = dataset_settings(config["dataset"]).load()
     raw = raw_scores_of(run_dir, corpus.files)
     thresholds = thresholds_for(config)
     profiles = load_nab_profiles(corpus.folder)
     results = {}
     for name in postprocesses:
-        postprocess = PostProcess.from_config(packaged("postprocess", name))
-        anomaly = [anomaly_scores(f.values, r, f.probation, postprocess) for f, r in zip(corpus.files, raw)]
-        threshold = thresholds[postprocess.likelihood]
+        pipeline = Pipeline(None, PostProcess.parse(packaged("postprocess", name), "postprocess"), ranks=True)
+        anomaly = [pipeline.step_scores(as_rows(f.values), r) for f, r in zip(corpus.files, raw)]
+        threshold = thresholds[pipeline.postprocess.likelihood]
         for part, categories in PARTS.items():
             chosen = [i for i, f in enumerate(corpus.files) if categories is None or f.category in categories]
             if not chosen:

@@ -11,8 +11,9 @@ import time
 import pytest
 from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
 
-from tsad.results import LAST_CHECKPOINT, STAGING_DIR, find_run_folders, read_run
+from tsad.run_folder import STAGING_DIR, RunFolder, find_run_folders
 from tsad.sweeps import job
+from tsad.table.rows import read_run
 
 FAST = ["model=random", *TINY_SERIES]
 
@@ -59,7 +60,8 @@ def test_sigterm_during_a_job_records_it_as_interrupted_and_the_handler_is_resto
 
     monkeypatch.setattr(tsad.experiment, "run", run)
     previous = signal.getsignal(signal.SIGTERM)
-    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic"}, "seed": 0, "trainer": {}}
+    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic", "family": "synthetic"}, "seed": 0,
+              "trainer": {}}
     with pytest.raises(KeyboardInterrupt):
         job.run_job(config, job.JobContext(tmp_path))
     assert read_metrics(tmp_path)["status"] == "INTERRUPTED"
@@ -86,7 +88,8 @@ def stub_run(monkeypatch, files: dict[str, str], outcome: BaseException | None =
 
 
 def run_stub_job(run_dir, seed: int = 0, **settings):
-    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic"}, "seed": seed, "trainer": {}, **settings}
+    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic", "family": "synthetic"}, "seed": seed,
+              "trainer": {}, **settings}
     try:
         job.run_job(config, job.JobContext(run_dir))
     except (RuntimeError, KeyboardInterrupt):
@@ -148,7 +151,7 @@ def test_an_interrupted_run_replaces_a_failed_one_whole_and_stays_resumable(tmp_
     assert sorted(folder_bytes(run_dir)) == ["history.csv", "job.json", "metrics.json", "model/checkpoints/last.pt"]
     assert read_metrics(run_dir)["status"] == "INTERRUPTED"
     digest = read_metrics(run_dir)["config_hash"]
-    assert job.checkpoint_to_resume([run_dir], digest) == run_dir / LAST_CHECKPOINT
+    assert job.checkpoint_to_resume([RunFolder(run_dir)], digest) == RunFolder(run_dir).last_checkpoint
 
 
 def start_and_wait_for_a_checkpoint(run_dir, args: list[str], epochs: int = 1) -> subprocess.Popen:
@@ -156,7 +159,7 @@ def start_and_wait_for_a_checkpoint(run_dir, args: list[str], epochs: int = 1) -
     just after)."""
     process = subprocess.Popen([TSAD_RUN, *args, f"hydra.run.dir={run_dir}"], cwd=run_dir.parent,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    history = run_dir / STAGING_DIR / "history.csv"
+    history = RunFolder(run_dir).staging.history
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
         if history.exists() and len(history.read_text().splitlines()) > epochs:
@@ -180,11 +183,11 @@ def test_sigterm_ends_a_run_as_interrupted_and_it_resumes(tmp_path):
     assert process.returncode == 130, stderr
     record = read_metrics(run_dir)
     assert record["status"] == "INTERRUPTED" and record["error"] == "KeyboardInterrupt: ended by SIGTERM"
-    assert (run_dir / LAST_CHECKPOINT).exists()
+    assert RunFolder(run_dir).last_checkpoint.exists()
 
     run_tsad([*args, "resume=true"], tmp_path)
     assert read_metrics(run_dir)["status"] == "OK"
-    assert read_metrics(run_dir)["resumed_from_checkpoint"] == str(run_dir / LAST_CHECKPOINT)
+    assert read_metrics(run_dir)["resumed_from_checkpoint"] == str(RunFolder(run_dir).last_checkpoint)
 
 
 @pytest.mark.slow
@@ -199,7 +202,7 @@ def test_a_run_killed_mid_training_and_resumed_ends_exactly_as_an_uninterrupted_
 
     run_tsad([*LONG_TRAINING, f"hydra.run.dir={parts}", "resume=true"], tmp_path)
     resumed, uninterrupted = read_metrics(parts), read_metrics(whole)
-    assert resumed["resumed_from_checkpoint"] == str(parts / STAGING_DIR / LAST_CHECKPOINT)
+    assert resumed["resumed_from_checkpoint"] == str(RunFolder(parts).staging.last_checkpoint)
     assert not (parts / STAGING_DIR).exists()
     for key in ("metrics", "validation", "threshold", "headline"):
         assert resumed[key] == uninterrupted[key], key

@@ -1,18 +1,12 @@
-"""The run folder's one reader and writer: statuses, the config hash and which config keys count."""
+"""The run record's statuses, the config hash and which config keys count, JSON files, a table's row of a run."""
 
 import pytest
 
+from tsad.config_hash import INCIDENTAL_KEYS, NOT_COMPARED_KEYS, config_hash, is_under
 from tsad.errors import NaNLossError, UserError
-from tsad.results import (
-    INCIDENTAL_KEYS,
-    NOT_COMPARED_KEYS,
-    config_hash,
-    failure_status,
-    is_under,
-    read_json,
-    read_run,
-    write_json_atomic,
-)
+from tsad.json_files import read_json, write_json_atomic
+from tsad.results import failure_status
+from tsad.table.rows import read_run
 
 SMALL_CONFIG = {"model": {"name": "iforest", "window": 32}, "seed": 0, "tags": ["a"], "device": "auto", "plots": False,
                 "paths": {"output_dir": "a"}, "resume": False, "objective": None,

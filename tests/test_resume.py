@@ -10,10 +10,14 @@ from tsad.data.series import SeriesSet
 from tsad.errors import UserError
 from tsad.models.base import build_detector
 from tsad.runtime import seed_everything
-from tsad.training.trainer import Trainer
+from tsad.training.trainer import Trainer, TrainerSettings
 
 EPOCHS, INTERRUPTED_AFTER = 6, 3
 QUIET = {"progress": False, "batch_size": 8, "patience": 10}
+
+
+def trainer_settings(**settings) -> TrainerSettings:
+    return TrainerSettings.parse({**QUIET, **settings}, "trainer")
 
 
 def small_data(n: int, seed: int) -> SeriesSet:
@@ -87,7 +91,7 @@ def test_a_resumed_trainer_restores_every_generator_and_the_shuffler(tmp_path, s
     def fit(folder, callbacks=(), **settings):
         seed_everything(0)
         module = NoisyAutoencoder()
-        history = Trainer({**QUIET, "max_epochs": EPOCHS, "lr": 0.05, **settings}, checkpoint_dir=tmp_path / folder,
+        history = Trainer(trainer_settings(max_epochs=EPOCHS, lr=0.05, **settings), checkpoint_dir=tmp_path / folder,
                           epoch_callbacks=callbacks).fit(module, batches())
         return history, module
 
@@ -102,7 +106,7 @@ def test_a_resumed_trainer_restores_every_generator_and_the_shuffler(tmp_path, s
 
 
 def checkpoint_of(tmp_path, module_factory):
-    Trainer({**QUIET, "max_epochs": 1}, checkpoint_dir=tmp_path).fit(module_factory(), batches_of(small_data(4, 0)))
+    Trainer(trainer_settings(max_epochs=1), checkpoint_dir=tmp_path).fit(module_factory(), batches_of(small_data(4, 0)))
     return tmp_path / "last.pt"
 
 
@@ -111,7 +115,7 @@ def batches_of(data):
 
 
 def resume(module, path):
-    return Trainer({**QUIET, "max_epochs": 2, "resume_from": str(path)}).fit(module, batches_of(small_data(4, 0)))
+    return Trainer(trainer_settings(max_epochs=2, resume_from=str(path))).fit(module, batches_of(small_data(4, 0)))
 
 
 def one_line_error(error) -> str:

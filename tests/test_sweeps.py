@@ -10,11 +10,12 @@ import time
 import pytest
 from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
 
-from tsad import cli
+from tsad import cli, run_folder
 from tsad.errors import UserError
-from tsad.results import write_json_atomic as write_json
+from tsad.json_files import write_json_atomic as write_json
+from tsad.run_folder import RunFolder
 from tsad.sweeps import job
-from tsad.sweeps.job import JOB_FILE, LAST_CHECKPOINT, check_objective, needs_labelled_val, objective_value
+from tsad.sweeps.job import check_objective, needs_labelled_val, objective_value
 from tsad.sweeps.summary import JOURNAL_DIR, summarise
 
 
@@ -31,7 +32,7 @@ needs_optuna = pytest.mark.skipif(not (has_module("optuna") and has_module("hydr
 
 
 def job_pids(folders):
-    return {json.loads((f / JOB_FILE).read_text())["pid"] for f in folders}
+    return {RunFolder(f).read_job()["pid"] for f in folders}
 
 
 # ---------------------------------------------------------------------------- launchers
@@ -104,7 +105,8 @@ def test_resume_finds_an_earlier_run_by_the_hash_that_ends_its_folder_name(tmp_p
     for name in named:
         (tmp_path / name).mkdir()
     run_dir = tmp_path / "random_synthetic_seed0_n_test-30_trainer-fast_0123abcd"
-    assert job.job_folders(run_dir, tmp_path, digest) == [run_dir, tmp_path / named[0], tmp_path / named[1]]
+    folders = job.job_folders(run_dir, tmp_path, digest)
+    assert [folder.root for folder in folders] == [run_dir, tmp_path / named[0], tmp_path / named[1]]
 
 
 def test_the_summary_counts_every_outcome(tmp_path):
@@ -135,7 +137,7 @@ def test_an_interrupted_single_run_resumes_from_its_last_checkpoint(tmp_path):
     (run_dir / "metrics.json").write_text(json.dumps({**record, "status": "INTERRUPTED"}))
     result = run_tsad([*args, "resume=true"], tmp_path)
     resumed = read_metrics(run_dir)
-    assert resumed["status"] == "OK" and resumed["resumed_from_checkpoint"] == str(run_dir / LAST_CHECKPOINT)
+    assert resumed["status"] == "OK" and resumed["resumed_from_checkpoint"] == str(RunFolder(run_dir).last_checkpoint)
     assert "resumed from" in (run_dir / "run.log").read_text()
     assert f"run folder: {run_dir}" in result.stdout
 
@@ -181,9 +183,9 @@ def run_stub_job(tmp_path, monkeypatch, outcome, **config_extra):
         written.append(path)
         write_json(path, payload)
 
-    monkeypatch.setattr(job, "write_json_atomic", write_and_count)
-    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic"}, "seed": 0, "tags": ["t"],
-              "trainer": {"resume_from": None}, **config_extra}
+    monkeypatch.setattr(run_folder, "write_json_atomic", write_and_count)
+    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic", "family": "synthetic"}, "seed": 0,
+              "tags": ["t"], "trainer": {"resume_from": None}, **config_extra}
     context = job.JobContext(tmp_path / "sweep" / "job", sweep_dir=tmp_path / "sweep", job_num=4)
     context.run_dir.mkdir(parents=True)
     raised = None
@@ -191,7 +193,7 @@ def run_stub_job(tmp_path, monkeypatch, outcome, **config_extra):
         job.run_job(config, context)
     except BaseException as error:
         raised = error
-    assert written.count(context.run_dir / "metrics.json") == 1
+    assert written.count(RunFolder(context.run_dir).metrics) == 1
     return raised, read_metrics(context.run_dir), json.loads((tmp_path / "sweep" / JOURNAL_DIR / "4.json").read_text())
 
 
@@ -217,7 +219,7 @@ def test_a_failed_run_is_recorded_with_its_error(tmp_path, monkeypatch, error, s
 
 
 def test_an_objective_the_record_lacks_fails_the_job(tmp_path, monkeypatch):
-    raised, record, entry = run_stub_job(tmp_path, monkeypatch, RESULT, objective="validation.labelled_val.roc_auc")
+    raised, record, entry = run_stub_job(tmp_path, monkeypatch, RESULT, objective="validation.roc_auc")
     assert isinstance(raised, UserError)
     assert record["status"] == entry["status"] == "ERROR" and "is not a number" in record["error"]
     assert record["metrics"] == RESULT["metrics"] and "traceback" not in record
@@ -276,7 +278,7 @@ def job_folder_name(overrides: list[str]) -> str:
     """The folder a sweep job with these overrides gets, checked to end with its config hash."""
     from omegaconf import OmegaConf, open_dict
 
-    from tsad.results import config_hash
+    from tsad.config_hash import config_hash
 
     cfg = compose(overrides)
     name = cfg.hydra.sweep.subdir

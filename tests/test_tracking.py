@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import os
+import socket
 from functools import partial
 
 import numpy as np
@@ -10,10 +12,11 @@ import pytest
 from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad
 
 from tsad import cli, tracking
+from tsad.csv_outputs import write_history
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
 from tsad.models.base import build_detector
-from tsad.results import write_history
+from tsad.run_folder import RunFolder
 from tsad.sweeps.job import JobContext, run_job
 
 needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
@@ -62,7 +65,7 @@ def test_tensorboard_event_files_hold_epochs_final_metrics_and_hparams(tmp_path)
     run_tsad(["logger=tensorboard", *TINY_SERIES], tmp_path)
     folder = run_folders(tmp_path)[0]
     record, history = read_metrics(folder), pd.read_csv(folder / "history.csv")
-    events = EventAccumulator(str(folder / tracking.TENSORBOARD_DIR))
+    events = EventAccumulator(str(RunFolder(folder).tensorboard))
     events.Reload()
 
     for column in ("train_loss", "val_loss", "lr"):
@@ -188,7 +191,7 @@ def test_a_missing_logger_package_fails_in_one_line_before_the_run(tmp_path, mon
         cli.check_plugins([f"logger={logger}"])
     assert "pip install 'tsad[tracking]'" in str(raised.value) and "\n" not in str(raised.value)
 
-    config = {"logger": {"name": logger, "tracking_uri": "sqlite:///mlflow.db"}}
+    config = {"logger": {"name": logger}}
     with pytest.raises(UserError, match=r"pip install 'tsad\[tracking\]'") as raised:
         run_job(config, JobContext(tmp_path))
     assert "\n" not in str(raised.value)
@@ -198,3 +201,44 @@ def test_a_missing_logger_package_fails_in_one_line_before_the_run(tmp_path, mon
 def test_an_unknown_logger_names_the_choices():
     with pytest.raises(UserError, match="logger.name='wandb' is not a logger; choose one of: none, tensorboard, mlfl"):
         tracking.check_logger({"name": "wandb"})
+
+
+def test_every_logger_yaml_holds_the_keys_and_defaults_of_its_settings():
+    from importlib.resources import files
+
+    from omegaconf import OmegaConf
+
+    yamls = sorted(p for p in (files("tsad.conf") / "logger").iterdir() if p.name.endswith(".yaml"))
+    assert sorted(p.name.removesuffix(".yaml") for p in yamls) == sorted(tracking.SETTINGS)
+    for path in yamls:
+        name = path.name.removesuffix(".yaml")
+        written = OmegaConf.to_container(OmegaConf.create(path.read_text()))
+        declared = tracking.SETTINGS[name]().as_dict()
+        assert written.pop("name") == name and declared.pop("name") == "none"
+        assert written == declared, name
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), 601])
+def test_the_mlflow_timeout_is_a_number_of_seconds_within_its_range(value):
+    with pytest.raises(UserError, match=r"^logger.timeout_s=.* is out of range: allowed a number > 0 and <= 600 "
+                                        r"\(default 10.0\)$"):
+        tracking.check_logger({"name": "mlflow", "timeout_s": value})
+
+
+@needs_mlflow
+def test_an_unreachable_tracking_server_fails_the_job_in_one_line_within_the_timeout(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed when the block ends: a connection to it is refused
+    uri = f"http://127.0.0.1:{port}"
+    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic", "family": "synthetic"}, "seed": 0,
+              "trainer": {}, "paths": {"output_dir": str(tmp_path)},
+              "logger": {"name": "mlflow", "tracking_uri": uri, "timeout_s": 1}}
+    with pytest.raises(UserError) as raised:  # MLflow's own retries would take minutes, then raise its own error
+        run_job(config, JobContext(tmp_path / "run"))
+    message = str(raised.value)
+    assert message.startswith(f"logger.tracking_uri={uri!r} did not answer within logger.timeout_s=1 (")
+    assert "logger=none" in message and "\n" not in message
+    assert read_metrics(tmp_path / "run")["status"] == "ERROR"
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ, "the bound holds only while MLflow is called"

@@ -1,15 +1,17 @@
 """Experiment tracking, the `logger` config group (none, tensorboard, mlflow): all of it lives here.
 
-The job (tsad/sweeps/job.py) checks the logger before any work (`check_logger`: a missing package fails in
-one line with its install hint), opens a tracker when its run starts, hands `Tracker.log_epoch` to the
-trainer among the run's epoch callbacks, and closes the tracker once metrics.json is written. A tracker logs
+The job (tsad/sweeps/job.py) checks the logger before any work (`check_logger`: the group's typed settings; a
+missing package fails in one line with its install hint), opens a tracker when its run starts, hands
+`Tracker.log_epoch` to the trainer among the run's epoch callbacks, and closes the tracker once metrics.json is
+written. A tracker logs
   each epoch   the history record's numbers under their history.csv names (train_loss, val_loss, lr, ...),
                at step = the record's row in the run's history.csv
   at the end   the record's numbers under slash-joined names (series/roc_auc, validation/val_loss,
                timing/fit_seconds, ...) and the flattened config (model.window, ...) as hyperparameters
 TensorBoard writes event files into the run folder's tensorboard/. MLflow makes one run per job, named after
 the job's folder, in one experiment per sweep, named after the sweep's folder; it adds the tags model, dataset
-and seed, and metrics.json and plots/ as artifacts. Both packages are imported only when a run uses them.
+and seed, and metrics.json and plots/ as artifacts. A tracking server that does not answer is given up after
+about logger.timeout_s. Both packages are imported only when a run uses them.
 """
 
 from __future__ import annotations
@@ -17,23 +19,27 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
+import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import util
 from pathlib import Path
 
 from tsad.errors import UserError
-from tsad.results import INTERRUPTED, METRICS_FILE, OK
+from tsad.results import INTERRUPTED, OK
+from tsad.run_folder import RunFolder
+from tsad.settings.fields import Section, setting
 
 log = logging.getLogger(__name__)
 
 EXTRA = "tracking"
 # The modules each logger imports (MLflow's local store runs on sqlalchemy and alembic).
 LOGGERS = {"none": (), "tensorboard": ("tensorboard",), "mlflow": ("mlflow", "sqlalchemy", "alembic")}
-TENSORBOARD_DIR = "tensorboard"
-PLOTS_DIR = "plots"
 SINGLE_RUNS_EXPERIMENT = "runs"     # the MLflow experiment of runs outside a sweep (their folders are under runs/)
 SQLITE_PREFIX = "sqlite:///"
+LOCAL_STORE = "mlflow.db"           # the default MLflow store: a database in paths.output_dir
 MLFLOW_ARTIFACTS_DIR = "mlartifacts"  # a local store's artifacts, beside its database
 MLFLOW_BATCH = 100                  # MLflow takes at most 100 params per log_batch call (and 1000 metrics)
 MLFLOW_STATUS = {OK: "FINISHED", INTERRUPTED: "KILLED"}  # any other status of the record: FAILED
@@ -41,32 +47,47 @@ MLFLOW_STATUS = {OK: "FINISHED", INTERRUPTED: "KILLED"}  # any other status of t
 RECORD_NUMBERS = ("validation", "timing", "n_parameters", "epochs_trained")
 
 
-def logger_name(logger: dict | None) -> str:
-    return str((logger or {}).get("name", "none"))
+@dataclass(frozen=True)
+class LoggerSettings(Section):
+    """logger=none and logger=tensorboard: the logger's name is all there is to set."""
+
+    name: str = setting("none", choices=tuple(LOGGERS))
 
 
-def check_logger(logger: dict | None) -> None:
-    """Fail in one line, before any work, on an unknown logger or one whose package is not installed."""
-    name = logger_name(logger)
+@dataclass(frozen=True)
+class MlflowSettings(LoggerSettings):
+    """logger=mlflow: where the runs go, and how long a tracking server that does not answer is waited for."""
+
+    tracking_uri: str | None = setting(None)   # None: a local store, <paths.output_dir>/mlflow.db
+    experiment: str | None = setting(None)     # None: the sweep's folder, or SINGLE_RUNS_EXPERIMENT
+    timeout_s: float = setting(10.0, above=0, at_most=600)
+
+
+SETTINGS = {"none": LoggerSettings, "tensorboard": LoggerSettings, "mlflow": MlflowSettings}
+
+
+def check_logger(logger: dict | None) -> LoggerSettings:
+    """The logger's settings; fails in one line, before any work, on an unknown logger, a bad value or a logger
+    whose package is not installed."""
+    name = str((logger or {}).get("name", "none"))
     if name not in LOGGERS:
         raise UserError(f"logger.name={name!r} is not a logger; choose one of: {', '.join(LOGGERS)} "
                         "(e.g. logger=mlflow)")
+    settings = SETTINGS[name].parse(logger, "logger")
     missing = [module for module in LOGGERS[name] if util.find_spec(module) is None]
     if missing:
         raise UserError(f"logger={name} needs the {EXTRA!r} extra, which is not installed ({missing[0]} is "
                         f"missing): pip install 'tsad[{EXTRA}]'")
-    if name == "mlflow" and not logger.get("tracking_uri"):
-        raise UserError(f"logger.tracking_uri={logger.get('tracking_uri')!r} names no MLflow store; set a local one, "
-                        "e.g. logger.tracking_uri=sqlite:///outputs/mlflow.db, or a server, e.g. http://localhost:5000")
+    return settings
 
 
 def open_tracker(config: dict, run_dir: Path, sweep_dir: Path | None = None) -> Tracker:
     """The tracker `config.logger` asks for, for the run in `run_dir` (of the sweep in `sweep_dir`, if any)."""
-    name = logger_name(config.get("logger"))
-    if name == "tensorboard":
-        return TensorBoardTracker(config, Path(run_dir) / TENSORBOARD_DIR)
-    if name == "mlflow":
-        return MlflowTracker(config, Path(run_dir), sweep_dir)
+    settings = check_logger(config.get("logger"))
+    if settings.name == "tensorboard":
+        return TensorBoardTracker(config, RunFolder(run_dir).tensorboard)
+    if settings.name == "mlflow":
+        return MlflowTracker(settings, config, Path(run_dir), sweep_dir)
     return Tracker()
 
 
@@ -129,19 +150,32 @@ class TensorBoardTracker(Tracker):
 class MlflowTracker(Tracker):
     """One MLflow run: params and tags when it opens, metrics per epoch, results and artifacts when it closes."""
 
-    def __init__(self, config: dict, run_dir: Path, sweep_dir: Path | None):
+    def __init__(self, settings: MlflowSettings, config: dict, run_dir: Path, sweep_dir: Path | None):
+        from mlflow.exceptions import MlflowException
+
+        super().__init__()
+        self.timeout_s = settings.timeout_s
+        uri = settings.tracking_uri or f"{SQLITE_PREFIX}{config['paths']['output_dir']}/{LOCAL_STORE}"
+        try:
+            with http_retries_within(self.timeout_s):
+                self._open(uri, settings.experiment or experiment_name(config, sweep_dir), config, run_dir)
+        except MlflowException as error:
+            cause = unanswered_request(error)
+            if cause is None:
+                raise
+            raise UserError(f"logger.tracking_uri={uri!r} did not answer within logger.timeout_s={self.timeout_s:g} "
+                            f"({type(cause).__name__}); start the tracking server or fix the address, raise "
+                            "logger.timeout_s, or run with logger=none") from error
+
+    def _open(self, uri: str, experiment: str, config: dict, run_dir: Path) -> None:
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        super().__init__()
-        logger = config["logger"]
-        uri = str(logger["tracking_uri"])
-        name = str(logger.get("experiment") or experiment_name(config, sweep_dir))
         # A sweep's jobs start together: one at a time opens a local store (the first creates its tables), and
         # gets or creates the experiment.
         with local_store_lock(uri):
             self.client = MlflowClient(tracking_uri=uri)
-            experiment_id = self._experiment_id(name, artifact_location(uri))
+            experiment_id = self._experiment_id(experiment, artifact_location(uri))
         tags = {"model": config["model"]["name"], "dataset": config["dataset"]["name"], "seed": str(config["seed"]),
                 "run_dir": str(run_dir.resolve())}
         if config.get("tags"):
@@ -169,17 +203,20 @@ class MlflowTracker(Tracker):
         return experiment.experiment_id
 
     def _log_epoch(self, metrics: dict[str, float], step: int) -> None:
-        self._log_metrics(metrics, step)
+        with http_retries_within(self.timeout_s):
+            self._log_metrics(metrics, step)
 
     def _finish(self, record: dict, run_dir: Path) -> None:
-        try:
-            self._log_metrics(final_metrics(record), step=0)
-            self.client.set_tag(self.run_id, "status", str(record.get("status")))
-            self.client.log_artifact(self.run_id, str(run_dir / METRICS_FILE))
-            if (run_dir / PLOTS_DIR).is_dir():
-                self.client.log_artifacts(self.run_id, str(run_dir / PLOTS_DIR), PLOTS_DIR)
-        finally:
-            self.client.set_terminated(self.run_id, MLFLOW_STATUS.get(record.get("status"), "FAILED"))
+        folder = RunFolder(run_dir)
+        with http_retries_within(self.timeout_s):
+            try:
+                self._log_metrics(final_metrics(record), step=0)
+                self.client.set_tag(self.run_id, "status", str(record.get("status")))
+                self.client.log_artifact(self.run_id, str(folder.metrics))
+                if folder.plots.is_dir():
+                    self.client.log_artifacts(self.run_id, str(folder.plots), folder.plots.name)
+            finally:
+                self.client.set_terminated(self.run_id, MLFLOW_STATUS.get(record.get("status"), "FAILED"))
 
     def _log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
@@ -188,6 +225,40 @@ class MlflowTracker(Tracker):
         entries = [Metric(key, value, timestamp, step) for key, value in metrics.items()]
         for start in range(0, len(entries), MLFLOW_BATCH):
             self.client.log_batch(self.run_id, metrics=entries[start:start + MLFLOW_BATCH])
+
+
+@contextmanager
+def http_retries_within(timeout_s: float):
+    """While the block runs, MLflow waits on a tracking server about `timeout_s` rather than minutes: each request
+    at most that long (whole seconds), and retries only while the pauses between them (0, 2, 4, ... s) add up to no
+    more than it. MLflow reads these variables at every request; they are restored after."""
+    limits = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(math.ceil(timeout_s)),
+              "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(int(math.log2(timeout_s + 2))),  # 2**k - 2 s of pauses
+              "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+              "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0"}
+    saved = {key: os.environ.get(key) for key in limits}
+    os.environ.update(limits)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def unanswered_request(error: BaseException):
+    """The HTTP failure (refused, timed out, retries spent) behind an MLflow error, or None when there is none."""
+    from requests.exceptions import RequestException
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, RequestException):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 # ---------------------------------------------------------------------------- what is logged

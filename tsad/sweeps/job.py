@@ -5,7 +5,7 @@ when `resume=true`, refuses to replace a finished run unless `overwrite=true`, t
 SLURM ends a job at its time limit) into KeyboardInterrupt so an ended job is recorded as
 INTERRUPTED and stays resumable, and writes the run's metrics.json once, when the job ends:
 finished, failed or interrupted. The run writes into the run folder's .staging/, moved into the run
-folder when the job ends (tsad.results.end_attempt). The run returns the result part of the record;
+folder when the job ends (tsad.run_folder.RunFolder.end_attempt). The run returns the result part of the record;
 the job adds who ran (model, dataset, seed, tags), how it ended (status, error), timing, environment
 and the sweep's facts (config hash, job number, the checkpoint it resumed from). The sweep's journal
 says the same for the summary, and the experiment logger (tsad/tracking.py), checked before any
@@ -28,26 +28,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tsad.config_hash import NOT_COMPARED_KEYS, config_hash, is_under
+from tsad.environment import environment
 from tsad.errors import UserError
-from tsad.results import (  # noqa: F401 (LAST_CHECKPOINT: named from here by tests)
-    JOB_FILE,
-    LAST_CHECKPOINT,
-    METRICS_FILE,
-    NOT_COMPARED_KEYS,
-    OK,
-    RUNNING,
-    STAGING_DIR,
-    checkpoint_to_resume,
-    config_hash,
-    end_attempt,
-    environment,
-    error_text,
-    failure_status,
-    finished_run,
-    is_under,
-    read_metrics,
-    write_json_atomic,
-)
+from tsad.results import OK, RUNNING, error_text, failure_status
+from tsad.run_folder import RunFolder
 from tsad.sweeps.summary import Journal
 from tsad.tracking import Tracker, check_logger, open_tracker
 
@@ -117,10 +102,11 @@ class Job:
     def __init__(self, config: dict, context: JobContext):
         self.config, self.context = config, context
         self.run_dir = Path(context.run_dir)
+        self.folder = RunFolder(self.run_dir)
         # None until the attempt begins: till then the folder may hold an earlier attempt's record.
         self.record: dict | None = None
-        self.staging: Path | None = None  # where the attempt writes, once it begins
-        self.record_folder = self.run_dir  # where metrics.json says how the job ended
+        self.staging: RunFolder | None = None  # where the attempt writes, once it begins
+        self.record_folder = self.folder  # where metrics.json says how the job ended
         self.sweep_facts = {} if context.job_num is None else {"job_num": context.job_num}
         self.finished_folder: Path | None = None
         self.skipped = False
@@ -158,13 +144,13 @@ class Job:
         log.info("resume: %s already holds a finished run of this config (status OK); skipping", folder)
         if folder != self.run_dir:
             # Hydra made a fresh folder for this job; leave only its log, so it is not taken for an unfinished run.
-            shutil.rmtree(self.run_dir / ".hydra", ignore_errors=True)
+            shutil.rmtree(self.folder.hydra, ignore_errors=True)
         value = objective_value(record, objective)
         self.finished_folder, self.skipped = folder, True
         return value, folder
 
     def _refuse_to_replace_a_finished_run(self) -> None:
-        if (read_metrics(self.run_dir) or {}).get("status") != OK:
+        if (self.folder.read_metrics() or {}).get("status") != OK:
             return
         self.refused = True
         if self.context.sweep_dir is None:
@@ -175,21 +161,16 @@ class Job:
 
     def _begin(self, digest: str) -> None:
         """From here on the attempt writes to a fresh staging folder; the run folder's results stay as they are
-        until the attempt ends. An earlier attempt's staging folder is kept only when this one resumes from it."""
-        staging = self.run_dir / STAGING_DIR
-        resume_from = self.config["trainer"].get("resume_from")
-        if not (resume_from and Path(resume_from).resolve().is_relative_to(staging.resolve())):
-            shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(staging / JOB_FILE, {"config_hash": digest, "started_at": time.time(),
-                                               "host": platform.node(), "pid": os.getpid(),
-                                               "job_num": self.context.job_num, "config": self.config})
-        self.staging = staging
+        until the attempt ends."""
+        facts = {"config_hash": digest, "started_at": time.time(), "host": platform.node(), "pid": os.getpid(),
+                 "job_num": self.context.job_num, "config": self.config}
+        self.staging = self.folder.begin_attempt(facts, resume_from=self.config["trainer"].get("resume_from"))
         self.record = {"status": RUNNING, "run_dir": str(self.run_dir)}
 
     def _run(self) -> None:
         """tsad.experiment.run, and around its result the run's identity, outcome, timing and environment."""
         from tsad.experiment import run
+        from tsad.settings.run import RunConfig
 
         config = self.config
         self.record = {"status": RUNNING, "model": config["model"]["name"], "dataset": config["dataset"]["name"],
@@ -197,7 +178,8 @@ class Job:
         started = time.perf_counter()
         try:
             self.tracker = open_tracker(config, self.run_dir, self.context.sweep_dir)
-            self.record.update(run(config, self.staging, epoch_callbacks=(self.tracker.log_epoch,)))
+            settings = RunConfig.parse(config)
+            self.record.update(run(settings, self.staging.root, epoch_callbacks=(self.tracker.log_epoch,)))
             self.record["status"] = OK
         except BaseException as error:
             self.record["status"] = failure_status(error)
@@ -224,23 +206,23 @@ class Job:
         if self.refused:
             return
         if self.record is None:
-            self.record = read_metrics(self.run_dir) or {"status": RUNNING, "run_dir": str(self.run_dir)}
+            self.record = self.folder.read_metrics() or {"status": RUNNING, "run_dir": str(self.run_dir)}
         if self.record.get("status") in (RUNNING, OK):
             self.record.update(status=failure_status(error), error=error_text(error))
 
     def write_record(self) -> None:
         """metrics.json, once: the record with the sweep's facts (nothing when the job skipped its run); into the
-        run folder when the job failed before its attempt began, else as tsad.results.end_attempt says."""
+        run folder when the job failed before its attempt began, else as RunFolder.end_attempt says."""
         if self.record is None:
             return
         if self.staging is not None:
-            self.record_folder = end_attempt(self.run_dir, self.record["status"])
-        write_json_atomic(self.record_folder / METRICS_FILE, {**self.record, **self.sweep_facts})
+            self.record_folder = self.folder.end_attempt(self.record["status"])
+        self.record_folder.write_metrics({**self.record, **self.sweep_facts})
 
     def close_tracker(self) -> None:
         """Hand the record metrics.json now holds to the experiment logger, if the run opened one."""
         if self.tracker is not None:
-            self.tracker.close({**self.record, **self.sweep_facts}, self.record_folder)
+            self.tracker.close({**self.record, **self.sweep_facts}, self.record_folder.root)
 
     def journal_entry(self) -> dict:
         if self.error is None:
@@ -315,15 +297,29 @@ def _folder_text(value) -> str:
     return re.sub(UNSAFE_RUN, "-", re.sub(f"^{UNSAFE_RUN}|{UNSAFE_RUN}$", "", text))
 
 
-def job_folders(run_dir: Path, sweep_dir: Path | None, digest: str) -> list[Path]:
+def job_folders(run_dir: Path, sweep_dir: Path | None, digest: str) -> list[RunFolder]:
     """Where an earlier run of this config may be: the job's own folder first, then the sweep's other
     folders named after the same config hash (e.g. an Optuna trial that drew the same parameters)."""
-    folders = [Path(run_dir)]
+    paths = [Path(run_dir)]
     suffix = f"_{digest[:FOLDER_HASH_DIGITS]}"
     if sweep_dir is not None and Path(sweep_dir).is_dir():
-        folders += sorted(p for p in Path(sweep_dir).iterdir() if p.name.endswith(suffix) and p != Path(run_dir)
-                          and p.is_dir())
-    return folders
+        paths += sorted(p for p in Path(sweep_dir).iterdir() if p.name.endswith(suffix) and p != Path(run_dir)
+                        and p.is_dir())
+    return [RunFolder(path) for path in paths]
+
+
+def finished_run(folders: list[RunFolder], digest: str) -> tuple[Path, dict] | None:
+    """The first folder that holds a finished run (status OK) of the config with this hash, and its record."""
+    for folder in folders:
+        record = folder.finished_record(digest)
+        if record is not None:
+            return folder.root, record
+    return None
+
+
+def checkpoint_to_resume(folders: list[RunFolder], digest: str) -> Path | None:
+    """The first last checkpoint an unfinished run of this config left in one of the folders."""
+    return next((checkpoint for folder in folders if (checkpoint := folder.checkpoint_to_resume(digest))), None)
 
 
 # ---------------------------------------------------------------------------- the objective

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from tsad.results import OK, RUNNING, UNREADABLE, read_json, write_json_atomic
+from tsad.json_files import read_json, write_json_atomic
+from tsad.results import OK, RUNNING, UNREADABLE
 
 log = logging.getLogger(__name__)
 

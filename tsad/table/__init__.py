@@ -20,7 +20,8 @@ test labels as on NAB's scoreboard (`oracle_nab.standard`, ...).
 prints the sweep's best run by a validation metric (never a test one) and the tsad-predict command
 that uses it, and writes no tables.
 
-    frame.py    the runs as one frame (rows read by tsad.results.read_run) and the table's metric
+    rows.py     one run folder as a flat row (identity, status, metrics, timings, config)
+    frame.py    the runs as one frame and the table's metric
     summary.py  cells (mean ± std over seeds), best per column, average ranks, the caption's notes
     render.py   Markdown, LaTeX and the figure
     best.py     --best: the best run by a validation metric

@@ -12,8 +12,10 @@ import shlex
 from dataclasses import dataclass
 
 from tsad.errors import UserError
-from tsad.results import OK, find_run_folders, read_run
+from tsad.results import OK
+from tsad.run_folder import find_run_folders
 from tsad.table.frame import lower_is_better, number_or_none
+from tsad.table.rows import read_run
 
 VALIDATION_PREFIX = "validation."
 MODES = ("min", "max")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 
 from tsad.errors import UserError
-from tsad.results import LEVELS, find_run_folders, read_run
+from tsad.run_folder import find_run_folders
+from tsad.table.rows import LEVELS, read_run
 
 # Columns that come first in results.csv, in this order.
 LEADING_COLUMNS = ("run_dir", "status", "model", "dataset", "seed", "level", "error", "threshold.policy",
@@ -18,7 +19,7 @@ LEADING_COLUMNS = ("run_dir", "status", "model", "dataset", "seed", "level", "er
 
 
 def read_runs(paths):
-    """The frame of every run folder under `paths` (see tsad.results.find_run_folders)."""
+    """The frame of every run folder under `paths` (see tsad.run_folder.find_run_folders)."""
     return results_frame([read_run(folder) for folder in find_run_folders(paths)])
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 
-from tsad.results import INCOMPLETE, NOT_COMPARED_KEYS, OK, is_under
+from tsad.config_hash import NOT_COMPARED_KEYS, is_under
+from tsad.results import INCOMPLETE, OK
 from tsad.table.frame import defined_at, lower_is_better
 
 PA_METRICS = ("pa_f1", "oracle_pa_f1")
@@ -73,7 +74,7 @@ def _short(key: str) -> str:
 
 
 def _compared_config(frame) -> list[str]:
-    """Config columns the runs of a cell should agree on: none of tsad.results.NOT_COMPARED_KEYS (where and how
+    """Config columns the runs of a cell should agree on: none of tsad.config_hash.NOT_COMPARED_KEYS (where and how
     a run executed, its seed, device, plots, tags), and no copy of the seed."""
     seed = frame["seed"].map(_label)
     compared = []
