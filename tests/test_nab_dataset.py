@@ -18,10 +18,11 @@ from tsad.data.nab_format import probationary_length
 from tsad.data.registry import dataset_settings
 from tsad.errors import UserError
 from tsad.models.base import build_detector
-from tsad.models.baselines import ZScoreDetector
+from tsad.models.zscore import ZScoreDetector
 from tsad.postprocess import running_rank
 from tsad.protocols import PROTOCOLS
-from tsad.protocols.nab import check_causal, detect_online, run_nab
+from tsad.protocols.nab import NAB, check_causal, detect_online
+from tsad.settings.run import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_NAB = Path(__file__).resolve().parents[2] / "shared" / "data" / "nab"
@@ -30,15 +31,19 @@ needs_shared_nab = pytest.mark.skipif(not (SHARED_NAB / "labels" / "combined_win
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 
-def protocol_config(root: Path, *overrides: str) -> dict:
-    """The run config tsad-run composes for dataset=nab, with overrides."""
+def protocol_config(root: Path, *overrides: str) -> RunConfig:
+    """The run settings tsad-run makes for dataset=nab, with overrides."""
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
     with initialize_config_module(version_base="1.3", config_module="tsad.conf"):
         config = compose("config", overrides=["dataset=nab", f"dataset.root={root}", "trainer=fast", "plots=false",
                                               "device=cpu", *overrides])
-    return OmegaConf.to_container(config, resolve=True)
+    return RunConfig.parse(OmegaConf.to_container(config, resolve=True))
+
+
+def run_nab(settings: RunConfig, run_dir: Path) -> dict:
+    return NAB().run(settings, run_dir)
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -209,7 +214,7 @@ def test_changing_a_row_never_changes_earlier_scores(name, one_torch_thread):
 def test_a_window_model_scores_each_row_from_the_window_ending_at_it_alone():
     values = series_with_spike()
     detection = detect_online(DETECTORS["iforest"], values)
-    detector = detection.detector
+    detector = detection.pipeline.detector
     normalised = detector.normaliser.transform([values[:, None].astype(np.float32)])[0][:, 0]
     for row in (15, 77, 250, 301, 399):
         window = normalised[row - 15:row + 1][None, :]
@@ -272,7 +277,7 @@ def test_models_that_read_whole_series_or_windows_longer_than_the_probation_are_
 def test_protocol_run_writes_nab_results_that_the_rescoring_script_reproduces(nab_mini, tmp_path):
     config = protocol_config(nab_mini, "model=iforest", "model.window=16", "model.n_estimators=25",
                              "threshold=fixed", "threshold.value=1.0")
-    assert PROTOCOLS.get("nab") is run_nab
+    assert PROTOCOLS.get("nab") is NAB
     record = run_nab(config, tmp_path)
     assert record["level"] == "point" and set(record["oracle_nab"]) == set(PROFILES)
     assert record["data"]["n_files"] == 3 and record["data"]["n_windows"] == 2 and record["data"]["n_fits"] == 3
@@ -327,14 +332,14 @@ def test_scores_that_read_the_labels_say_so_and_the_headline_is_label_free(nab_m
 def test_dataset_config_reads_lists_of_files_and_rejects_unknown_keys(nab_mini, tmp_path):
     config = protocol_config(nab_mini, "dataset.files=[synthA/sine_spike.csv,synthB/exchange-2_flat.csv]",
                              "model=zscore")
-    assert config["dataset"]["protocol"] == "nab"
-    assert config["dataset"]["files"] == ["synthA/sine_spike.csv", "synthB/exchange-2_flat.csv"]
+    assert config.dataset.protocol == "nab"
+    assert list(config.dataset.files) == ["synthA/sine_spike.csv", "synthB/exchange-2_flat.csv"]
     record = run_nab(config, tmp_path)
     assert record["data"]["n_files"] == 2
-    with pytest.raises(UserError, match="has no keys \\['window'\\]"):
-        run_nab(protocol_config(nab_mini, "+dataset.window=3"), tmp_path)
-    with pytest.raises(UserError, match="retrain_every must be a positive"):
-        run_nab(protocol_config(nab_mini, "dataset.retrain_every=0"), tmp_path)
+    with pytest.raises(UserError, match="unknown key 'dataset.window'"):
+        protocol_config(nab_mini, "+dataset.window=3")
+    with pytest.raises(UserError, match="dataset.retrain_every=0 is out of range"):
+        protocol_config(nab_mini, "dataset.retrain_every=0")
 
 
 def test_tsad_run_runs_nab_under_the_protocol(nab_mini, tmp_path):

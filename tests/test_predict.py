@@ -13,8 +13,8 @@ from conftest import TINY_SERIES, run_folders, run_tsad
 from conftest import sensor_frame as conftest_sensor_frame
 
 from tsad.data.series import SeriesSet
-from tsad.model_inputs import ModelInputs
 from tsad.models.base import Detector
+from tsad.pipeline import Pipeline
 
 TSAD_PREDICT = str(Path(sys.executable).with_name("tsad-predict"))
 WINDOW = 16
@@ -53,14 +53,14 @@ def series_run(tmp_path_factory) -> Path:
 
 
 def test_training_saves_what_prediction_needs(csv_run):
-    inputs = ModelInputs.load(csv_run / "model")
+    pipeline, inputs = Pipeline.load(csv_run / "model")
     metrics = json.loads((csv_run / "metrics.json").read_text())
     assert inputs.level == "point" and inputs.channels == ["a", "b"] and inputs.timestamp_column == "timestamp"
-    assert inputs.thresholds["point"] == metrics["threshold"]["values"]["point"]
+    assert pipeline.thresholds["point"] == metrics["threshold"]["values"]["point"]
     steps = pd.read_csv(csv_run / "scores" / "test_steps.csv.gz")
     assert list(steps["row"]) == list(range(320, 400)), "the test part is the last 20% of the file's rows"
     assert steps["timestamp"].iloc[0] == sensor_frame(400, seed=0)["timestamp"].iloc[320]
-    np.testing.assert_array_equal(steps["alarm"], (steps["score"] > inputs.thresholds["point"]).astype(int))
+    np.testing.assert_array_equal(steps["alarm"], (steps["score"] > pipeline.thresholds["point"]).astype(int))
 
 
 def test_predict_matches_scoring_in_python_whatever_the_column_order(csv_run, tmp_path):
@@ -76,7 +76,7 @@ def test_predict_matches_scoring_in_python_whatever_the_column_order(csv_run, tm
     assert list(predictions.columns) == ["series", "row", "timestamp", "score", "alarm"]
     expected = Detector.load(csv_run / "model").score(SeriesSet([new[["a", "b"]].to_numpy()])).steps[0]
     np.testing.assert_allclose(predictions["score"], expected, rtol=1e-6)
-    threshold = ModelInputs.load(csv_run / "model").thresholds["point"]
+    threshold = Pipeline.load(csv_run / "model")[0].thresholds["point"]
     np.testing.assert_array_equal(predictions["alarm"], (expected > threshold).astype(int))
     assert list(predictions["row"]) == list(range(120)) and list(predictions["timestamp"]) == list(new["timestamp"])
     summary = json.loads((folder / "prediction.json").read_text())
@@ -156,7 +156,7 @@ def test_series_level_run_gives_one_row_per_series(series_run, tmp_path):
     assert list(predictions["series"]) == ["s0", "s1", "s2"]
     expected = Detector.load(series_run / "model").score(SeriesSet(series)).series
     np.testing.assert_allclose(predictions["score"], expected, rtol=1e-6)
-    threshold = ModelInputs.load(series_run / "model").thresholds["series"]
+    threshold = Pipeline.load(series_run / "model")[0].thresholds["series"]
     np.testing.assert_array_equal(predictions["alarm"], (expected > threshold).astype(int))
 
 
@@ -170,7 +170,7 @@ def test_streaming_scores_each_row_as_causal_batch_scoring_does(csv_run, tmp_pat
     causal = Detector.load(csv_run / "model", causal=True).score(SeriesSet([new[["a", "b"]].to_numpy()])).steps[0]
     assert np.isnan(streamed["score"][:WINDOW - 1]).all() and (streamed["alarm"][:WINDOW - 1] == 0).all()
     np.testing.assert_allclose(streamed["score"][WINDOW - 1:], causal[WINDOW - 1:], rtol=1e-5, atol=1e-6)
-    threshold = ModelInputs.load(csv_run / "model").thresholds["point"]
+    threshold = Pipeline.load(csv_run / "model")[0].thresholds["point"]
     np.testing.assert_array_equal(streamed["alarm"][WINDOW - 1:], (causal[WINDOW - 1:] > threshold).astype(int))
     assert not (tmp_path / "outputs").exists()
 
@@ -212,8 +212,6 @@ def test_streaming_stops_at_a_bad_row_in_one_line(csv_run, tmp_path, rows, messa
 
 
 def test_a_post_processed_run_predicts_post_processed_scores_and_refuses_a_stream(tmp_path):
-    from tsad.postprocess import PostProcess, post_processed
-
     sensor_frame(400, seed=0, anomalies=((330, 340),)).to_csv(tmp_path / "train.csv", index=False)
     run_tsad(["model=pca", f"model.window={WINDOW}", "dataset=csv", f"dataset.path={tmp_path / 'train.csv'}",
               "postprocess=likelihood_spatial", "threshold=fixed", "threshold.value=0.5", "plots=false"], tmp_path)
@@ -224,8 +222,9 @@ def test_a_post_processed_run_predicts_post_processed_scores_and_refuses_a_strea
     assert result.returncode == 0, result.stderr
 
     data = SeriesSet([new[["a", "b"]].to_numpy()])
-    settings = PostProcess.from_config(ModelInputs.load(run / "model").postprocess)
-    expected = post_processed(settings, data, Detector.load(run / "model").score(data)).steps[0]
+    pipeline = Pipeline.load(run / "model")[0]
+    assert pipeline.postprocess.name == "likelihood_spatial"
+    expected = pipeline.processed(data, Detector.load(run / "model").score(data)).steps[0]
     predictions = pd.read_csv(tmp_path / "prediction" / "predictions.csv")
     np.testing.assert_allclose(predictions["score"], expected, rtol=1e-6)
     np.testing.assert_array_equal(predictions["alarm"], (expected > 0.5).astype(int))

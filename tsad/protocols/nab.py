@@ -149,7 +149,7 @@ class NAB(Protocol):
                          "nab_label_free_standard": label_free["scores"].get("standard"),
                          "oracle_nab_standard": oracle["scores"].get("standard")},
             "threshold": {**policy.record(), "source": "probationary rows",
-                          "rule": "anomaly score >= value (NAB's rule)", "values": thresholds},
+                          "rule": "anomaly score >= value (NAB's rule)", "values": {"point": threshold}},
             "timing": {"fit_seconds": round(sum(d.fit_seconds for d in detections), 3),
                        "score_seconds": round(sum(d.score_seconds for d in detections), 3)},
             "n_parameters": detections[-1].pipeline.detector.n_parameters,
