@@ -242,3 +242,15 @@ def test_an_unreachable_tracking_server_fails_the_job_in_one_line_within_the_tim
     assert "logger=none" in message and "\n" not in message
     assert read_metrics(tmp_path / "run")["status"] == "ERROR"
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ, "the bound holds only while MLflow is called"
+
+
+@needs_mlflow
+def test_without_a_tracking_uri_the_store_is_a_database_in_the_output_folder(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic"}, "seed": 0,
+              "paths": {"output_dir": str(tmp_path)}, "logger": {"name": "mlflow"}}
+    tracker = tracking.open_tracker(config, tmp_path / "runs" / "run")
+    experiment = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_experiment_by_name("runs")
+    assert experiment is not None
+    assert tracker.client.get_run(tracker.run_id).info.experiment_id == experiment.experiment_id
