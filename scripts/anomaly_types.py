@@ -12,6 +12,7 @@ anomalous series next to normal ones. Prints mean ± sample std over seeds at th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 import numpy as np
@@ -20,23 +21,21 @@ import numpy as np
 def type_aucs(model: str, seed: int, overrides: list[str]) -> dict[str, float]:
     from sklearn.metrics import roc_auc_score
 
-    from tsad.config import compose
-    from tsad.data.registry import build_dataset
+    from tsad.config import run_settings
     from tsad.evaluation.levels import level_arrays
-    from tsad.models.base import detector_from_config
+    from tsad.models.base import detector_from_settings
     from tsad.runtime import resolve_device, seed_everything
 
-    config = compose([f"model={model}", f"seed={seed}", *overrides])
-    if config["dataset"].get("family") != "synthetic":
+    settings = run_settings([f"model={model}", f"seed={seed}", "trainer.progress=false", *overrides])
+    if settings.dataset.family != "synthetic":
         raise SystemExit("anomaly types exist for the synthetic data sets only (dataset=synthetic or synthetic_points)")
     seed_everything(seed)
-    data = build_dataset(config["dataset"])
-    config["trainer"]["progress"] = False
-    detector = detector_from_config(config, resolve_device(str(config["device"])))
+    data = settings.dataset.build()
+    detector = detector_from_settings(settings, resolve_device(settings.device))
     detector.fit(data.train, data.val)
     aucs = {}
-    for kind in config["dataset"]["anomaly_types"]:
-        test = build_dataset({**config["dataset"], "anomaly_types": [kind]}).test
+    for kind in settings.dataset.anomaly_types:
+        test = dataclasses.replace(settings.dataset, anomaly_types=[kind]).build().test
         labels, scores = level_arrays(test, detector.score(test), data.level)
         finite = np.isfinite(scores)
         aucs[kind] = float(roc_auc_score(labels[finite], scores[finite]))

@@ -40,22 +40,21 @@ def peak_rss_mib() -> float:
 def bench_one(model: str, steps: int, warmup: int, device: str, threads: int, overrides: list[str]) -> dict:
     import torch
 
-    from tsad.config import compose
-    from tsad.data.registry import build_dataset
-    from tsad.models.base import detector_from_config
+    from tsad.config import run_settings
+    from tsad.models.base import detector_from_settings
     from tsad.models.torch_detector import TorchDetector
     from tsad.runtime import resolve_device, seed_everything
 
     if threads:
         torch.set_num_threads(threads)
-    config = compose([f"model={model}", *overrides])
+    settings = run_settings([f"model={model}", "trainer.max_epochs=1000000", "trainer.patience=1000000",
+                             "trainer.progress=false", "trainer.max_batches_per_epoch=null", "trainer.resume_from=null",
+                             *overrides])
     device = resolve_device(device)
-    seed_everything(config["seed"])
-    data = build_dataset(config["dataset"])
+    seed_everything(settings.seed)
+    data = settings.dataset.build()
     total = warmup + steps
-    config["trainer"].update(max_epochs=10**6, patience=10**6, progress=False, max_batches_per_epoch=None,
-                             resume_from=None)
-    detector = detector_from_config(config, device)
+    detector = detector_from_settings(settings, device)
     if not isinstance(detector, TorchDetector):
         raise SystemExit(f"{model} is not a torch model")
 
@@ -92,7 +91,7 @@ def bench_one(model: str, steps: int, warmup: int, device: str, threads: int, ov
     timed = len(stamps) - 1 - warmup
     (wall_0, cpu_0), (wall_1, cpu_1) = stamps[warmup], stamps[-1]
     first_step_wall = stamps[0][0]
-    result = {"model": model, "device": device, "batch_size": config["trainer"]["batch_size"], "steps": timed,
+    result = {"model": model, "device": device, "batch_size": settings.trainer.batch_size, "steps": timed,
               "steps_per_s": timed / (wall_1 - wall_0), "ms_per_step": 1000 * (wall_1 - wall_0) / timed,
               "cpu_ms_per_step": 1000 * (cpu_1 - cpu_0) / timed, "setup_s": first_step_wall - started,
               "peak_rss_mib": peak_rss_mib(), "rss_growth_mib": max(0.0, peak_rss_mib() - rss_before),

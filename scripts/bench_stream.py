@@ -60,24 +60,22 @@ def train(model: str, folder: Path) -> Path:
 
 def bench(run: Path, rows: int, device: str) -> dict:
     from tsad.errors import UserError
-    from tsad.model_inputs import ModelInputs
-    from tsad.models.base import Detector
+    from tsad.pipeline import Pipeline
     from tsad.predict_stream import stream
 
-    inputs = ModelInputs.load(run / "model")
-    detector = Detector.load(run / "model", device, causal=True)
+    pipeline, inputs = Pipeline.load(run / "model", device, causal=True)
     values = np.random.default_rng(0).normal(size=(rows, len(inputs.channels)))
     text = ",".join(inputs.channels) + "\n" + "".join(",".join(f"{v:.5f}" for v in row) + "\n" for row in values)
     source, sink = TimedLines(text), TimedSink()
     try:
-        stream(detector, inputs, inputs.read_options(), source, sink)
+        stream(pipeline, inputs, inputs.read_options(), source, sink)
     except UserError as error:
         return {"refused": str(error)}
     # handed[0] is the header, written[0] the output header; then one line in and one line out per row
     handed, written = np.array(source.handed[1:rows + 1]), np.array(sink.written[1:rows + 1])
-    first = detector.window - 1  # the rows before the first full window are not scored: leave them out
+    first = pipeline.detector.window - 1  # the rows before the first full window are not scored: leave them out
     latency = written[first:] - handed[first:]
-    return {"window": detector.window, "rows_per_s": len(latency) / (written[-1] - handed[first]),
+    return {"window": pipeline.detector.window, "rows_per_s": len(latency) / (written[-1] - handed[first]),
             "median_ms": 1e3 * np.median(latency), "p99_ms": 1e3 * np.quantile(latency, 0.99)}
 
 

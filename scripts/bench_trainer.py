@@ -22,29 +22,27 @@ import statistics
 import time
 
 
-def load_trainer_class(path: str | None):
-    """tsad's Trainer, or the Trainer of another copy of trainer.py (e.g. an older version kept in /tmp)."""
+def load_trainer_module(path: str | None):
+    """tsad's trainer module, or another copy of trainer.py (e.g. an older version kept in /tmp)."""
     if path is None:
-        from tsad.training.trainer import Trainer
+        from tsad.training import trainer
 
-        return Trainer
+        return trainer
     spec = importlib.util.spec_from_file_location("bench_trainer_under_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.Trainer
+    return module
 
 
 def precomputed_batches(model: str, batch_size: int, max_batches: int | None) -> tuple[list[dict], int]:
     """One epoch of window batches of the default synthetic training data, and its channel count."""
-    from tsad.config import compose
+    from tsad.config import run_settings
     from tsad.data.batches import WindowBatches
-    from tsad.data.registry import build_dataset
-    from tsad.models.base import build_detector
+    from tsad.models.base import detector_from_settings
 
-    config = compose([f"model={model}"])
-    data = build_dataset(config["dataset"]).train
-    params = {k: v for k, v in config["model"].items() if k != "name"}
-    detector = build_detector(model, params)
+    settings = run_settings([f"model={model}"])
+    data = settings.dataset.build().train
+    detector = detector_from_settings(settings)
     source = WindowBatches(data, detector.window, detector.train_stride, batch_size, shuffle=True, seed=0)
     batches = list(source)[:max_batches]
     return batches, batches[0]["x"].shape[-1]
@@ -53,27 +51,25 @@ def precomputed_batches(model: str, batch_size: int, max_batches: int | None) ->
 def new_module(model: str, n_channels: int, device: str):
     import torch
 
-    from tsad.config import compose
-    from tsad.models.base import build_detector
+    from tsad.config import run_settings
+    from tsad.models.base import detector_from_settings
 
     torch.manual_seed(0)
-    params = {k: v for k, v in compose([f"model={model}"])["model"].items() if k != "name"}
-    return build_detector(model, params).build_module(n_channels).to(device)
+    return detector_from_settings(run_settings([f"model={model}"])).build_module(n_channels).to(device)
 
 
-def run_trainer(trainer_class, module, batches, config: dict, device: str) -> None:
-    trainer_class(config, device=device).fit(module, batches)
+def run_trainer(trainer_class, module, batches, settings, device: str) -> None:
+    trainer_class(settings, device=device).fit(module, batches)
 
 
-def run_bare(trainer_class, module, batches, config: dict, device: str) -> None:
+def run_bare(trainer_class, module, batches, settings, device: str) -> None:
     """The same work without the trainer: AdamW, the same schedule and clipping, hooks, one eval pass per epoch."""
     import torch
 
-    settings = trainer_class(config, device=device).config
-    epochs, steps = settings["max_epochs"], len(batches)
+    epochs, steps = settings.max_epochs, len(batches)
     parameters = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=settings["lr"], weight_decay=settings["weight_decay"])
-    lr_lambda = trainer_class(config, device=device)._lr_lambda(epochs * steps, steps, settings["schedule"])
+    optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
+    lr_lambda = trainer_class(settings, device=device)._lr_lambda(epochs * steps, steps, settings.schedule)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
     step = 0
     for epoch in range(epochs):
@@ -85,7 +81,7 @@ def run_bare(trainer_class, module, batches, config: dict, device: str) -> None:
             loss = module.loss(batch)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, settings["grad_clip"])
+            torch.nn.utils.clip_grad_norm_(parameters, settings.grad_clip)
             optimizer.step()
             scheduler.step()
             step += 1
@@ -100,7 +96,7 @@ def run_bare(trainer_class, module, batches, config: dict, device: str) -> None:
         float(total)
 
 
-def seconds_per_epoch(run, trainer_class, model, batches, n_channels, config, device) -> tuple[float, float]:
+def seconds_per_epoch(run, trainer_class, model, batches, n_channels, settings, device) -> tuple[float, float]:
     """Wall and process CPU seconds per epoch of one run on a fresh module."""
     import torch
 
@@ -108,22 +104,23 @@ def seconds_per_epoch(run, trainer_class, model, batches, n_channels, config, de
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     started, cpu_started = time.perf_counter(), time.process_time()
-    run(trainer_class, module, batches, config, device)
+    run(trainer_class, module, batches, settings, device)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    epochs = config["max_epochs"]
+    epochs = settings.max_epochs
     return (time.perf_counter() - started) / epochs, (time.process_time() - cpu_started) / epochs
 
 
-def bench(model: str, args, trainer_class) -> dict:
+def bench(model: str, args, trainer_module) -> dict:
     batches, n_channels = precomputed_batches(model, args.batch_size, args.max_batches)
-    config = {"max_epochs": args.epochs, "batch_size": args.batch_size, "patience": 10**6, "progress": False,
-              "precision": "32"}
+    trainer_class = trainer_module.Trainer
+    settings = trainer_module.TrainerSettings(max_epochs=args.epochs, batch_size=args.batch_size, patience=10**6,
+                                              progress=False, precision="32")
     times = {"trainer": [], "bare": []}
-    seconds_per_epoch(run_bare, trainer_class, model, batches, n_channels, config, args.device)   # warm-up
+    seconds_per_epoch(run_bare, trainer_class, model, batches, n_channels, settings, args.device)   # warm-up
     for _ in range(args.repeats):
         for name, run in (("trainer", run_trainer), ("bare", run_bare)):
-            times[name].append(seconds_per_epoch(run, trainer_class, model, batches, n_channels, config,
+            times[name].append(seconds_per_epoch(run, trainer_class, model, batches, n_channels, settings,
                                                  args.device))
     result = {"model": model, "batches": len(batches)}
     for index, clock in enumerate(("s", "cpu_s")):
@@ -149,11 +146,11 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    trainer_class = load_trainer_class(args.trainer_file)
+    trainer_module = load_trainer_module(args.trainer_file)
     print(f"{'model':<12} {'batches':>7} {'trainer s/epoch':>16} {'bare s/epoch':>13} {'overhead':>9}   "
           f"{'trainer cpu s':>13} {'bare cpu s':>10} {'cpu overhead':>12}")
     for model in args.models:
-        r = bench(model, args, trainer_class)
+        r = bench(model, args, trainer_module)
         print(f"{r['model']:<12} {r['batches']:>7} {r['trainer_s']:>16.3f} {r['bare_s']:>13.3f} "
               f"{r['overhead_s_pct']:>8.1f}%   {r['trainer_cpu_s']:>13.3f} {r['bare_cpu_s']:>10.3f} "
               f"{r['overhead_cpu_s_pct']:>11.1f}%", flush=True)

@@ -12,6 +12,7 @@ again, so a long benchmark can be stopped and resumed. Prints mean ± sample std
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -23,24 +24,22 @@ import numpy as np
 def run_job(model: str, dataset: str, seed: int, tta_n: int, overrides: list[str]) -> dict:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from tsad.config import compose
-    from tsad.data.registry import build_dataset
+    from tsad.config import run_settings
     from tsad.evaluation.levels import level_arrays
-    from tsad.models.base import detector_from_config
-    from tsad.models.tta import TestTimeAugmentation
+    from tsad.models.base import detector_from_settings
     from tsad.runtime import resolve_device, seed_everything
 
-    config = compose([f"model={model}", f"dataset={dataset}", f"seed={seed}", *overrides])
+    settings = run_settings([f"model={model}", f"dataset={dataset}", f"seed={seed}", "trainer.progress=false",
+                             *overrides])
     seed_everything(seed)
-    data = build_dataset(config["dataset"])
-    config["trainer"]["progress"] = False
-    detector = detector_from_config(config, resolve_device(str(config["device"])))
+    data = settings.dataset.build()
+    detector = detector_from_settings(settings, resolve_device(settings.device))
     started = time.perf_counter()
     detector.fit(data.train, data.val)
     result = {"model": model, "dataset": dataset, "seed": seed, "level": data.level,
               "fit_s": time.perf_counter() - started, "epochs": len(detector.history)}
     for n in (1, tta_n):
-        detector.runtime.tta = TestTimeAugmentation(**{**config["tta"], "n": n})  # the same fitted model, rescored
+        detector.runtime.tta = dataclasses.replace(settings.tta, n=n)  # the same fitted model, rescored
         started = time.perf_counter()
         scores = detector.score(data.test)
         seconds = time.perf_counter() - started
