@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from tsad.errors import UserError
-from tsad.results import read_metrics
+from tsad.run_folder import RunFolder
 from tsad.sweeps.job import JobContext, folder_hash, folder_values, run_job
 from tsad.sweeps.ray_resources import job_cpus, job_gpus, job_threads
 from tsad.sweeps.summary import launched, summarise
@@ -181,7 +181,7 @@ def task(cfg: DictConfig) -> float | None:
             remove_run_folder(context.run_dir, Path(config["paths"]["output_dir"]))
         print(f"tsad-run: error: {error}", file=sys.stderr)
         sys.exit(2)
-    record = read_metrics(folder) or {}
+    record = RunFolder(folder).read_metrics() or {}
     print(f"run folder: {folder}")
     print("headline ({}): {}".format(record.get("level"), "  ".join(
         f"{k}={v:.4f}" for k, v in (record.get("headline") or {}).items() if v is not None)))

@@ -20,6 +20,8 @@ def write_scores(series_path: Path, steps_path: Path, data, scores, thresholds: 
     import numpy as np
     import pandas as pd
 
+    from tsad.evaluation.alarms import alarms
+
     thresholds = thresholds or {}
     for path in (series_path, steps_path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +29,7 @@ def write_scores(series_path: Path, steps_path: Path, data, scores, thresholds: 
     if data.series_labels is not None:
         series["label"] = data.series_labels
     if "series" in thresholds:
-        series["alarm"] = (series["score"] > thresholds["series"]).astype(int)
+        series["alarm"] = alarms(series["score"].to_numpy(), thresholds["series"]).astype(int)
     series.to_csv(series_path, index=False)
     steps = pd.DataFrame({
         "series": np.repeat(data.names, data.lengths),
@@ -41,7 +43,7 @@ def write_scores(series_path: Path, steps_path: Path, data, scores, thresholds: 
     if data.step_labels is not None:
         steps["label"] = np.concatenate(data.step_labels)
     if "point" in thresholds:
-        steps["alarm"] = (steps["score"] > thresholds["point"]).astype(int)
+        steps["alarm"] = alarms(steps["score"].to_numpy(), thresholds["point"]).astype(int)
     for name, values in (step_columns or {}).items():
         steps[name] = values
     steps.to_csv(steps_path, index=False)

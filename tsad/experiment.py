@@ -8,18 +8,18 @@ metrics.json once.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tsad.protocols import PROTOCOLS
+from tsad.run_folder import RunFolder
 from tsad.settings.run import RunConfig
 
 
-def run(settings: RunConfig, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
-    """Run one experiment into `run_dir`; returns the result record (raises on failure).
+def run(settings: RunConfig, folder: RunFolder, epoch_callbacks: tuple = ()) -> dict:
+    """Run one experiment into `folder` (the attempt's staging folder); returns the result record (raises on
+    failure).
 
     `epoch_callbacks` (e.g. the experiment logger's) are called after every training epoch with the history so far.
     """
-    return PROTOCOLS.get(settings.dataset.protocol)().run(settings, Path(run_dir), epoch_callbacks)
+    return PROTOCOLS.get(settings.dataset.protocol)().run(settings, folder, epoch_callbacks)
 
 
 def check(settings: RunConfig) -> None:

@@ -25,12 +25,14 @@ from datetime import datetime
 from pathlib import Path
 
 from tsad.errors import UserError
+from tsad.run_folder import RunFolder
 
 USAGE = "tsad-predict run=RUN_DIR input=FILE_OR_FOLDER_OR_- [out=FOLDER] [device=auto]"
 KEYS = ("run", "input", "out", "device")
 READ_KEYS = ("separator", "nan_policy", "timestamp_column", "label_column")  # given as dataset.<key>=
 PREDICTIONS_ROOT = Path("outputs") / "predictions"
 PLOTTED_SERIES = 4
+PLOTS_DIR = "plots"  # in the prediction folder (not a run folder)
 
 
 def parse_arguments(arguments: list[str]) -> dict:
@@ -55,13 +57,13 @@ def model_folder(run: str) -> Path:
     run_dir = Path(run).expanduser()
     if not run_dir.is_dir():
         raise UserError(f"run={run} is not a folder; give a run folder of tsad-run (outputs/runs/<date>/<time>_...)")
-    model = run_dir / "model"
+    model = RunFolder(run_dir).model
     if (model / "detector.json").is_file():
         return model
     if any(model.glob("*/detector.json")):
         raise UserError(f"run={run} keeps one detector per file (the NAB protocol trains one per series); "
                         f"tsad-predict needs a run of the offline protocol")
-    jobs = sorted(path.parent.parent for path in run_dir.glob("*/model/detector.json"))
+    jobs = sorted(path for path in run_dir.iterdir() if (RunFolder(path).model / "detector.json").is_file())
     if jobs:
         raise UserError(f"run={run} is a sweep folder of {len(jobs)} runs; give one of them, e.g. run={jobs[0]}")
     raise UserError(f"run={run} has no saved model (model/detector.json); give the folder of a finished run")
@@ -221,7 +223,7 @@ def predict(settings: dict) -> None:
     scores = pipeline.score(data)
     seconds = time.perf_counter() - started
     frame = predictions_frame(data, scores, inputs.level, threshold)
-    (folder / "plots").mkdir(parents=True, exist_ok=True)
+    (folder / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "predictions.csv", index=False)
     summary = {"run": str(run_dir.resolve()), "model": detector.name, "dataset": inputs.dataset,
                "level": inputs.level, "threshold": threshold, "alarm_rule": ALARM_RULE,
@@ -230,7 +232,7 @@ def predict(settings: dict) -> None:
                "n_series_with_alarms": int(frame.groupby("series")["alarm"].max().sum()),
                "device": device, "score_seconds": round(seconds, 3), "created": datetime.now().isoformat()}
     (folder / "prediction.json").write_text(json.dumps(summary, indent=2))
-    plot_predictions(folder / "plots" / "predictions.png", data, scores, inputs.level, threshold, inputs)
+    plot_predictions(folder / PLOTS_DIR / "predictions.png", data, scores, inputs.level, threshold, inputs)
     print(f"prediction folder: {folder}")
     print(f"{summary['n_rows']} rows of {len(data)} series scored by {detector.name}: {summary['n_alarms']} alarms "
           f"({inputs.level} level, score > {threshold:.6g}); max score {np.nanmax(frame['score']):.6g}")

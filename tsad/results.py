@@ -6,11 +6,7 @@ tsad.table.rows'. Only the standard library: tsad.sweeps imports this module bef
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from tsad.csv_outputs import write_history  # noqa: F401 (named from here until the protocols switch)
 from tsad.errors import NaNLossError
-from tsad.json_files import read_json
 
 OK = "OK"
 ERROR = "ERROR"
@@ -38,19 +34,3 @@ def failure_status(error: BaseException) -> str:
 def error_text(error: BaseException) -> str:
     """How a record names the error a run ended with."""
     return f"{type(error).__name__}: {error}"
-
-
-# ---------------------------------------------------------------------------- until the protocols, cli.py and
-# validation.py take their paths from tsad.run_folder.RunFolder (they cannot be imported from there: it reads OK)
-
-def read_metrics(run_dir: Path) -> dict | None:
-    return read_json(Path(run_dir) / "metrics.json")
-
-
-def write_scores(directory: Path, split: str, data, scores, thresholds: dict | None = None,
-                 step_columns: dict | None = None) -> None:
-    from tsad.csv_outputs import write_scores as write
-
-    directory = Path(directory)
-    write(directory / f"{split}_series.csv", directory / f"{split}_steps.csv.gz", data, scores, thresholds,
-          step_columns)

@@ -153,6 +153,18 @@ class RunFolder:
     def write_metrics(self, record: dict) -> None:
         write_json_atomic(self.metrics, record)
 
+    def write_history(self, history: list[dict]) -> None:
+        from tsad.csv_outputs import write_history
+
+        write_history(self.history, history)
+
+    def write_scores(self, split: str, data, scores, thresholds: dict | None = None,
+                     step_columns: dict | None = None) -> None:
+        """scores/<split>_series.csv and <split>_steps.csv.gz (tsad/csv_outputs.py)."""
+        from tsad.csv_outputs import write_scores
+
+        write_scores(self.series_scores(split), self.step_scores(split), data, scores, thresholds, step_columns)
+
     def read_job(self) -> dict | None:
         """The attempt's facts (job.json), or None when there is no readable one."""
         return read_json(self.job)

@@ -23,7 +23,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from tsad.errors import UserError
-from tsad.results import OK, read_metrics
+from tsad.results import OK
+from tsad.run_folder import RunFolder
 from tsad.settings import fields
 
 MAX_SWEEP_JOBS = 32
@@ -51,12 +52,14 @@ def preflight(arguments: list[str]) -> Path | None:
         # composed as a sweep's base config (as Hydra reads the mode a preset sets), so a single run reads it too
         config = composer.compose(args.overrides, RunMode.MULTIRUN)
         if args.multirun or config.hydra.mode == RunMode.MULTIRUN:
+            check_writable(known_now(config, "hydra.sweep.dir"), "hydra.sweep.dir")
             check_sweep(composer, config)
             return None
         check_no_sweep(args.overrides)
         job = job_config(config)
         check_config(job)
         run_dir = known_now(config, "hydra.run.dir")
+        check_writable(run_dir, "hydra.run.dir")
         if run_dir is None:
             return None
         check_not_finished(Path(run_dir), job, sweep=False)
@@ -65,6 +68,20 @@ def preflight(arguments: list[str]) -> Path | None:
         raise UserError(one_line(str(error))) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def check_writable(folder: str | None, key: str) -> None:
+    """A run or sweep folder tsad can make and write: its nearest existing ancestor is a writable folder."""
+    if folder is None:
+        return
+    path = Path(folder).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{key}={folder}: {existing} is a file, not a folder; choose another folder "
+                        f"(paths.output_dir=... or {key}=...)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{key}={folder}: {existing} cannot be written; choose a folder you may write to "
+                        f"(paths.output_dir=... or {key}=...)")
 
 
 def check_override_syntax(overrides: list[str]) -> None:
@@ -201,7 +218,7 @@ def check_config(config: dict) -> None:
 
 def check_not_finished(run_dir: Path, config: dict, sweep: bool) -> None:
     """Refuse, as the job itself would, a run folder holding a finished run that this run may not replace."""
-    if config.get("resume") or config.get("overwrite") or (read_metrics(run_dir) or {}).get("status") != OK:
+    if config.get("resume") or config.get("overwrite") or (RunFolder(run_dir).read_metrics() or {}).get("status") != OK:
         return
     if sweep:
         fix = "add resume=true to keep it, choose another hydra.sweep.dir, or add overwrite=true to replace it"

@@ -2,16 +2,16 @@
 
 A protocol is a class registered with `@PROTOCOLS.register(name)`: `check(settings)` refuses, before any data is
 read, a combination of settings it cannot run (each section has already checked its own values), and
-`run(settings, run_dir, epoch_callbacks)` runs it into the run's staging folder and returns the result part of
-the run's record. Adding a protocol is one new module in this package.
+`run(settings, folder, epoch_callbacks)` runs it into the attempt's staging folder (a tsad.run_folder.RunFolder)
+and returns the result part of the run's record. Adding a protocol is one new module in this package.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
 
 from tsad.registry import Registry
+from tsad.run_folder import RunFolder
 
 PROTOCOLS: Registry[type[Protocol]] = Registry("dataset.protocol", "tsad.protocols")
 
@@ -30,4 +30,4 @@ class Protocol(ABC):
         detector_from_settings(settings, resolve_device(settings.device), causal=self.causal)
 
     @abstractmethod
-    def run(self, settings, run_dir: Path, epoch_callbacks: tuple = ()) -> dict: ...
+    def run(self, settings, folder: RunFolder, epoch_callbacks: tuple = ()) -> dict: ...

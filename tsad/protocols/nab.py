@@ -60,7 +60,7 @@ from tsad.pipeline import Pipeline
 from tsad.postprocess import PostProcess
 from tsad.protocols import PROTOCOLS, Protocol
 from tsad.protocols.nab_report import LABEL_FREE, ORACLE, plot_nab_examples, write_nab_results_file, write_per_file
-from tsad.results import write_history, write_scores
+from tsad.run_folder import RunFolder
 from tsad.run_warnings import RunWarnings
 from tsad.runtime import resolve_device, seed_everything
 
@@ -75,9 +75,8 @@ class NAB(Protocol):
         check_threshold_for(settings.postprocess, settings.threshold)
         check_causal(detector_from_settings(settings, resolve_device(settings.device), causal=True))
 
-    def run(self, settings, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
-        """Run `settings` under the NAB protocol into `run_dir`; returns the result part of the run's record."""
-        run_dir = Path(run_dir)
+    def run(self, settings, folder: RunFolder, epoch_callbacks: tuple = ()) -> dict:
+        """Run `settings` under the NAB protocol into `folder`; returns the result part of the run's record."""
         dataset, policy, postprocess = settings.dataset, settings.threshold, settings.postprocess
         check_threshold_for(postprocess, policy)
         device = resolve_device(settings.device)
@@ -101,8 +100,8 @@ class NAB(Protocol):
                                       postprocess)
             detections.append(detection)
             history += [{"file": nab_file.name, **record} for record in detection.history]
-            detection.pipeline.detector.save(run_dir / "model" / Path(nab_file.name).with_suffix(""))
-            write_nab_results_file(run_dir / "nab_results", detector_name, nab_file, detection.anomaly_scores)
+            detection.pipeline.detector.save(folder.model / Path(nab_file.name).with_suffix(""))
+            write_nab_results_file(folder.nab_results, detector_name, nab_file, detection.anomaly_scores)
             log.info("%s: fit %.1f s, score %.1f s", nab_file.name, detection.fit_seconds, detection.score_seconds)
 
         label_free, oracle, threshold = score_nab(corpus.files, [d.raw_scores for d in detections],
@@ -121,12 +120,12 @@ class NAB(Protocol):
         everything = SeriesSet([f.values for f in corpus.files], step_labels=[f.labels for f in corpus.files],
                                timestamps=[f.timestamps for f in corpus.files], names=[f.name for f in corpus.files])
         steps = [d.anomaly_scores for d in detections]
-        write_scores(run_dir / "scores", "test", everything, Scores(steps, np.array([s.max() for s in steps])),
-                     thresholds, step_columns={"raw_score": np.concatenate([d.raw_scores for d in detections])})
-        write_history(run_dir / "history.csv", history)
-        write_per_file(run_dir / "nab_per_file.csv", corpus.files, {LABEL_FREE: label_free, ORACLE: oracle})
+        folder.write_scores("test", everything, Scores(steps, np.array([s.max() for s in steps])), thresholds,
+                            step_columns={"raw_score": np.concatenate([d.raw_scores for d in detections])})
+        folder.write_history(history)
+        write_per_file(folder.nab_per_file, corpus.files, {LABEL_FREE: label_free, ORACLE: oracle})
         if settings.plots:
-            plot_nab_examples(run_dir / "plots" / "oracle_nab_examples.png", corpus.files, steps, oracle)
+            plot_nab_examples(folder.plots / "oracle_nab_examples.png", corpus.files, steps, oracle)
 
         return {
             "level": "point",
@@ -142,7 +141,7 @@ class NAB(Protocol):
                 "oracle_counts": oracle["counts"],
                 "score_mapping": "running rank of the detector's raw scores within each file (ties low)",
                 "postprocess": asdict(postprocess),
-                "results_dir": f"nab_results/{detector_name}",  # in the run folder (run_dir is where it is staged)
+                "results_dir": (folder.nab_results / detector_name).relative_to(folder.root).as_posix(),
             },
             "validation": {},
             "headline": {**headline({"point": point}, "point"),

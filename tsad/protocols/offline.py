@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
 
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
@@ -27,7 +25,7 @@ from tsad.models.base import Scores, detector_from_settings
 from tsad.pipeline import Pipeline
 from tsad.postprocess import PostProcess
 from tsad.protocols import PROTOCOLS, Protocol
-from tsad.results import write_history, write_scores
+from tsad.run_folder import RunFolder
 from tsad.runtime import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -39,16 +37,15 @@ class Offline(Protocol):
         check_postprocess(settings.postprocess, settings.dataset.level)
         super().check(settings)
 
-    def run(self, settings, run_dir: Path, epoch_callbacks: tuple = ()) -> dict:
+    def run(self, settings, folder: RunFolder, epoch_callbacks: tuple = ()) -> dict:
         check_postprocess(settings.postprocess, settings.dataset.level)
         device = resolve_device(settings.device)
         seed_everything(settings.seed)
 
         # The detector first: its settings are checked before any data is read or generated.
         # history.csv after every epoch as well, so that a long run shows how far it got; rewritten at the end
-        write_history_so_far = partial(write_history, run_dir / "history.csv")
-        detector = detector_from_settings(settings, device, checkpoint_dir=run_dir / "model" / "checkpoints",
-                                          epoch_callbacks=(write_history_so_far, *epoch_callbacks))
+        detector = detector_from_settings(settings, device, checkpoint_dir=folder.checkpoints,
+                                          epoch_callbacks=(folder.write_history, *epoch_callbacks))
         pipeline = Pipeline(detector, settings.postprocess)
         data = settings.dataset.build()
         data.note_constant_channels()
@@ -81,14 +78,14 @@ class Offline(Protocol):
             labelled_val_scores = pipeline.score(data.labelled_val)
         validation = validation_metrics(detector.history, data.labelled_val, labelled_val_scores, levels, warnings)
 
-        pipeline.save(run_dir / "model", ModelInputs.of(data))
-        write_scores(run_dir / "scores", "test", data.test, test_scores, thresholds)
-        write_scores(run_dir / "scores", reference.split, reference.data, reference.scores, thresholds)
-        write_history(run_dir / "history.csv", detector.history)
+        pipeline.save(folder.model, ModelInputs.of(data))
+        folder.write_scores("test", data.test, test_scores, thresholds)
+        folder.write_scores(reference.split, reference.data, reference.scores, thresholds)
+        folder.write_history(detector.history)
         if settings.plots:
             from tsad.plotting import plot_run
 
-            plot_run(run_dir / "plots", detector, data, test_scores, thresholds, levels)
+            plot_run(folder.plots, detector, data, test_scores, thresholds, levels)
 
         return {
             "level": data.level,

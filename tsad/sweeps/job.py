@@ -179,7 +179,7 @@ class Job:
         try:
             self.tracker = open_tracker(config, self.run_dir, self.context.sweep_dir)
             settings = RunConfig.parse(config)
-            self.record.update(run(settings, self.staging.root, epoch_callbacks=(self.tracker.log_epoch,)))
+            self.record.update(run(settings, self.staging, epoch_callbacks=(self.tracker.log_epoch,)))
             self.record["status"] = OK
         except BaseException as error:
             self.record["status"] = failure_status(error)
