@@ -13,8 +13,8 @@ A detector is a dataclass: its fields are its hyperparameters, each declared onc
 and the values it allows (`tsad.settings.fields.setting`; conf/model/<name>.yaml must hold the
 same keys and defaults, a test checks), and the keyword `runtime` says how and where it runs
 (normalisation, trainer, device, seed, test-time augmentation, checkpoints, causal scoring), all
-given at construction. build_detector checks config values against the declarations; checks
-that relate several keys go in __post_init__, which also creates the fitted state (empty until fit).
+given at construction. Construction checks the values against the declarations; checks that
+relate several keys go in __post_init__, which also creates the fitted state (empty until fit).
 Window models build on window_scoring.WindowScorer, torch models on torch_detector.TorchDetector.
 """
 
@@ -79,6 +79,7 @@ class Detector(ABC):
     runtime: Runtime = field(default_factory=Runtime, kw_only=True, repr=False)
 
     def __post_init__(self) -> None:
+        check_values(type(self), self.get_params(), "model")   # declared types and ranges, however it is built
         self.normaliser = Normaliser(self.runtime.normalise)
         self.n_channels: int | None = None
         self.history: list[dict] = []
