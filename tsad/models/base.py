@@ -172,7 +172,7 @@ class Detector(ABC):
         return data.with_values(self.normaliser.transform(data.values))
 
 
-# Which registered models a preset may select (`${tsad_models:<kind>}` in tsad/conf/experiment/*.yaml).
+# Which registered models a preset may select (`${tsad_models:<kind>}` in conf/experiment/*.yaml).
 MODEL_KINDS = {
     "all": lambda cls: True,
     "point_level": lambda cls: not cls.reads_whole_series(),
