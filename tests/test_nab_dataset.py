@@ -22,6 +22,7 @@ from tsad.models.zscore import ZScoreDetector
 from tsad.postprocess import running_rank
 from tsad.protocols import PROTOCOLS
 from tsad.protocols.nab import NAB, check_causal, detect_online
+from tsad.run_folder import RunFolder
 from tsad.settings.run import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def protocol_config(root: Path, *overrides: str) -> RunConfig:
 
 
 def run_nab(settings: RunConfig, run_dir: Path) -> dict:
-    return NAB().run(settings, run_dir)
+    return NAB().run(settings, RunFolder(run_dir))
 
 
 # -- loading ---------------------------------------------------------------------------------------

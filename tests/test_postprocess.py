@@ -113,12 +113,13 @@ def test_offline_point_runs_post_process_every_split_and_save_it_for_prediction(
     from tsad.config import compose
     from tsad.models.base import Detector
     from tsad.protocols.offline import Offline
+    from tsad.run_folder import RunFolder
     from tsad.settings.run import RunConfig
 
     overrides = ["model=zscore", "dataset=synthetic_points", "dataset.n_test=3", "postprocess=likelihood_spatial",
                  "threshold=fixed", "threshold.value=0.5", "plots=false"]
     settings = RunConfig.parse(compose(overrides))
-    result = Offline().run(settings, tmp_path)
+    result = Offline().run(settings, RunFolder(tmp_path))
 
     data = settings.dataset.build()
     raw = Detector.load(tmp_path / "model").score(data.test)

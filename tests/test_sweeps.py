@@ -11,11 +11,12 @@ import pytest
 from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
 
 from tsad import cli, run_folder
+from tsad.config import run_settings
 from tsad.errors import UserError
 from tsad.json_files import write_json_atomic as write_json
 from tsad.run_folder import RunFolder
 from tsad.sweeps import job
-from tsad.sweeps.job import check_objective, needs_labelled_val, objective_value
+from tsad.sweeps.job import objective_value
 from tsad.sweeps.summary import JOURNAL_DIR, summarise
 
 
@@ -242,13 +243,14 @@ def test_optuna_search_optimises_a_validation_metric(tmp_path):
 
 def test_objectives_must_be_validation_metrics():
     with pytest.raises(UserError, match="leak test labels"):
-        check_objective("metrics.series.roc_auc")
+        run_settings(["objective=metrics.series.roc_auc"])
     record = {"validation": {"val_loss": 0.5, "labelled_val": {"series": {"pr_auc": None}}}}
     assert objective_value(record, "validation.val_loss") == 0.5
     with pytest.raises(UserError, match="it has: validation.labelled_val.series.pr_auc, validation.val_loss"):
         objective_value(record, "validation.labelled_val.series.pr_auc")
     with pytest.raises(UserError, match="dataset.labelled_val"):
-        needs_labelled_val("validation.labelled_val.series.pr_auc", {"labelled_val": 0})
+        run_settings(["objective=validation.labelled_val.series.pr_auc", "dataset.labelled_val=0"])
+    assert run_settings(["objective=validation.labelled_val.series.pr_auc", "dataset.labelled_val=0.3"]).objective
 
 
 def test_a_missing_extra_is_named_in_one_line(monkeypatch):

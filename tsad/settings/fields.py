@@ -17,8 +17,8 @@ a declared range per key with a one-line message naming key, value and what is a
 ranges and would retype the composed config that run folders are hashed from. So the declarations are plain
 dataclass field metadata and the check is the one function below.
 
-Every int or float field must declare a range (a test walks every section); a value outside it, NaN included,
-fails with the key, the value and the range. A key the section lacks fails naming the nearest one.
+Every int or float field must declare a range (a test walks every section); a value outside it, NaN and infinity
+included, fails with the key, the value and the range. A key the section lacks fails naming the nearest one.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Range:
     below: float | None = None
 
     def holds(self, value: float) -> bool:
-        if math.isnan(value):
+        if not math.isfinite(value):
             return False
         return ((self.at_least is None or value >= self.at_least) and (self.above is None or value > self.above)
                 and (self.at_most is None or value <= self.at_most) and (self.below is None or value < self.below))

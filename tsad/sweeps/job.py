@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tsad.config_hash import NOT_COMPARED_KEYS, config_hash, is_under
@@ -34,11 +34,10 @@ from tsad.errors import UserError
 from tsad.results import OK, RUNNING, error_text, failure_status
 from tsad.run_folder import RunFolder
 from tsad.sweeps.summary import Journal
-from tsad.tracking import Tracker, check_logger, open_tracker
+from tsad.tracking import Tracker, open_tracker
 
 log = logging.getLogger(__name__)
 
-OBJECTIVE_PREFIX = "validation."
 FOLDER_HASH_DIGITS = 8
 # Overrides a job folder's name leaves out: the model, dataset and seed it names already, the presets that set up
 # the sweep rather than the job, and keys that do not change what the job computes (NOT_COMPARED_KEYS).
@@ -116,23 +115,26 @@ class Job:
 
     def run(self) -> tuple[float | None, Path]:
         """The objective's value and the folder of the finished run (this job's, or an earlier one)."""
+        from tsad.settings.run import RunConfig
+
         config = self.config
-        objective = check_objective(config.get("objective"))
-        needs_labelled_val(objective, config.get("dataset") or {})
-        check_logger(config.get("logger"))
+        settings = RunConfig.parse(config)  # the job's door: every section checks itself
+        objective = settings.objective
         digest = self.sweep_facts["config_hash"] = config_hash(config)
         folders = job_folders(self.run_dir, self.context.sweep_dir, digest)
-        if config.get("resume"):
+        if settings.resume:
             done = finished_run(folders, digest)
             if done is not None:
                 return self._skip(*done, objective)
             checkpoint = checkpoint_to_resume(folders, digest)
-            if checkpoint is not None and not config["trainer"].get("resume_from"):
+            if checkpoint is not None and not settings.trainer.resume_from:
                 log.info("resume: continuing from the checkpoint %s", checkpoint)
-                config["trainer"]["resume_from"] = str(checkpoint)
+                config["trainer"]["resume_from"] = str(checkpoint)  # as job.json records the attempt
+                settings = replace(settings, trainer=replace(settings.trainer, resume_from=str(checkpoint)))
                 self.sweep_facts["resumed_from_checkpoint"] = str(checkpoint)
-        elif not config.get("overwrite"):
+        elif not settings.overwrite:
             self._refuse_to_replace_a_finished_run()
+        self.settings = settings
 
         self._begin(digest)
         self._run()
@@ -164,13 +166,12 @@ class Job:
         until the attempt ends."""
         facts = {"config_hash": digest, "started_at": time.time(), "host": platform.node(), "pid": os.getpid(),
                  "job_num": self.context.job_num, "config": self.config}
-        self.staging = self.folder.begin_attempt(facts, resume_from=self.config["trainer"].get("resume_from"))
+        self.staging = self.folder.begin_attempt(facts, resume_from=self.settings.trainer.resume_from)
         self.record = {"status": RUNNING, "run_dir": str(self.run_dir)}
 
     def _run(self) -> None:
         """tsad.experiment.run, and around its result the run's identity, outcome, timing and environment."""
         from tsad.experiment import run
-        from tsad.settings.run import RunConfig
 
         config = self.config
         self.record = {"status": RUNNING, "model": config["model"]["name"], "dataset": config["dataset"]["name"],
@@ -178,8 +179,7 @@ class Job:
         started = time.perf_counter()
         try:
             self.tracker = open_tracker(config, self.run_dir, self.context.sweep_dir)
-            settings = RunConfig.parse(config)
-            self.record.update(run(settings, self.staging, epoch_callbacks=(self.tracker.log_epoch,)))
+            self.record.update(run(self.settings, self.staging, epoch_callbacks=(self.tracker.log_epoch,)))
             self.record["status"] = OK
         except BaseException as error:
             self.record["status"] = failure_status(error)
@@ -324,15 +324,6 @@ def checkpoint_to_resume(folders: list[RunFolder], digest: str) -> Path | None:
 
 # ---------------------------------------------------------------------------- the objective
 
-def check_objective(objective) -> str | None:
-    if objective is None:
-        return None
-    if not isinstance(objective, str) or not objective.startswith(OBJECTIVE_PREFIX):
-        raise UserError(f"objective must name a validation metric (validation.<...>, e.g. validation.val_loss), "
-                        f"got {objective!r}: optimising a test metric would leak test labels into the search")
-    return objective
-
-
 def objective_value(record: dict, objective: str | None) -> float | None:
     """The number at the dotted path `objective` of a metrics record; UserError when there is none."""
     if objective is None:
@@ -353,10 +344,3 @@ def _leaf_paths(node: dict, prefix: str):
             yield from _leaf_paths(value, f"{prefix}.{key}")
         else:
             yield f"{prefix}.{key}"
-
-
-def needs_labelled_val(objective: str | None, dataset: dict) -> None:
-    """Fail before training when the objective needs a labelled validation split the dataset will not make."""
-    if objective and objective.startswith("validation.labelled_val") and dataset.get("labelled_val", None) == 0:
-        raise UserError(f"objective {objective} needs a labelled validation split: set dataset.labelled_val "
-                        "(a fraction of n_test or a count of series, e.g. dataset.labelled_val=0.3)")
