@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 
@@ -37,7 +38,10 @@ def run_tsad(args: list[str], output_dir: Path, cwd: Path | None = None, check: 
              timeout: int = 300) -> subprocess.CompletedProcess:
     """`tsad-run ARGS paths.output_dir=OUTPUT_DIR` from `cwd` (default: the output folder), in this process: its
     exit code, stdout and stderr as a command line gets them. Tests of what only a process shows (signals, two
-    runs at once, start-up imports) use run_tsad_command."""
+    runs at once, start-up imports) use run_tsad_command. A run in this process takes over its stdout, stderr,
+    working folder and signal handlers, so one started from another thread runs as the command."""
+    if threading.current_thread() is not threading.main_thread():
+        return run_tsad_command(args, output_dir, cwd, check, timeout)
     from tsad.cli import main
 
     result = run_in_process(main, TSAD_RUN, [*args, f"paths.output_dir={output_dir}"], cwd or output_dir, timeout)
