@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TINY_SERIES, run_folders, run_tsad, run_tsad_table
+from conftest import TINY_SERIES, TSAD_TABLE, run_folders, run_tsad, run_tsad_table
 
 from tsad.errors import UserError
 
@@ -126,6 +126,12 @@ def test_tsad_run_fails_in_one_line(args, tmp_path):
 @pytest.mark.parametrize("args", [["--digits", "-2"], ["--format", "xls"], ["--by", "dataset"]], ids=" ".join)
 def test_tsad_table_fails_in_one_line(args, tmp_path):
     result = run_tsad_table([str(tmp_path), *args], tmp_path, check=False)
+    _assert_one_line_error(result, "tsad-table")
+
+
+def test_command_line_tsad_table_fails_in_one_line(tmp_path):
+    result = subprocess.run([TSAD_TABLE, str(tmp_path), "--format", "xls"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
     _assert_one_line_error(result, "tsad-table")
 
 
