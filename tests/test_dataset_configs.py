@@ -1,8 +1,6 @@
-"""Every dataset family is one typed settings class: its yaml mirrors it, every numeric key declares a range, and
-a value outside that range fails in one line naming the key, before any data is read."""
+"""Every dataset family is one typed settings class: its yaml mirrors it and every option composes into checked
+settings (its keys' ranges: tests/test_settings.py)."""
 
-import math
-import typing
 from dataclasses import fields
 from pathlib import Path
 
@@ -12,7 +10,6 @@ from omegaconf import OmegaConf
 import tsad.conf
 from tsad.data.registry import DATASETS, dataset_settings
 from tsad.errors import UserError
-from tsad.settings.fields import admits_number, numeric_fields_without_range
 
 DATASET_CONF = Path(tsad.conf.__file__).parent / "dataset"
 FAMILIES = dict(DATASETS.items())
@@ -49,58 +46,6 @@ def test_every_dataset_option_composes_into_checked_settings(option, tmp_path):
         config = compose("config", overrides=overrides)
     mapping = OmegaConf.to_container(config.dataset, resolve=True)
     assert dataset_settings(mapping).name == option
-
-
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_every_numeric_key_declares_its_range(family):
-    assert numeric_fields_without_range(FAMILIES[family]) == []
-
-
-def numeric_kinds(annotation) -> set[type]:
-    """int and float, as far as `annotation` admits them (inside unions and tuples too)."""
-    if annotation in (int, float):
-        return {annotation}
-    return {kind for argument in typing.get_args(annotation) if argument is not Ellipsis
-            for kind in numeric_kinds(argument)}
-
-
-def outside(spec, annotation) -> list:
-    """Values just outside the key's declared range, NaN where it admits floats; tuples get one per element."""
-    allowed = spec.metadata["range"]
-    kinds = numeric_kinds(annotation)
-    integer = float not in kinds
-    values = []
-    if allowed.at_least is not None:
-        values.append(allowed.at_least - 1 if integer else math.nextafter(allowed.at_least, -math.inf))
-    if allowed.above is not None:
-        values.append(allowed.above)
-    if allowed.at_most is not None:
-        values.append(allowed.at_most + 1 if integer else math.nextafter(allowed.at_most, math.inf))
-    if allowed.below is not None:
-        values.append(allowed.below)
-    values.append(math.nan)  # a NaN is refused by an integer key's type and by a float key's range
-    tuples = [a for a in (annotation, *typing.get_args(annotation)) if typing.get_origin(a) is tuple]
-    arity = len(typing.get_args(tuples[0])) if tuples else 0
-    return [[value] * arity if arity else value for value in values]
-
-
-def out_of_range_cases() -> list:
-    cases = []
-    for family, cls in sorted(FAMILIES.items()):
-        hints = typing.get_type_hints(cls)
-        for spec in fields(cls):
-            if admits_number(hints[spec.name]) and "range" in spec.metadata:
-                cases += [pytest.param(family, spec.name, value, id=f"{family}.{spec.name}={value}".replace(" ", ""))
-                          for value in outside(spec, hints[spec.name])]
-    return cases
-
-
-@pytest.mark.parametrize("family, key, value", out_of_range_cases())
-def test_a_value_outside_a_keys_range_fails_in_one_line_naming_the_key(family, key, value):
-    with pytest.raises(UserError) as error:
-        dataset_settings({"family": family, key: value})
-    message = str(error.value)
-    assert "\n" not in message and f"dataset.{key}" in message, message
 
 
 def test_an_unknown_family_or_key_names_what_is_known():

@@ -11,24 +11,31 @@ from importlib import resources
 import pytest
 import yaml
 
-from tsad.data.registry import DATASETS
+from tsad.data.registry import DATASETS, dataset_settings
 from tsad.errors import UserError
-from tsad.evaluation.thresholds import POLICIES, Fixed, threshold_policy
-from tsad.models.base import MODELS
+from tsad.evaluation.thresholds import POLICIES, threshold_policy
+from tsad.models.base import MODELS, build_detector
 from tsad.models.tta import TestTimeAugmentation as TTA
 from tsad.postprocess import PostProcess
 from tsad.settings.fields import check_values, config_fields, default_of, numeric_fields_without_range
 from tsad.settings.run import Paths, RunConfig
 from tsad.tracking import SETTINGS as LOGGERS
+from tsad.tracking import check_logger
 from tsad.training.trainer import TrainerSettings
 
-# (prefix, class, the keys a mapping of it needs besides the one under test)
-SECTIONS = [("trainer", TrainerSettings, {}), ("postprocess", PostProcess, {}), ("tta", TTA, {}),
-            ("paths", Paths, {}), ("", RunConfig, {})]
-SECTIONS += [("threshold", cls, {"value": 0.5} if cls is Fixed else {}) for cls in POLICIES.values()]
-SECTIONS += [("logger", cls, {}) for cls in dict.fromkeys(LOGGERS.values())]
-SECTIONS += [("model", cls, {}) for _, cls in MODELS.items()]
-SECTIONS += [("dataset", cls, {}) for _, cls in DATASETS.items()]
+# (prefix, settings class, how a run parses a mapping of it): every typed section of the config
+SECTIONS = [("trainer", TrainerSettings, lambda m: TrainerSettings.parse(m, "trainer")),
+            ("postprocess", PostProcess, lambda m: PostProcess.parse(m, "postprocess")),
+            ("tta", TTA, lambda m: TTA.parse(m, "tta")),
+            ("paths", Paths, lambda m: Paths.parse(m, "paths")),
+            ("", RunConfig, lambda m: check_values(RunConfig, m, ""))]
+SECTIONS += [("threshold", cls, lambda m, name=name: threshold_policy({"policy": name, "value": 0.5, **m}
+                                                                      if name == "fixed" else {"policy": name, **m}))
+             for name, cls in POLICIES.items()]
+SECTIONS += [("logger", cls, lambda m, name=name: check_logger({"name": name, **m})) for name, cls in LOGGERS.items()]
+SECTIONS += [("model", cls, lambda m, name=name: build_detector(name, m)) for name, cls in MODELS.items()]
+SECTIONS += [("dataset", cls, lambda m, name=name: dataset_settings({"family": name, **m}))
+             for name, cls in DATASETS.items()]
 
 
 def section_id(section) -> str:
@@ -40,42 +47,56 @@ def test_every_numeric_key_declares_its_range(section):
     assert numeric_fields_without_range(section[1]) == []
 
 
+def numbers_admitted(annotation) -> set[type]:
+    """int and float, as far as `annotation` admits them (inside unions, lists and tuples too)."""
+    if annotation in (int, float):
+        return {annotation}
+    return {kind for argument in typing.get_args(annotation) if argument is not Ellipsis
+            for kind in numbers_admitted(argument)}
+
+
+def values_outside(annotation, allowed) -> list:
+    """Values just outside each bound of a declared range, and NaN and infinity where the key takes floats, as the
+    key's type holds them: a list or tuple key gets one with every element so."""
+    integer = float not in numbers_admitted(annotation)
+    values = []
+    if allowed.at_least is not None:
+        values.append(allowed.at_least - 1 if integer else math.nextafter(allowed.at_least, -math.inf))
+    if allowed.above is not None:
+        values.append(allowed.above)
+    if allowed.at_most is not None:
+        values.append(allowed.at_most + 1 if integer else math.nextafter(allowed.at_most, math.inf))
+    if allowed.below is not None:
+        values.append(allowed.below)
+    if not integer:
+        values += [math.nan, math.inf]
+    values = [int(v) if integer else v for v in values]
+    sequences = [a for a in (annotation, *typing.get_args(annotation)) if typing.get_origin(a) in (list, tuple)]
+    if sequences:
+        arguments = typing.get_args(sequences[0])
+        length = len(arguments) if typing.get_origin(sequences[0]) is tuple and Ellipsis not in arguments else 1
+        return [[value] * length for value in values]
+    return values
+
+
 def out_of_range_cases():
-    """(prefix, class, needed keys, key, a value outside the key's declared range) for every ranged key."""
-    for prefix, cls, needed in SECTIONS:
+    for prefix, cls, parse in SECTIONS:
         hints = typing.get_type_hints(cls)
         for spec in config_fields(cls):
-            allowed = spec.metadata.get("range")
-            if allowed is None:
-                continue
-            integer = int in typing.get_args(hints[spec.name]) or hints[spec.name] is int
-            values = []
-            if allowed.at_least is not None:
-                values.append(allowed.at_least - 1)
-            if allowed.above is not None:
-                values.append(allowed.above)
-            if allowed.at_most is not None:
-                values.append(allowed.at_most + 1)
-            if allowed.below is not None:
-                values.append(allowed.below)
-            if not integer:
-                values.append(math.nan)
-            if not values:  # "any finite number"
-                values.append(math.inf)
-            default = default_of(spec)
-            for value in values:
-                value = int(value) if integer and math.isfinite(value) else value
-                if isinstance(default, (list, tuple)):  # a list of numbers: one element out of range
-                    value = [*list(default)[:-1], value] if default else [value]
-                yield pytest.param(prefix, cls, needed, spec.name, value, id=f"{prefix or 'top'}.{spec.name}={value}")
+            if "range" in spec.metadata:
+                for value in values_outside(hints[spec.name], spec.metadata["range"]):
+                    yield pytest.param(prefix, parse, spec.name, value,
+                                       id=f"{section_id((prefix, cls))}.{spec.name}={value}".replace(" ", ""))
 
 
-@pytest.mark.parametrize(("prefix", "cls", "needed", "key", "value"), list(out_of_range_cases()))
-def test_a_value_outside_the_declared_range_fails_in_one_line_naming_the_key(prefix, cls, needed, key, value):
+@pytest.mark.parametrize(("prefix", "parse", "key", "value"), list(out_of_range_cases()))
+def test_a_value_outside_the_declared_range_fails_in_one_line_naming_the_key(prefix, parse, key, value):
+    """Through the way a run parses the section (a model is built, a dataset family picked), before any data."""
     with pytest.raises(UserError) as raised:
-        check_values(cls, {**needed, key: value}, prefix)
+        parse({key: value})
     message = str(raised.value)
-    assert "\n" not in message and f"{prefix + '.' if prefix else ''}{key}=" in message and "allowed" in message
+    assert "\n" not in message and message.startswith(f"{prefix + '.' if prefix else ''}{key}="), message
+    assert "out of range" in message
 
 
 def test_the_trainer_yaml_mirrors_its_dataclass():
