@@ -1,5 +1,5 @@
-"""Each model's hyperparameters are declared once (its dataclass fields, with their ranges); its yaml must mirror
-them, and a value outside a declared range fails in one line naming the key."""
+"""Each model's hyperparameters are declared once (its dataclass fields, with their ranges: tests/test_settings.py
+tries every one); its yaml must mirror them."""
 
 from importlib import resources
 from pathlib import Path
