@@ -13,12 +13,15 @@ One torch thread per run, so the numbers are the same on every run of this machi
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 TINY = ["dataset.n_train=40", "dataset.n_val=10", "dataset.n_test=30", "dataset.min_length=40",
@@ -27,7 +30,7 @@ MODELS = ["random", "zscore", "iforest", "pca", "knn", "lstm_vae", "dagmm", "seq
           "tracegpt", "patchad", "patchtrad", "prodiffad"]
 # Values that say when, where or how fast a run went, not what it computed.
 VOLATILE = {"timing", "environment", "run_dir", "created", "started_at", "host", "pid", "source", "input", "run",
-            "score_seconds", "fit_seconds", "total_seconds", "seconds", "path", "folder"}
+            "score_seconds", "fit_seconds", "total_seconds", "seconds", "path", "folder", "git_commit"}
 
 
 def runs(nab: str | None) -> dict[str, list[str]]:
@@ -38,14 +41,21 @@ def runs(nab: str | None) -> dict[str, list[str]]:
                                      "plots=false"]
     plan["quasi_periodic_pca"] = ["model=pca", "dataset=quasi_periodic", "dataset.n_train=30", "dataset.n_val=10",
                                   "dataset.n_test=20", "plots=false"]
-    plan["csv_zscore"] = ["model=zscore", "dataset=csv", f"dataset.path={Path('examples/my_sensor.csv').resolve()}",
-                          "plots=false"]
+    plan["csv_zscore"] = ["model=zscore", "dataset=csv", f"dataset.path={sensor_csv()}", "plots=false"]
     plan["threshold_sigma_plots"] = ["model=pca", "threshold=sigma", "threshold.k=2", *TINY[:-1]]
     if nab:
         plan["nab_knn"] = ["experiment=nab", f"dataset.root={nab}",
                            "dataset.files=[realKnownCause/nyc_taxi.csv,artificialWithAnomaly/art_daily_jumpsup.csv,"
                            "realTweets/Twitter_volume_AAPL.csv]"]
     return plan
+
+
+def sensor_csv() -> Path:
+    """examples/my_sensor.csv at a fixed place, so that the config (and its hash) is the same from any checkout."""
+    target = Path(tempfile.gettempdir()) / "tsad_snapshot" / "my_sensor.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).resolve().parents[1] / "examples" / "my_sensor.csv", target)
+    return target
 
 
 def run_all(out: Path, nab: str | None) -> None:
@@ -80,7 +90,17 @@ def file_digest(path: Path) -> str:
         import torch
 
         state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict):  # a checkpoint's history holds each epoch's seconds
+            state = {k: v for k, v in state.items() if k != "history"}
         return hashlib.sha256(tensor_bytes(state)).hexdigest()
+    if path.name == "history.csv":
+        import pandas as pd
+
+        frame = pd.read_csv(path)
+        return hashlib.sha256(frame.drop(columns=[c for c in frame if c in VOLATILE]).to_csv(index=False).encode()
+                              ).hexdigest()
+    if path.suffix == ".gz":  # gzip's header holds the time it was written
+        return hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
     if path.suffix == ".csv" and path.name == "results.csv":  # the table's rows name the run folders
         import pandas as pd
 
@@ -108,7 +128,8 @@ def digest_tree(out: Path) -> dict[str, str]:
     skip_dirs = {".hydra", "plots", ".staging", ".replaced"}
     digests = {}
     for path in sorted(out.rglob("*")):
-        if not path.is_file() or skip_dirs & set(path.relative_to(out).parts) or path.name in ("run.log", "job.json"):
+        if (not path.is_file() or skip_dirs & set(path.relative_to(out).parts)
+                or path.name in ("run.log", "job.json", "multirun.yaml", "digests.json")):
             continue
         if path.suffix in (".png", ".log", ".md", ".tex") and "table" not in path.parts:
             continue
@@ -124,14 +145,16 @@ def main() -> None:
     parser.add_argument("out", nargs="?", type=Path)
     parser.add_argument("--nab", help="a NAB copy (data/ and labels/) for the NAB run")
     parser.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"))
+    parser.add_argument("--digest-only", action="store_true", help="fingerprint OUT_DIR's runs again, run nothing")
     args = parser.parse_args()
     if args.compare:
         a, b = (json.loads(p.read_text()) for p in args.compare)
         differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        print("\n".join(f"differs: {k}" for k in differ) or f"identical: {len(a)} files")
+        print("\n".join(f"differs: {k}" for k in differ) or f"identical: {len(a)} files", flush=True)
         sys.exit(1 if differ else 0)
     args.out.mkdir(parents=True, exist_ok=True)
-    run_all(args.out, args.nab)
+    if not args.digest_only:
+        run_all(args.out, args.nab)
     target = args.out / "digests.json"
     target.write_text(json.dumps(digest_tree(args.out), indent=1, sort_keys=True))
     print(target)
