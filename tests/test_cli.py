@@ -16,9 +16,16 @@ from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_in_pr
 import tsad.conf
 
 
-def test_command_line_run_writes_a_complete_folder(tmp_path):
-    result = run_tsad_command(["model=lstm_vae", *TINY_SERIES, "plots=true"], tmp_path)
-    (folder,) = run_folders(tmp_path)
+def without_times(text: str, tmp_path: Path) -> list[str]:
+    """Output lines without what differs between two runs of one command: times, durations and the folders."""
+    lines = (re.sub(r"^\[\d{4}-\d\d-\d\d [\d:,]+\]", "", line) for line in text.splitlines())
+    return [re.sub(r"\b\d+(\.\d+)? s\b", "N s", line.split(str(tmp_path))[0]) for line in lines]
+
+
+def test_command_line_run_writes_a_complete_folder_as_a_run_in_this_process_does(tmp_path):
+    command = ["model=lstm_vae", *TINY_SERIES, "plots=true"]
+    result = run_tsad_command(command, tmp_path / "command", cwd=tmp_path)
+    (folder,) = run_folders(tmp_path / "command")
     lines = result.stdout.splitlines()
     assert lines[0] == f"run folder: {folder}", "the folder is named before the run starts"
     assert f"run folder: {folder}" in lines[1:] and "roc_auc=" in result.stdout
@@ -37,19 +44,20 @@ def test_command_line_run_writes_a_complete_folder(tmp_path):
     assert metrics["environment"]["torch"] and metrics["environment"]["tsad"]
     assert "oracle_best_f1" in metrics["metrics"]["series"]
 
-
-def without_times(text: str, tmp_path: Path) -> list[str]:
-    """Output lines without what differs between two runs of one command: times, durations and the folders."""
-    lines = (re.sub(r"^\[\d{4}-\d\d-\d\d [\d:,]+\]", "", line) for line in text.splitlines())
-    return [re.sub(r"\b\d+(\.\d+)? s\b", "N s", line.split(str(tmp_path))[0]) for line in lines]
+    in_process = run_tsad(command, tmp_path / "in_process", cwd=tmp_path)
+    (same,) = run_folders(tmp_path / "in_process")
+    assert without_times(in_process.stdout, tmp_path) == without_times(result.stdout, tmp_path)
+    assert in_process.stderr == result.stderr
+    assert sorted(path.relative_to(same) for path in same.rglob("*")) == \
+        sorted(path.relative_to(folder) for path in folder.rglob("*"))
+    assert (same / "run.log").read_text().count("\n") == (folder / "run.log").read_text().count("\n")
 
 
 @pytest.mark.parametrize("args, code", [
-    (["model=zscore"], 0),
     (["model=zscore", "threshold.q=200"], 2),                 # refused at the door
     (["model=random", "threshold=val_best_f1"], 2),           # found once the data is built, inside Hydra's task
     (["-m", "model=zscore,random"], 0),                       # a sweep and its summary
-], ids=["ok", "door", "with-data", "sweep"])
+], ids=["door", "with-data", "sweep"])
 def test_command_line_and_in_process_runs_end_alike(tmp_path, args, code):
     command = run_tsad_command([*args, *TINY_SERIES], tmp_path / "command", cwd=tmp_path, check=False)
     in_process = run_tsad([*args, *TINY_SERIES], tmp_path / "in_process", cwd=tmp_path, check=False)
