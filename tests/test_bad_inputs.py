@@ -84,28 +84,30 @@ def test_bad_model_settings_fail_in_post_init(name, params):
 
 @pytest.mark.parametrize("params", BAD_DATASETS, ids=lambda v: ",".join(f"{k}={w}" for k, w in v.items()))
 def test_bad_synthetic_settings(params):
-    from tsad.data.synthetic import build
+    from tsad.data.registry import dataset_settings
 
     with pytest.raises(UserError) as caught:
-        build(**{"n_train": 4, "n_val": 2, "n_test": 4, "min_length": 20, "max_length": 30, **params})
+        dataset_settings({"family": "synthetic", "n_train": 4, "n_val": 2, "n_test": 4, "min_length": 20,
+                          "max_length": 30, **params})
     _check_line(str(caught.value), "dataset.")
 
 
 @pytest.mark.parametrize("config", BAD_THRESHOLDS, ids=lambda v: ",".join(f"{k}={w}" for k, w in v.items()))
 def test_bad_threshold_settings(config):
-    from tsad.evaluation.thresholds import validate_threshold_config
+    from tsad.evaluation.thresholds import threshold_policy
 
     with pytest.raises(UserError) as caught:
-        validate_threshold_config(dict(config))
+        threshold_policy(dict(config))
     _check_line(str(caught.value), "threshold.")
 
 
-@pytest.mark.parametrize("seed", [-1, "abc", 1.5])
+@pytest.mark.parametrize("seed", [-1, "abc", 1.5, 2**64])
 def test_bad_seed(seed):
-    from tsad.runtime import seed_everything
+    from tsad.settings.fields import check_values
+    from tsad.settings.run import RunConfig
 
-    with pytest.raises(UserError, match="seed must be an integer >= 0"):
-        seed_everything(seed)
+    with pytest.raises(UserError, match=f"^seed={seed}"):
+        check_values(RunConfig, {"seed": seed}, "")
 
 
 def _assert_one_line_error(result: subprocess.CompletedProcess, program: str) -> None:
@@ -140,67 +142,68 @@ EXAMPLE_CSV = Path(__file__).resolve().parents[1] / "examples" / "my_sensor.csv"
 
 DOOR_CASES = [
     # model
-    (["model=lstm_vae", "model.window=0"], "model.window must be an integer >= 1, got 0"),
-    (["model.window=abc"], "model.window must be a number"),
-    (["model.step_reduce=median"], "model.step_reduce must be one of"),
-    (["model=knn", "model.k=0"], "model.k must be an integer >= 1"),
+    (["model=lstm_vae", "model.window=0"], "model.window=0 is out of range: allowed an integer >= 1"),
+    (["model.window=abc"], "model.window=abc has the wrong type: expected an integer"),
+    (["model.step_reduce=median"], "model.step_reduce=median is not allowed: choose one of mean, max"),
+    (["model=knn", "model.k=0"], "model.k=0 is out of range: allowed an integer >= 1"),
     (["model=patchtrad", "model.n_heads=0"], "model.n_heads"),
     (["model=iforest", "model.n_estimators=0"], "model.n_estimators"),
-    (["model=zscore", "model.window=1"], "model.window must be an integer >= 2"),
+    (["model=zscore", "model.window=1"], "model.window=1 is out of range: allowed an integer >= 2"),
     (["model=carla", "model.mid_channels=0"], "model.mid_channels"),
-    (["model.hidden_size=big"], "model.hidden_size must be a number"),
+    (["model.hidden_size=big"], "model.hidden_size=big has the wrong type: expected an integer"),
     (["model=nope"], "unknown model 'nope'"),
     # dataset
-    (["dataset.n_channels=0"], "dataset.n_channels must be an integer >= 1"),
-    (["dataset.n_train=0"], "dataset.n_train must be an integer >= 1"),
+    (["dataset.n_channels=0"], "dataset.n_channels=0 is out of range: allowed an integer >= 1"),
+    (["dataset.n_train=0"], "dataset.n_train=0 is out of range: allowed an integer >= 1"),
     (["dataset.min_length=100", "dataset.max_length=50"], "dataset.min_length (100)"),
-    (["dataset.level=foo"], "dataset.level must be"),
+    (["dataset.level=foo"], "dataset.level=foo is not allowed: choose one of series, point"),
     (["dataset.anomaly_types=[meteor]"], "dataset.anomaly_types: unknown"),
-    (["dataset.labelled_val=-1"], "dataset.labelled_val must be"),
-    (["dataset=quasi_periodic", "dataset.warp=1.5"], "dataset.warp must be a number in [0, 1) so that"),
-    (["dataset=quasi_periodic", "dataset.period=abc"], "dataset.period must be a number > 0"),
-    (["dataset=quasi_periodic", "dataset.cycle_jitter=abc"], "dataset.cycle_jitter must be a number in [0, 1]"),
-    (["dataset.test_anomaly_rate=abc"], "dataset.test_anomaly_rate must be a number in [0, 1]"),
+    (["dataset.labelled_val=-1"], "dataset.labelled_val=-1 is out of range"),
+    (["dataset=quasi_periodic", "dataset.warp=1.5"], "dataset.warp=1.5 is out of range: allowed a number >= 0 and < 1"),
+    (["dataset=quasi_periodic", "dataset.period=abc"], "dataset.period=abc has the wrong type: expected a number"),
+    (["dataset=quasi_periodic", "dataset.cycle_jitter=abc"], "dataset.cycle_jitter=abc has the wrong type"),
+    (["dataset.test_anomaly_rate=abc"], "dataset.test_anomaly_rate=abc has the wrong type: expected a number"),
     (["dataset=quasi_periodic", "dataset.min_length=10"], "dataset.min_length (10) must be at least 3 cycles"),
-    (["dataset.normalise=zscore"], "dataset.normalise must be one of"),
+    (["dataset.normalise=zscore"], "dataset.normalise=zscore is not allowed: choose one of standard, minmax, none"),
     (["dataset=csv"], "dataset=csv needs a file or folder"),
-    (["dataset=ecg5000", "dataset.val_fraction=1"], "dataset.val_fraction must be a number in [0, 1)"),
-    (["dataset=twoleadecg", "dataset.anomaly_ratio=-1"], "dataset.anomaly_ratio must be a number >= 0 or null"),
+    (["dataset=ecg5000", "dataset.val_fraction=1"], "dataset.val_fraction=1 is out of range"),
+    (["dataset=twoleadecg", "dataset.anomaly_ratio=-1"], "dataset.anomaly_ratio=-1 is out of range"),
     (["dataset=csv", "dataset.separator=;"], "goes in double quotes inside shell quotes: 'dataset.separator=\";\"'"),
     (["dataset=csv", "dataset.path=/no/such/file.csv"], "dataset.path=/no/such/file.csv does not exist"),
-    (["dataset=csv", f"dataset.path={EXAMPLE_CSV}", "dataset.nan_policy=fill"], "dataset.nan_policy must be one of"),
-    (["dataset=csv", f"dataset.path={EXAMPLE_CSV}", "dataset.split=[0.5,0.5]"], "dataset.split must be three"),
+    (["dataset=csv", f"dataset.path={EXAMPLE_CSV}", "dataset.nan_policy=fill"],
+     "dataset.nan_policy=fill is not allowed"),
+    (["dataset=csv", f"dataset.path={EXAMPLE_CSV}", "dataset.split=[0.5,0.5]"], "dataset.split=[0.5, 0.5] needs 3"),
     (["dataset.family=nope"], "unknown dataset.family 'nope'"),
-    (["dataset=nab", "model=zscore", "dataset.retrain_every=0"], "dataset.retrain_every must be"),
-    (["dataset=nab", "model=zscore", "dataset.level=series"], "dataset.level=point"),
+    (["dataset=nab", "model=zscore", "dataset.retrain_every=0"], "dataset.retrain_every=0 is out of range"),
+    (["dataset=nab", "model=zscore", "dataset.level=series"], "dataset.level=series is not allowed"),
     (["dataset=nab", "model=seq2gmm"], "model seq2gmm reads whole series at once"),
     # trainer
-    (["trainer.batch_size=0"], "trainer.batch_size must be a positive integer"),
-    (["trainer.lr=-1"], "trainer.lr must be a non-negative number"),
-    (["trainer.schedule=step"], "trainer.schedule must be one of"),
-    (["trainer.precision=8"], "trainer.precision must be one of"),
-    (["trainer.max_epochs=abc"], "trainer.max_epochs must be a positive integer"),
+    (["trainer.batch_size=0"], "trainer.batch_size=0 is out of range: allowed an integer >= 1"),
+    (["trainer.lr=-1"], "trainer.lr=-1 is out of range: allowed a number >= 0"),
+    (["trainer.schedule=step"], "trainer.schedule=step is not allowed: choose one of cosine, constant"),
+    (["trainer.precision=8"], "trainer.precision=8 is not allowed: choose one of auto, 32, bf16, 16"),
+    (["trainer.max_epochs=abc"], "trainer.max_epochs=abc has the wrong type: expected an integer or null"),
     # threshold
-    (["threshold=val_percentile", "threshold.q=200"], "threshold.q must be a percentile"),
-    (["threshold=contamination", "threshold.rate=2"], "threshold.rate must be a fraction"),
-    (["threshold=sigma", "threshold.k=abc"], "threshold.k must be a number"),
-    (["threshold.source=test"], "threshold.source must be one of val, train"),
+    (["threshold=val_percentile", "threshold.q=200"], "threshold.q=200 is out of range"),
+    (["threshold=contamination", "threshold.rate=2"], "threshold.rate=2 is out of range: allowed a number > 0 and < 1"),
+    (["threshold=sigma", "threshold.k=abc"], "threshold.k=abc has the wrong type: expected a number"),
+    (["threshold.source=test"], "threshold.source=test is not allowed: choose one of val, train"),
     (["threshold=fixed"], "threshold=fixed needs threshold.value=<number>"),
     # postprocess
     (["postprocess=nope"], "unknown postprocess 'nope'"),
-    (["postprocess=likelihood", "postprocess.average_window=0"], "postprocess.average_window must be"),
+    (["postprocess=likelihood", "postprocess.average_window=0"], "postprocess.average_window=0 is out of range"),
     (["dataset=nab", "model=zscore", "postprocess=likelihood"], "threshold=val_percentile has nothing to learn"),
     (["postprocess=likelihood_spatial"], "transforms step scores in time order, so it needs point-level data"),
     # logger
     (["logger=nope"], "unknown logger 'nope'"),
     (["logger.name=nope"], "logger.name='nope' is not a logger"),
     # tta
-    (["tta.n=abc"], "tta.n must be a number"),
-    (["tta.jitter=[1,2]"], "tta.jitter must be a number"),
+    (["tta.n=abc"], "tta.n=abc has the wrong type: expected an integer"),
+    (["tta.jitter=[1,2]"], "tta.jitter=[1, 2] has the wrong type: expected a number"),
     # top level
-    (["seed=-1"], "seed must be an integer >= 0"),
-    (["seed=abc"], "seed must be an integer >= 0"),
-    (["device=foo"], "device must be one of auto, cpu, cuda"),
+    (["seed=-1"], "seed=-1 is out of range: allowed an integer >= 0"),
+    (["seed=abc"], "seed=abc has the wrong type: expected an integer"),
+    (["device=foo"], "device=foo is not a device: choose auto, cpu, cuda or cuda:N"),
     (["foo=1"], "unknown key 'foo'"),
     (["objective=test.roc_auc"], "objective must name a validation metric"),
     (["objective=validation.labelled_val.series.pr_auc"], "needs a labelled validation split"),
@@ -214,22 +217,24 @@ DOOR_CASES = [
     (["paths.output_dr=x"], "unknown key 'paths.output_dr'; did you mean paths.output_dir?"),
     (["+model.windw=32"], "unknown key 'model.windw'; did you mean model.window? (model lstm_vae has: "),
     (["model=knn", "+model.colour=red"],
-     "unknown key 'model.colour' (model knn has: block, k, max_train_windows, memory, name, "),
+     "unknown key 'model.colour' (model knn has: block, k, max_train_windows, memory, score_stride, "),
     (["+trainer.epochs=3"], "unknown key 'trainer.epochs'; did you mean trainer.max_epochs?"),
-    (["+threshold.rate=0.1"], "unknown key 'threshold.rate' (threshold val_percentile has: policy, q, source)"),
+    (["+threshold.rate=0.1"], "unknown key 'threshold.rate' (threshold val_percentile has: q, source)"),
     # sweeps: one job's value is bad
-    (["-m", "model=knn,zscore", "model.window=1"], "model.window must be an integer >= 2, got 1 [sweep job: "
-                                                    "model=zscore]"),
-    (["-m", "model=zscore", "seed=0,-1"], "seed must be an integer >= 0 (numpy seeds cannot be negative), got -1"),
+    (["-m", "model=knn,zscore", "model.window=1"],
+     "model.window=1 is out of range: allowed an integer >= 2 (default 50) [sweep job: model=zscore]"),
+    (["-m", "model=zscore", "seed=0,-1"], "seed=-1 is out of range: allowed an integer >= 0"),
     (["-m", "model=zscore", "dataset.n_train=3,0"], "[sweep job: dataset.n_train=0]"),
-    (["-m", "model=knn", "model.k=range(-1,2)"], "model.k must be an integer >= 1, got -1"),
+    (["-m", "model=knn", "model.k=range(-1,2)"], "model.k=-1 is out of range: allowed an integer >= 1"),
     (["-m", "model=zscore", "threshold=val_percentile,sigma", "threshold.q=99"],
      "unknown key 'threshold.q' (threshold sigma has: k, policy, source) [sweep job: threshold=sigma]"),
     (["-m", "model=zscore,knn", "dataset.min_length=${model.window}", "dataset.max_length=20"],
-     "dataset.min_length (50) must be between 1 and dataset.max_length (20) [sweep job: model=zscore]"),
-    (["-m", "model=zscore", "seed=0,-1", "hydra.sweep.subdir=job${hydra.job.num}"], "got -1 [sweep job: seed=-1]"),
-    (["experiment=smoke", "model.window=0"], "model.window must be an integer >= 1, got 0 [sweep job: model="),
-    (["+hparams_search=knn_optuna", "dataset.labelled_val=0.3", "model.k=0"], "model.k must be an integer >= 1"),
+     "dataset.min_length (50) must be at most dataset.max_length (20) [sweep job: model=zscore]"),
+    (["-m", "model=zscore", "seed=0,-1", "hydra.sweep.subdir=job${hydra.job.num}"],
+     "(default 0) [sweep job: seed=-1]"),
+    (["experiment=smoke", "model.window=0"],
+     "model.window=0 is out of range: allowed an integer >= 1 (default 64) [sweep job: model=carla]"),
+    (["+hparams_search=knn_optuna", "dataset.labelled_val=0.3", "model.k=0"], "model.k=0 is out of range"),
     (["-m", "model=zscore,random", "--cfg", "job"], "--cfg and --multirun cannot be combined"),
     (["model=zscore,random"], "model=zscore,random sweeps over values: add -m (--multirun)"),
 ]
@@ -241,7 +246,8 @@ def door_results(tmp_path_factory):
     config_dir = root / "conf"
     (config_dir / "model").mkdir(parents=True)
     (config_dir / "model" / "tight_zscore.yaml").write_text("defaults:\n  - zscore\n  - _self_\nwindow: 0\n")
-    cases = [*DOOR_CASES, (["--config-dir", str(config_dir), "model=tight_zscore"], "model.window must be")]
+    cases = [*DOOR_CASES, (["--config-dir", str(config_dir), "model=tight_zscore"],
+                           "model.window=0 is out of range: allowed an integer >= 2")]
     return {" ".join(args): (run_tsad([*args, f"hydra.run.dir={root / str(n) / 'run'}"], root / str(n), cwd=root,
                                       check=False), root / str(n), expected)
             for n, (args, expected) in enumerate(cases)}
