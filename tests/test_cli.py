@@ -146,11 +146,11 @@ def test_command_line_two_runs_started_together_never_share_a_folder(tmp_path):
 @pytest.mark.parametrize("override, expected", [
     ("model=nope", "unknown model 'nope'; choose one of:"),
     ("dataset=nope", "unknown dataset 'nope'"),
-    ("device=tpu", "device must be one of auto, cpu, cuda"),
-    ("trainer.max_epochs=abc", "trainer.max_epochs must be a positive integer"),
-    ("model.hidden_size=big", "model.hidden_size must be a number"),
+    ("device=tpu", "device=tpu is not a device: choose auto, cpu, cuda or cuda:N"),
+    ("trainer.max_epochs=abc", "trainer.max_epochs=abc has the wrong type: expected an integer or null"),
+    ("model.hidden_size=big", "model.hidden_size=big has the wrong type: expected an integer"),
     ("+model.colour=red", "unknown key 'model.colour' (model lstm_vae has: beta, "),
-    ("threshold.q=150", "threshold.q must be a percentile"),
+    ("threshold.q=150", "threshold.q=150 is out of range: allowed a number >= 0 and <= 100"),
     ("dataset.anomaly_types=[meteor]", "dataset.anomaly_types: unknown"),
 ])
 def test_user_mistakes_give_one_line_errors(tmp_path, override, expected):

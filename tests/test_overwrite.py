@@ -76,10 +76,10 @@ def stub_run(monkeypatch, files: dict[str, str], outcome: BaseException | None =
     raises `outcome` or returns RESULT."""
     import tsad.experiment
 
-    def run(config, run_dir, epoch_callbacks=()):
+    def run(settings, folder, epoch_callbacks=()):
         for name, text in files.items():
-            (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            (run_dir / name).write_text(text)
+            (folder.root / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder.root / name).write_text(text)
         if outcome is not None:
             raise outcome
         return dict(RESULT)

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from conftest import read_metrics, run_folders, run_tsad
 
-from tsad.data.csv import build as build_csv
-from tsad.data.registry import build_dataset
+from tsad.data.registry import dataset_settings
 from tsad.evaluation.metrics import binary_metrics
 from tsad.models.base import Scores
 from tsad.plotting.curves import plot_roc_pr
@@ -31,7 +30,7 @@ def close_figures():
 
 def sensor_data():
     """examples/my_sensor.csv: timestamps, a channel near 60 beside two near 1, labelled anomalies in test."""
-    data = build_csv(path=str(EXAMPLE))
+    data = dataset_settings({"family": "csv", "path": str(EXAMPLE)}).build()
     scores = Scores([np.abs(series - series.mean(axis=0)).sum(axis=1) for series in data.test.values], np.zeros(1))
     return data, scores
 
@@ -74,8 +73,8 @@ def test_examples_of_a_csv_run_are_on_its_time_axis_with_channels_scaled_and_nam
 
 
 def test_series_level_examples_draw_the_series_threshold_and_score():
-    data = build_dataset({"family": "synthetic", "name": "tiny", "level": "series", "n_train": 10, "n_val": 4,
-                          "n_test": 12, "min_length": 40, "max_length": 60, "seed": 0})
+    data = dataset_settings({"family": "synthetic", "name": "tiny", "level": "series", "n_train": 10, "n_val": 4,
+                             "n_test": 12, "min_length": 40, "max_length": 60, "seed": 0}).build()
     rng = np.random.default_rng(0)
     steps = [rng.random(len(series)) + label for series, label in zip(data.test.values, data.test.series_labels)]
     scores = Scores(steps, np.array([s.max() for s in steps]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsad.data.registry import build_dataset
+from tsad.data.registry import dataset_settings
 from tsad.data.series import SeriesSet
 from tsad.evaluation.range_metrics import range_event_metrics
 from tsad.evaluation.report import RANGE_AWARE, THRESHOLDED, evaluate_level, validation_metrics
@@ -85,7 +85,7 @@ def test_all_normal_test_steps_give_empty_range_metrics_not_a_crash():
 def test_validation_metrics_come_from_the_labelled_validation_split_only(level):
     config = {"family": "synthetic", "name": "tiny", "level": level, "n_train": 20, "n_val": 5, "n_test": 20,
               "min_length": 40, "max_length": 80 if level == "series" else 500, "labelled_val": 10}
-    data = build_dataset(config)
+    data = dataset_settings(config).build()
     detector = build_detector("zscore", {}).fit(data.train, data.val)
     detector.history = [{"val_loss": 0.5}, {"val_loss": 0.3}, {"val_loss": 0.4}]
     levels = ["series", "point"] if level == "series" else ["point"]

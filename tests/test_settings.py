@@ -143,9 +143,9 @@ def test_the_top_level_yaml_mirrors_the_run_config():
 def test_unknown_keys_and_wrong_types_fail_in_one_line():
     with pytest.raises(UserError, match=r"unknown key 'trainer.lrr'; did you mean trainer.lr\?"):
         TrainerSettings.parse({"lrr": 0.1}, "trainer")
-    with pytest.raises(UserError, match="plots='maybe' has the wrong type: expected true or false"):
+    with pytest.raises(UserError, match="plots=maybe has the wrong type: expected true or false"):
         check_values(RunConfig, {"plots": "maybe"}, "")
-    with pytest.raises(UserError, match="tags='hello' has the wrong type"):
+    with pytest.raises(UserError, match="tags=hello has the wrong type"):
         check_values(RunConfig, {"tags": "hello"}, "")
     with pytest.raises(UserError, match="unknown key 'foo'"):
         check_values(RunConfig, {"foo": 1}, "")

@@ -151,9 +151,9 @@ def test_val_best_f1_without_a_labelled_split_names_the_dataset_option():
 @pytest.mark.parametrize("config, message", [
     ({"policy": "oracle"}, "threshold.policy must be one of"),
     ({"policy": "fixed"}, "threshold.value=<number>"),
-    ({"policy": "fixed", "value": "high"}, "threshold.value='high' has the wrong type: expected a number or a mapping"),
+    ({"policy": "fixed", "value": "high"}, "threshold.value=high has the wrong type: expected a number or a mapping"),
     ({"policy": "val_best_f1", "q": 3}, "unknown key 'threshold.q'"),
-    ({"policy": "sigma", "source": "test"}, "threshold.source='test' is not allowed: choose one of val, train"),
+    ({"policy": "sigma", "source": "test"}, "threshold.source=test is not allowed: choose one of val, train"),
     ({"policy": "contamination", "rate": 1.5}, "threshold.rate=1.5 is out of range"),
     ({"policy": "sigma", "k": float("nan")}, "threshold.k=nan is out of range"),
 ])

@@ -191,7 +191,7 @@ def test_a_missing_logger_package_fails_in_one_line_before_the_run(tmp_path, mon
         cli.check_plugins([f"logger={logger}"])
     assert "pip install 'tsad[tracking]'" in str(raised.value) and "\n" not in str(raised.value)
 
-    config = {"logger": {"name": logger}}
+    config = {"model": {"name": "zscore"}, "dataset": {"family": "synthetic"}, "logger": {"name": logger}}
     with pytest.raises(UserError, match=r"pip install 'tsad\[tracking\]'") as raised:
         run_job(config, JobContext(tmp_path))
     assert "\n" not in str(raised.value)

@@ -8,13 +8,18 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, read_metrics, run_folders, run_tsad, run_tsad_table, sensor_frame
 
-from tsad.data.csv import build
+from tsad.data.registry import dataset_settings
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.evaluation.report import NO_SCORED_SERIES, evaluate_level, validation_metrics
 from tsad.models.base import Scores
 from tsad.run_warnings import RunWarnings
 
 SHARED_NAB = SHARED_DATA / "nab"
+
+
+def build(**settings):
+    """dataset=csv with these settings, built."""
+    return dataset_settings({"family": "csv", **settings}).build()
 
 
 def write(frame, path):
