@@ -119,7 +119,7 @@ def test_each_injection_changes_every_window_and_leaves_the_input_alone(kind):
 
 
 def test_an_unknown_injection_or_none_at_all_is_a_user_error():
-    with pytest.raises(UserError, match=r"model.injections\[1\]='spike' is not allowed: choose one of seasonal,"):
+    with pytest.raises(UserError, match=r"model.injections\[1\]=spike is not allowed: choose one of seasonal,"):
         build_detector("carla", {"injections": ["seasonal", "spike"]})
     with pytest.raises(UserError, match=r"model.injections=\[\] leaves no anomaly to inject"):
         build_detector("carla", {"injections": []})
@@ -172,5 +172,5 @@ def test_the_normal_profile_is_the_mean_class_distribution_of_the_training_windo
 
 
 def test_an_unknown_score_type_is_refused():
-    with pytest.raises(UserError, match="model.score_type='majority' is not allowed: choose one of profile_distance"):
+    with pytest.raises(UserError, match="model.score_type=majority is not allowed: choose one of profile_distance"):
         build_detector("carla", {"score_type": "majority"})

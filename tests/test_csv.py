@@ -136,7 +136,7 @@ def test_series_split_column_and_labels_from_a_label_column(tmp_path):
     (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "split": [0.5, 0.3, 0.3]}, "must sum to 1"),
     (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "split": [0.8, 0.2, 0]}, "dataset.split=.* out of"),
     (lambda d: {"path": str(write(sensor_frame(), d / "v.csv")), "nan_policy": "zero"},
-     "dataset.nan_policy='zero' is not allowed: choose one of error, interpolate, drop"),
+     "dataset.nan_policy=zero is not allowed: choose one of error, interpolate, drop"),
     (lambda d: {"path": str(write(sensor_frame().assign(label=np.r_[[0] * 299, [np.nan]]), d / "v.csv"))},
      "test rows .* have no label"),
     (lambda d: {"path": str(write(sensor_frame().assign(label="yes"), d / "v.csv"))}, "must hold 0 .* found yes"),

@@ -80,7 +80,7 @@ def test_a_fitted_memory_scores_each_row_by_its_kth_nearest_fitted_window_read_i
     ({"window": 16, "block": 3}, False, "model.block=3 must divide model.window=16"),
     ({"memory": "growing"}, False, "only an online protocol does (dataset=nab); use model.memory=fitted"),
     ({"memory": "growing", "k": 3}, True, "set model.k=1"),
-    ({"memory": "everything"}, False, "model.memory='everything' is not allowed: choose one of fitted, growing"),
+    ({"memory": "everything"}, False, "model.memory=everything is not allowed: choose one of fitted, growing"),
 ])
 def test_settings_a_knn_cannot_honour_fail_in_one_line(params, causal, message):
     with pytest.raises(UserError, match=message.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):

@@ -63,7 +63,7 @@ def test_a_detector_is_built_in_one_step_and_refuses_to_score_or_save_before_fit
 
 
 def test_a_dropout_of_one_or_more_is_refused_before_torch_sees_it_however_the_detector_is_built():
-    with pytest.raises(UserError, match=r"model.dropout=2.0 is out of range: allowed a number >= 0 and < 1"):
+    with pytest.raises(UserError, match=r"model.dropout=2 is out of range: allowed a number >= 0 and < 1"):
         build_detector("lstm_vae", {"dropout": 2})
     with pytest.raises(UserError, match=r"model.dropout=1.0 is out of range"):
         MODELS.get("lstm_vae")(dropout=1.0)

@@ -107,8 +107,8 @@ def test_selection_mistakes_are_one_line_errors(nab_mini):
     ({"files": ["synthA/sine_spike", "synthA/sine_spike.csv"]}, "dataset.files lists a file twice"),
     ({"category": []}, "dataset.category is an empty list"),
     ({"retrain_every": 0}, "dataset.retrain_every=0 is out of range: allowed an integer >= 1"),
-    ({"level": "series"}, "dataset.level='series' is not allowed: choose one of point"),
-    ({"protocol": "offline"}, "dataset.protocol='offline' is not allowed: choose one of nab"),
+    ({"level": "series"}, "dataset.level=series is not allowed: choose one of point"),
+    ({"protocol": "offline"}, "dataset.protocol=offline is not allowed: choose one of nab"),
     ({"window": 3}, "unknown key 'dataset.window'"),
 ])
 def test_settings_mistakes_are_one_line_errors_before_any_file_is_read(settings, message):

@@ -130,7 +130,7 @@ def test_series_labels_match_inject_through_the_public_path():
     (dict(min_length=100), "at least 3 cycles"),
     (dict(test_anomaly_rate=1.5), "test_anomaly_rate"),
     (dict(warp=1.0), "dataset.warp=1.0 is out of range"),
-    (dict(level="point"), "dataset.level='point' is not allowed: choose one of series"),
+    (dict(level="point"), "dataset.level=point is not allowed: choose one of series"),
     (dict(n_test=0), "n_test"),
 ])
 def test_bad_settings_fail_in_one_line(overrides, message):

@@ -24,10 +24,9 @@ def resolve_device(device: str) -> str:
 
 
 def seed_everything(seed: int) -> None:
+    """Python's, numpy's and torch's global generators from one seed (its range: the top-level `seed` key)."""
     import torch
 
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UserError(f"seed must be an integer >= 0 (numpy seeds cannot be negative), got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

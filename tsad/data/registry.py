@@ -44,6 +44,6 @@ def register_dataset(family: str):
 
 def dataset_settings(mapping: dict) -> DatasetSettings:
     """The dataset config as its family's settings: every key and value checked, the data not read."""
-    settings = DATASETS.get(mapping.get("family")).parse(mapping, "dataset")
+    settings = DATASETS.get(mapping.get("family")).parse(mapping, "dataset", f"dataset {mapping.get('family')}")
     settings.check()
     return settings

@@ -147,7 +147,7 @@ def threshold_policy(mapping: dict) -> ThresholdPolicy:
     name = (mapping or {}).get("policy")
     if name not in POLICIES:
         raise UserError(f"threshold.policy must be one of {', '.join(POLICIES)}, got {name!r}")
-    return POLICIES[name].parse(mapping, "threshold")
+    return POLICIES[name].parse(mapping, "threshold", f"threshold {name}")
 
 
 def best_f1_threshold(labels: np.ndarray, scores: np.ndarray, level: str) -> float:

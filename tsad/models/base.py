@@ -208,4 +208,5 @@ def build_detector(name: str, params: dict | None = None, *, trainer: dict | Tra
     if not isinstance(tta, TestTimeAugmentation):
         tta = TestTimeAugmentation.parse(tta, "tta")
     cls = MODELS.get(name)
-    return cls(**check_values(cls, params, "model"), runtime=Runtime(**runtime, trainer=trainer, tta=tta))
+    checked = check_values(cls, params, "model", f"model {cls.name}")
+    return cls(**checked, runtime=Runtime(**runtime, trainer=trainer, tta=tta))

@@ -86,10 +86,10 @@ class Section:
     passthrough: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def parse(cls: type[S], mapping: dict | None, prefix: str, **fixed: Any) -> S:
-        """The section `mapping` describes (defaults for missing keys), every value checked; `fixed` are values
-        set by the run itself rather than the user's config (e.g. a model's runtime)."""
-        return cls(**check_values(cls, mapping, prefix), **fixed)
+    def parse(cls: type[S], mapping: dict | None, prefix: str, owner: str | None = None) -> S:
+        """The section `mapping` describes (defaults for missing keys), every value checked; `owner` names the
+        option in an unknown key's message (e.g. "threshold sigma")."""
+        return cls(**check_values(cls, mapping, prefix, owner))
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in config_fields(type(self))}
@@ -106,15 +106,16 @@ def default_of(spec: dataclasses.Field) -> Any:
     return spec.default_factory() if spec.default_factory is not MISSING else MISSING
 
 
-def check_values(cls: type, mapping: dict | None, prefix: str) -> dict:
-    """The checked, coerced values of `mapping` against the fields of dataclass `cls` (missing keys left out)."""
+def check_values(cls: type, mapping: dict | None, prefix: str, owner: str | None = None) -> dict:
+    """The checked, coerced values of `mapping` against the fields of dataclass `cls` (missing keys left out);
+    `owner` names the section's option in an unknown key's message (default: the prefix)."""
     mapping = dict(mapping or {})
     known = {spec.name: spec for spec in config_fields(cls)}
     for key in getattr(cls, "passthrough", ()):
         mapping.pop(key, None)
     unknown = sorted(set(mapping) - set(known))
     if unknown:
-        raise unknown_key(dotted(prefix, unknown[0]), sorted(known), f"{prefix or 'the config'} has")
+        raise unknown_key(dotted(prefix, unknown[0]), sorted(known), f"{owner or prefix or 'the config'} has")
     hints = typing.get_type_hints(cls)
     return {key: check_value(dotted(prefix, key), value, hints[key], known[key]) for key, value in mapping.items()}
 
@@ -133,18 +134,19 @@ def unknown_key(key: str, known: list[str], owner: str) -> UserError:
 def check_value(key: str, value: Any, annotation: Any, spec: dataclasses.Field | None = None) -> Any:
     """`value` as the type `annotation` says (ints taken as floats where a float is declared), within the field's
     declared range and choices; a one-line UserError otherwise."""
+    given = value
     value = coerce(key, value, annotation)
     metadata = spec.metadata if spec is not None else {}
     choices = metadata.get("choices")
     if choices is not None and value is not None and value not in choices:
-        raise UserError(f"{key}={value!r} is not allowed: choose one of {', '.join(map(str, choices))}"
-                        f"{default_hint(spec)}")
+        listed = ", ".join(dict.fromkeys(display(choice) for choice in choices))
+        raise UserError(f"{key}={display(given)} is not allowed: choose one of {listed}{default_hint(spec)}")
     allowed = metadata.get("range")
     if allowed is not None:
         for number in numbers_in(value):
             if not allowed.holds(number):
                 integer = isinstance(number, int)
-                raise UserError(f"{key}={display(value)} is out of range: allowed {allowed.text(integer)}"
+                raise UserError(f"{key}={display(given)} is out of range: allowed {allowed.text(integer)}"
                                 f"{default_hint(spec)}")
     return value
 
@@ -169,13 +171,13 @@ def default_hint(spec: dataclasses.Field | None) -> str:
 
 
 def display(value: Any) -> str:
-    """A value as a user writes it on the command line."""
+    """A value as a user writes it on the command line (text in quotes only where it needs them)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, str):
-        return repr(value)
+        return value if value and not set(value) & set(" \t,=[]{}'\"") else repr(value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
         return repr(value)
     return str(value) if not isinstance(value, (list, tuple, dict)) else repr(value)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tsad.errors import UserError
-from tsad.settings.fields import Section, check_values, setting
+from tsad.settings.fields import Section, check_values, display, setting
 
 OBJECTIVE_PREFIX = "validation."
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -34,7 +34,7 @@ class ModelSettings:
 
         params = dict(mapping or {})
         model = MODELS.get(params.pop("name", None))
-        return cls(model.name, check_values(model, params, "model"))
+        return cls(model.name, check_values(model, params, "model", f"model {model.name}"))
 
 
 @dataclass(frozen=True)
@@ -74,26 +74,28 @@ class RunConfig(Section):
         from tsad.tracking import check_logger
         from tsad.training.trainer import TrainerSettings
 
-        config = dict(config)
+        raw = {key: config.get(key) for key in SECTIONS}
+        # The top-level keys first: sections copy some of them (dataset.seed: ${seed}), and an error names the key
+        # the user wrote.
+        top = check_values(cls, {key: value for key, value in config.items() if key not in SECTIONS}, "")
         for key in ("model", "dataset"):
-            if not isinstance(config.get(key), dict):
+            if not isinstance(raw[key], dict):
                 raise UserError(f"the config has no {key} section; choose one, e.g. {key}=...")
         sections = {
-            "model": ModelSettings.parse(config.pop("model")),
-            "dataset": dataset_settings(config.pop("dataset")),
-            "trainer": TrainerSettings.parse(config.pop("trainer", None), "trainer"),
-            "threshold": threshold_policy(config.pop("threshold", None) or {"policy": "val_percentile"}),
-            "postprocess": PostProcess.parse(config.pop("postprocess", None), "postprocess"),
-            "logger": check_logger(config.pop("logger", None)),
-            "tta": TestTimeAugmentation.parse(config.pop("tta", None), "tta"),
-            "paths": Paths.parse(config.pop("paths", None), "paths"),
+            "model": ModelSettings.parse(raw["model"]),
+            "dataset": dataset_settings(raw["dataset"]),
+            "trainer": TrainerSettings.parse(raw["trainer"], "trainer"),
+            "threshold": threshold_policy(raw["threshold"] or {"policy": "val_percentile"}),
+            "postprocess": PostProcess.parse(raw["postprocess"], "postprocess"),
+            "logger": check_logger(raw["logger"]),
+            "tta": TestTimeAugmentation.parse(raw["tta"], "tta"),
+            "paths": Paths.parse(raw["paths"], "paths"),
         }
-        top = check_values(cls, config, "")
         return cls(**top, **sections)
 
     def __post_init__(self) -> None:
         if not DEVICE.fullmatch(self.device):
-            raise UserError(f"device={self.device!r} is not a device: choose auto, cpu, cuda or cuda:N")
+            raise UserError(f"device={display(self.device)} is not a device: choose auto, cpu, cuda or cuda:N")
         if self.objective is not None:
             if not self.objective.startswith(OBJECTIVE_PREFIX):
                 raise UserError(f"objective must name a validation metric (validation.<...>, e.g. "
