@@ -25,6 +25,7 @@ import pytest
 
 TSAD_RUN = str(Path(sys.executable).with_name("tsad-run"))
 TSAD_TABLE = str(Path(sys.executable).with_name("tsad-table"))
+TSAD_PREDICT = str(Path(sys.executable).with_name("tsad-predict"))
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # What every tsad-run of the tests sees: Hydra's compact error report, and no library warnings on stderr.
 RUN_ENVIRONMENT = {"HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
@@ -61,6 +62,18 @@ def run_tsad_table(args: list[str], cwd: Path, check: bool = True) -> subprocess
     from tsad.table import main
 
     return checked(run_in_process(main, TSAD_TABLE, args, cwd, timeout=120), check)
+
+
+def run_tsad_predict(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`tsad-predict ARGS` from `cwd`, in this process, with `stdin` as its standard input (empty when None)."""
+    from tsad.predict import main
+
+    saved = sys.stdin
+    sys.stdin = io.StringIO(stdin or "")
+    try:
+        return run_in_process(main, TSAD_PREDICT, args, cwd, timeout=300)
+    finally:
+        sys.stdin = saved
 
 
 def checked(result: subprocess.CompletedProcess, check: bool) -> subprocess.CompletedProcess:

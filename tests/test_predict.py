@@ -1,22 +1,19 @@
 """tsad-predict end to end: a run trained by tsad-run scores new CSV files and streams, never retraining."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_SERIES, run_folders, run_tsad
+from conftest import TINY_SERIES, TSAD_PREDICT, run_folders, run_tsad, run_tsad_predict
 from conftest import sensor_frame as conftest_sensor_frame
 
 from tsad.data.series import SeriesSet
 from tsad.models.base import Detector
 from tsad.pipeline import Pipeline
 
-TSAD_PREDICT = str(Path(sys.executable).with_name("tsad-predict"))
 WINDOW = 16
 
 
@@ -25,9 +22,8 @@ def sensor_frame(rows: int, seed: int, anomalies=()) -> pd.DataFrame:
 
 
 def predict(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([TSAD_PREDICT, *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=300,
-                          env=env)
+    """tsad-predict in this process (test_command_line_streaming_* starts the command)."""
+    return run_tsad_predict(args, cwd, stdin)
 
 
 def snapshot(folder: Path) -> dict:
@@ -175,7 +171,7 @@ def test_streaming_scores_each_row_as_causal_batch_scoring_does(csv_run, tmp_pat
     assert not (tmp_path / "outputs").exists()
 
 
-def test_streaming_answers_each_row_before_the_next_arrives(csv_run, tmp_path):
+def test_command_line_streaming_answers_each_row_before_the_next_arrives(csv_run, tmp_path):
     process = subprocess.Popen([TSAD_PREDICT, f"run={csv_run}", "input=-"], cwd=tmp_path, stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
