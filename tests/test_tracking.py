@@ -17,6 +17,7 @@ from tsad.data.series import SeriesSet
 from tsad.errors import UserError
 from tsad.models.base import build_detector
 from tsad.run_folder import RunFolder
+from tsad.settings.run import RunConfig
 from tsad.sweeps.job import JobContext, run_job
 
 needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
@@ -248,9 +249,9 @@ def test_an_unreachable_tracking_server_fails_the_job_in_one_line_within_the_tim
 def test_without_a_tracking_uri_the_store_is_a_database_in_the_output_folder(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    config = {"model": {"name": "zscore"}, "dataset": {"name": "synthetic"}, "seed": 0,
+    config = {"model": {"name": "zscore"}, "dataset": {"family": "synthetic", "name": "synthetic"}, "seed": 0,
               "paths": {"output_dir": str(tmp_path)}, "logger": {"name": "mlflow"}}
-    tracker = tracking.open_tracker(config, tmp_path / "runs" / "run")
+    tracker = tracking.open_tracker(RunConfig.parse(config), config, tmp_path / "runs" / "run")
     experiment = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_experiment_by_name("runs")
     assert experiment is not None
     assert tracker.client.get_run(tracker.run_id).info.experiment_id == experiment.experiment_id

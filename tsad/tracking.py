@@ -81,12 +81,12 @@ def check_logger(logger: dict | None) -> LoggerSettings:
     return settings
 
 
-def open_tracker(config: dict, run_dir: Path, sweep_dir: Path | None = None) -> Tracker:
-    """The tracker `config.logger` asks for, for the run in `run_dir` (of the sweep in `sweep_dir`, if any)."""
-    settings = check_logger(config.get("logger"))
-    if settings.name == "tensorboard":
+def open_tracker(settings, config: dict, run_dir: Path, sweep_dir: Path | None = None) -> Tracker:
+    """The tracker the run's settings (tsad.settings.run.RunConfig) ask for, for the run in `run_dir` (of the sweep
+    in `sweep_dir`, if any); `config` is the resolved config it logs as hyperparameters."""
+    if settings.logger.name == "tensorboard":
         return TensorBoardTracker(config, RunFolder(run_dir).tensorboard)
-    if settings.name == "mlflow":
+    if settings.logger.name == "mlflow":
         return MlflowTracker(settings, config, Path(run_dir), sweep_dir)
     return Tracker()
 
@@ -150,15 +150,17 @@ class TensorBoardTracker(Tracker):
 class MlflowTracker(Tracker):
     """One MLflow run: params and tags when it opens, metrics per epoch, results and artifacts when it closes."""
 
-    def __init__(self, settings: MlflowSettings, config: dict, run_dir: Path, sweep_dir: Path | None):
+    def __init__(self, settings, config: dict, run_dir: Path, sweep_dir: Path | None):
         from mlflow.exceptions import MlflowException
 
         super().__init__()
-        self.timeout_s = settings.timeout_s
-        uri = settings.tracking_uri or f"{SQLITE_PREFIX}{config['paths']['output_dir']}/{LOCAL_STORE}"
+        logger = settings.logger
+        self.timeout_s = logger.timeout_s
+        uri = logger.tracking_uri or f"{SQLITE_PREFIX}{settings.paths.output_dir}/{LOCAL_STORE}"
         try:
             with http_retries_within(self.timeout_s):
-                self._open(uri, settings.experiment or experiment_name(config, sweep_dir), config, run_dir)
+                self._open(uri, logger.experiment or experiment_name(settings.paths.output_dir, sweep_dir), settings,
+                           config, run_dir)
         except MlflowException as error:
             cause = unanswered_request(error)
             if cause is None:
@@ -167,7 +169,7 @@ class MlflowTracker(Tracker):
                             f"({type(cause).__name__}); start the tracking server or fix the address, raise "
                             "logger.timeout_s, or run with logger=none") from error
 
-    def _open(self, uri: str, experiment: str, config: dict, run_dir: Path) -> None:
+    def _open(self, uri: str, experiment: str, settings, config: dict, run_dir: Path) -> None:
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
@@ -176,10 +178,10 @@ class MlflowTracker(Tracker):
         with local_store_lock(uri):
             self.client = MlflowClient(tracking_uri=uri)
             experiment_id = self._experiment_id(experiment, artifact_location(uri))
-        tags = {"model": config["model"]["name"], "dataset": config["dataset"]["name"], "seed": str(config["seed"]),
+        tags = {"model": settings.model.name, "dataset": settings.dataset.name, "seed": str(settings.seed),
                 "run_dir": str(run_dir.resolve())}
-        if config.get("tags"):
-            tags["tags"] = ", ".join(map(str, config["tags"]))
+        if settings.tags:
+            tags["tags"] = ", ".join(settings.tags)
         self.run_id = self.client.create_run(experiment_id, run_name=run_dir.name, tags=tags).info.run_id
         params = [Param(key, str(value)) for key, value in flat_config(config).items()]
         for start in range(0, len(params), MLFLOW_BATCH):
@@ -300,12 +302,12 @@ def flat_config(config: dict, prefix: str = "") -> dict[str, str | int | float |
 
 # ---------------------------------------------------------------------------- where MLflow keeps it
 
-def experiment_name(config: dict, sweep_dir: Path | None) -> str:
+def experiment_name(output_dir: str, sweep_dir: Path | None) -> str:
     """A sweep's folder relative to paths.output_dir (its own name where it lies elsewhere); `runs` outside a sweep."""
     if sweep_dir is None:
         return SINGLE_RUNS_EXPERIMENT
     sweep = Path(sweep_dir).resolve()
-    output_dir = Path(config["paths"]["output_dir"]).resolve()
+    output_dir = Path(output_dir).resolve()
     return sweep.relative_to(output_dir).as_posix() if sweep.is_relative_to(output_dir) else sweep.name
 
 

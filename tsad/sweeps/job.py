@@ -174,11 +174,12 @@ class Job:
         from tsad.experiment import run
 
         config = self.config
-        self.record = {"status": RUNNING, "model": config["model"]["name"], "dataset": config["dataset"]["name"],
-                       "seed": config["seed"], "tags": list(config.get("tags") or []), "run_dir": str(self.run_dir)}
+        settings = self.settings
+        self.record = {"status": RUNNING, "model": settings.model.name, "dataset": settings.dataset.name,
+                       "seed": settings.seed, "tags": list(settings.tags), "run_dir": str(self.run_dir)}
         started = time.perf_counter()
         try:
-            self.tracker = open_tracker(config, self.run_dir, self.context.sweep_dir)
+            self.tracker = open_tracker(settings, config, self.run_dir, self.context.sweep_dir)
             self.record.update(run(self.settings, self.staging, epoch_callbacks=(self.tracker.log_epoch,)))
             self.record["status"] = OK
         except BaseException as error:
