@@ -21,7 +21,6 @@ from tsad.data.nab_format import probationary_length
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
 from tsad.evaluation.alarms import ALARM_RULE, alarms
-from tsad.evaluation.levels import level_arrays
 from tsad.evaluation.thresholds import ThresholdPolicy
 from tsad.model_inputs import INPUTS_FILE, ModelInputs
 from tsad.models.base import Detector, Scores
@@ -64,16 +63,9 @@ class Pipeline:
         self.thresholds = {level: policy.threshold(split, scores, level) for level in levels}
         return self.thresholds
 
-    def alarms(self, scores: Scores, level: str) -> np.ndarray | list[np.ndarray]:
-        """Alarms of `scores` at `level`: one per series, or one array per series of step alarms."""
-        threshold = self.threshold(level)
-        if level == "series":
-            return alarms(scores.series, threshold)
-        return [alarms(steps, threshold) for steps in scores.steps]
-
-    def level_alarms(self, data: SeriesSet, scores: Scores, level: str) -> np.ndarray:
-        """The alarms of a level as one flat array, aligned with `level_arrays`' labels."""
-        return alarms(level_arrays(data, scores, level)[1], self.threshold(level))
+    def alarms(self, scores, level: str) -> np.ndarray:
+        """Where scores of `level` (series scores, or step scores) raise an alarm under the level's threshold."""
+        return alarms(scores, self.threshold(level))
 
     def threshold(self, level: str) -> float:
         if level not in self.thresholds:

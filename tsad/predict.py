@@ -134,12 +134,11 @@ def series_of(tables: list, detector):
                      rows=[t.rows for t in tables])
 
 
-def predictions_frame(data, scores, level: str, threshold: float):
+def predictions_frame(data, scores, level: str, pipeline):
     """predictions.csv: one row per step (point level) or per series (series level), with score and alarm."""
     import numpy as np
     import pandas as pd
 
-    from tsad.evaluation.alarms import alarms
 
     if level == "series":
         frame = pd.DataFrame({"series": data.names, "score": scores.series})
@@ -148,7 +147,7 @@ def predictions_frame(data, scores, level: str, threshold: float):
         if data.timestamps is not None:
             frame["timestamp"] = np.concatenate(data.timestamps)
         frame["score"] = np.concatenate(scores.steps)
-    frame["alarm"] = alarms(frame["score"].to_numpy(), threshold).astype(int)
+    frame["alarm"] = pipeline.alarms(frame["score"].to_numpy(), level).astype(int)
     return frame
 
 
@@ -222,7 +221,7 @@ def predict(settings: dict) -> None:
     started = time.perf_counter()
     scores = pipeline.score(data)
     seconds = time.perf_counter() - started
-    frame = predictions_frame(data, scores, inputs.level, threshold)
+    frame = predictions_frame(data, scores, inputs.level, pipeline)
     (folder / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "predictions.csv", index=False)
     summary = {"run": str(run_dir.resolve()), "model": detector.name, "dataset": inputs.dataset,

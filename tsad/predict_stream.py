@@ -23,7 +23,6 @@ import numpy as np
 from tsad.data.csv import read_frame
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
-from tsad.evaluation.alarms import alarms
 from tsad.model_inputs import ModelInputs
 from tsad.models.window_scoring import WindowScorer
 from tsad.pipeline import Pipeline
@@ -42,7 +41,7 @@ def stream(pipeline: Pipeline, inputs: ModelInputs, options: dict, source: TextI
     if len(options["separator"]) != 1:
         raise UserError(f"input=- reads rows split by one character; dataset.separator={options['separator']!r} "
                         f"is not one")
-    threshold = pipeline.threshold("point")
+    pipeline.threshold("point")  # a run without a point-level threshold fails before any row is read
     # Causal window scoring hands torch read-only views of the window (it only reads them); once per stream
     # torch would warn about that on standard error.
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
@@ -59,7 +58,7 @@ def stream(pipeline: Pipeline, inputs: ModelInputs, options: dict, source: TextI
     table = inputs.matching_table(frame, SOURCE, options)  # checks columns, numbers and NaN like a file
     names = next(csv.reader([header], delimiter=options["separator"]))
     positions = [names.index(column) for column in inputs.channels]
-    scorer = RingScorer(detector, threshold)
+    scorer = RingScorer(pipeline)
     sink.write(f"{scorer.push(table.values[0]) if len(table.values) else UNSCORED}\n")
     sink.flush()
     for line_number, line in rows:
@@ -109,8 +108,8 @@ class RingScorer:
     rows always lie contiguously at p + 1 .. p + window: a view, no copy per row.
     """
 
-    def __init__(self, detector, threshold: float):
-        self.detector, self.threshold, self.window = detector, threshold, detector.window
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline, self.detector, self.window = pipeline, pipeline.detector, pipeline.detector.window
         self.buffer: np.ndarray | None = None
         self.count = 0
 
@@ -129,4 +128,4 @@ class RingScorer:
             return UNSCORED
         recent = self.buffer[position + 1:position + 1 + self.window]
         score = float(self.detector.score(SeriesSet([recent])).steps[0][-1])
-        return f"{score!r},{int(alarms(score, self.threshold))}" if np.isfinite(score) else UNSCORED
+        return f"{score!r},{int(self.pipeline.alarms(score, 'point'))}" if np.isfinite(score) else UNSCORED
