@@ -48,6 +48,8 @@ class Paths(Section):
 
 @dataclass(frozen=True)
 class RunConfig(Section):
+    """A whole run's settings: the top-level keys (conf/config.yaml) and one typed section per config group."""
+
     seed: int = setting(0, at_least=0, at_most=2**63 - 1)
     device: str = "auto"
     tags: list[str] = setting(factory=list)
@@ -55,7 +57,9 @@ class RunConfig(Section):
     resume: bool = False
     overwrite: bool = False
     objective: str | None = None
-    # the sections (their defaults: each section's own)
+    # The sections, typed by their own classes (ModelSettings, the dataset family's DatasetSettings,
+    # TrainerSettings, a ThresholdPolicy, PostProcess, the logger's settings, TestTimeAugmentation, Paths); declared
+    # Any here because check_values reads these annotations and the classes live in the modules above this one.
     model: Any = field(default=None)
     dataset: Any = field(default=None)
     trainer: Any = field(default=None)
@@ -66,7 +70,7 @@ class RunConfig(Section):
     paths: Any = field(default=None)
 
     @classmethod
-    def parse(cls, config: dict, prefix: str = "") -> RunConfig:
+    def parse(cls, config: dict) -> RunConfig:
         from tsad.data.registry import dataset_settings
         from tsad.evaluation.thresholds import threshold_policy
         from tsad.models.tta import TestTimeAugmentation
