@@ -15,7 +15,9 @@ Value columns are all numeric columns but the timestamp and label columns unless
 listed. Rows keep their file order. Everything is checked at the door (tsad/data/csv_read.py),
 and each problem is reported as one line that names the file, the column and the fix; what
 reading does on its own (a non-numeric column left out, NaN/inf values interpolated or their
-rows dropped) is a warning in the run's record.
+rows dropped, timestamps that go back or repeat) is a warning in the run's record, and so are files without
+labels: their runs write scores and thresholds but no metrics. Every line number in a message is the file's own
+(header = line 1).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tsad.data.csv_read import (  # noqa: F401 (read_frame, table_from_frame: ts
     read_table,
     reading_warnings,
     table_from_frame,
+    unreadable,
 )
 from tsad.data.registry import DatasetSettings, register_dataset
 from tsad.data.series import DatasetSplits, SeriesSet
@@ -125,14 +128,21 @@ class CsvSettings(DatasetSettings):
                 table.values = fill_gaps(table.values, table.columns, str(table.path))
             parts = _series_splits(tables, label_file, self.split, self.seed, self.train_anomalies)
         info = {"path": str(source), "columns": tables[0].columns, "n_files": len(tables)}
+        labelled = tables[0].labels is not None or self.level == "series"
         log.info("csv: %d file(s) from %s, value columns %s, %s", len(tables), source, tables[0].columns,
-                 "with labels" if tables[0].labels is not None or self.level == "series" else "no labels (scores only)")
+                 "with labels" if labelled else "no labels (scores only)")
         options = {"separator": self.separator, "nan_policy": self.nan_policy,
                    "timestamp_column": self.timestamp_column, "label_column": self.label_column,
                    "value_columns": self.value_columns}
+        warnings = reading_warnings(tables)
+        if not labelled:
+            why = "dataset.label_column=null" if self.label_column is None else \
+                "no column named label, is_anomaly or anomaly"
+            warnings.add("no_labels", f"csv: no labels ({why}), so the run writes scores and thresholds but no "
+                                      f"metrics; to get metrics, name a 0/1 label column with "
+                                      f"dataset.label_column=NAME")
         return DatasetSplits(*parts, level=self.level, name=self.name, info=info, channels=list(tables[0].columns),
-                             timestamp_column=tables[0].timestamp_column, csv_options=options,
-                             warnings=reading_warnings(tables))
+                             timestamp_column=tables[0].timestamp_column, csv_options=options, warnings=warnings)
 
 
 def _point_splits(tables: list[Table], fractions, min_length: int) -> tuple[SeriesSet, SeriesSet, SeriesSet]:
@@ -147,8 +157,10 @@ def _point_splits(tables: list[Table], fractions, min_length: int) -> tuple[Seri
                           f"{table.path}: the {split} part (dataset.split={list(fractions)})")
             pieces[split].append((table, rows))
         if table.labels is not None and np.isnan(table.labels[cut_val:]).any():
-            raise UserError(f"{table.path}: {int(np.isnan(table.labels[cut_val:]).sum())} test rows (from line "
-                            f"{cut_val + 2}) have no label; label every test row with 0 or 1")
+            missing = np.isnan(table.labels[cut_val:])
+            raise UserError(f"{table.path}: {int(missing.sum())} test rows (the first at line "
+                            f"{table.lines(table.rows[cut_val + int(np.argmax(missing))])}) have no label; label "
+                            f"every test row with 0 or 1")
 
     def series_set(split: str) -> SeriesSet:
         chosen = pieces[split]
@@ -185,7 +197,7 @@ def _refuse_label_files(files: list[Path], separator: str) -> None:
     for file in files:
         try:
             header = set(pd.read_csv(file, sep=separator, nrows=0).columns)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):
             continue  # read_table reports it
         if {"file", "label"} <= header:
             raise UserError(f"{file} looks like a series-label file (columns file, label); "
@@ -196,7 +208,10 @@ def _read_series_labels(label_file: Path, tables: list[Table]) -> tuple[np.ndarr
     """Series labels [N] in table order and, when the file has a split column, each series' split."""
     import pandas as pd
 
-    frame = pd.read_csv(label_file, dtype=str)
+    try:
+        frame = pd.read_csv(label_file, dtype=str)
+    except OSError as error:
+        raise UserError(f"dataset.series_labels: {label_file} {unreadable(label_file, error)}") from None
     if not {"file", "label"} <= set(frame.columns):
         raise UserError(f"{label_file}: needs columns 'file' and 'label' (and optionally 'split'), "
                         f"has {', '.join(frame.columns)}")

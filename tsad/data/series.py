@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tsad.data.windows import padding_note
 from tsad.errors import UserError
 from tsad.run_warnings import RunWarnings
 
@@ -115,8 +116,9 @@ class DatasetSplits:
     timestamp_column: the name of the column that held the timestamps, if any.
     csv_options: how new CSV files are read like the data was (tsad.data.csv.read_table's settings);
         empty for generated data, whose new files are read with the CSV defaults.
-    warnings: what the builder did on its own (columns left out, gaps filled) and, once the protocol asks
-        (note_constant_channels), constant or near-constant channels in train or test, for the run's record.
+    warnings: what the builder did on its own (columns left out, gaps filled) and, once the protocol asks,
+        constant or near-constant channels in train or test (note_constant_channels) and a window model's window
+        longer than every series (note_padding), for the run's record.
     """
 
     train: SeriesSet
@@ -144,6 +146,15 @@ class DatasetSplits:
             if flat:
                 self.warnings.add("constant_channels", f"{split}: {'; '.join(flat)}; no detector can learn or "
                                                        f"rank anything from {'it' if len(flat) == 1 else 'them'}")
+
+    def note_padding(self, window: int | None) -> None:
+        """Add a warning when a window model's `window` (None: no window) is longer than every series it sees."""
+        if window is None:
+            return
+        lengths = [length for split in (self.train, self.val, self.test) for length in split.lengths]
+        note = padding_note(lengths, window)
+        if note is not None:
+            self.warnings.add("window_padding", note)
 
     @property
     def n_channels(self) -> int:

@@ -34,6 +34,17 @@ def pad_to_window(series: np.ndarray, window: int) -> tuple[np.ndarray, int]:
     return np.concatenate([np.repeat(series[:1], n_pad, axis=0), series]), n_pad
 
 
+def padding_note(lengths, window: int) -> str | None:
+    """What pad_to_window will do to series of these `lengths` when `window` is longer than every one, as words with
+    the fix; None when a series is as long as the window."""
+    longest = int(max(lengths))
+    if window <= longest:
+        return None
+    return (f"model.window={window} is longer than every series (the longest has {longest} steps): each is "
+            f"left-padded to {window} steps by repeating its first value, so every window is mostly padding; "
+            f"use model.window={longest} or less")
+
+
 def make_windows(series: np.ndarray, window: int, stride: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
     """Windows [N_w, window, C] of one series [T, C], their starts and the left padding used."""
     padded, n_pad = pad_to_window(series, window)

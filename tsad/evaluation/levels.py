@@ -15,8 +15,13 @@ def label_levels(data) -> list[str]:
     return levels
 
 
-def level_arrays(data, scores, level: str) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and scores of one split at one level: one per series, or every step of every series pooled."""
+def level_arrays(data, scores, level: str) -> tuple[np.ndarray | None, np.ndarray]:
+    """Labels and scores of one split at one level: one per series, or every step of every series pooled.
+
+    Labels are None where the split has none at that level (unlabelled data still gets thresholds from its scores).
+    """
     if level == "series":
-        return np.asarray(data.series_labels), np.asarray(scores.series)
-    return np.concatenate(data.step_labels), np.concatenate(scores.steps)
+        labels = None if data.series_labels is None else np.asarray(data.series_labels)
+        return labels, np.asarray(scores.series)
+    labels = None if data.step_labels is None else np.concatenate(data.step_labels)
+    return labels, np.concatenate(scores.steps)
