@@ -256,3 +256,49 @@ def test_bad_input_is_one_line_and_exit_code_2(runs, tmp_path, capsys, arguments
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert error.startswith("tsad-table: error: ") and message in error and error.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------- defaults and --out
+
+def test_without_metric_series_level_runs_get_roc_auc_and_point_level_runs_vus_pr(runs, tmp_path, capsys):
+    series_only, point_only = tmp_path / "series_only", tmp_path / "point_only"
+    for folder in runs.rglob("*_seed*"):
+        if folder.is_dir() and "ERROR" not in (folder / "metrics.json").read_text():
+            target = point_only if "synthetic_points" in folder.name else series_only
+            shutil.copytree(folder, target / folder.name)
+    main([str(series_only), "--out", str(tmp_path / "s"), "--format", "md"])
+    output = capsys.readouterr().out
+    assert output.startswith("metric: roc_auc (the runs are series-level, where vus_pr does not exist;")
+    assert "**0.920 ± 0.020** (3)" in (tmp_path / "s" / "table_roc_auc.md").read_text()
+    main([str(point_only), "--out", str(tmp_path / "p"), "--format", "md"])
+    assert capsys.readouterr().out.startswith("metric: vus_pr (the runs are point-level;")
+    assert (tmp_path / "p" / "table_vus_pr.md").exists()
+    main([str(series_only), "--metric", "f1", "--out", str(tmp_path / "f"), "--format", "md"])
+    assert not capsys.readouterr().out.startswith("metric:"), "a metric the user chose needs no word"
+
+
+def test_without_out_the_tables_go_beside_the_runs_and_the_output_says_where(runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    sweep = runs / "multiruns" / "2026-11-22" / "10-00-00"
+    main([str(sweep), "--format", "md,csv"])
+    assert capsys.readouterr().out.splitlines()[-1] == f"tables in {(sweep / 'tables').resolve()}"
+    assert sorted(p.name for p in (sweep / "tables").iterdir()) == ["results.csv", "table_roc_auc.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs"], "nothing in the current folder"
+    single = next(sweep.glob("0_*"))
+    main([str(single), "--format", "md"])
+    assert capsys.readouterr().out.splitlines()[-1] == f"tables in {(sweep / 'tables').resolve()}", (
+        "beside a run folder, never inside it")
+    assert not (single / "tables").exists()
+
+
+@pytest.mark.parametrize("out", ["file", "file/below"])
+def test_out_naming_an_existing_file_is_one_line_before_anything_is_written(runs, tmp_path, capsys, out):
+    (tmp_path / "file").write_text("keep me\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(runs), "--metric", "roc_auc", "--out", str(tmp_path / out)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"tsad-table: error: --out {tmp_path / out}: {tmp_path / 'file'} is a file, not a folder")
+    assert error.count("\n") == 1
+    assert (tmp_path / "file").read_text() == "keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "outputs"]

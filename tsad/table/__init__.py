@@ -13,7 +13,8 @@ A bare metric name (`--metric roc_auc`) is looked up at each dataset's natural l
 (series.roc_auc on series-level data, point.roc_auc on point-level data); a dotted name
 (`point.vus_pr`, `validation.val_loss`) is taken as it is. NAB runs add NAB's score per profile
 at the run's own threshold (`nab_label_free.standard`, ...) and at thresholds optimised on the
-test labels as on NAB's scoreboard (`oracle_nab.standard`, ...).
+test labels as on NAB's scoreboard (`oracle_nab.standard`, ...). Without --metric, vus_pr when every run is
+point-level, else roc_auc; without --out, `tables/` beside the runs; the output says both.
 
     tsad-table outputs/multiruns/2026-11-22/10-00-00 --best validation.val_loss
 

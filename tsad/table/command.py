@@ -1,19 +1,26 @@
-"""`tsad-table PATH... [--metric vus_pr] [--by dataset,model] [--format md,csv,tex,png] [--out DIR] [--digits 3]`,
-or `tsad-table PATH... --best validation.<key> [--best-mode min|max]` (the best run, no tables)."""
+"""`tsad-table PATH... [--metric NAME] [--by dataset,model] [--format md,csv,tex,png] [--out DIR] [--digits 3]`,
+or `tsad-table PATH... --best validation.<key> [--best-mode min|max]` (the best run, no tables).
+
+Without --metric the table shows the metric that suits the runs' level (frame.default_metric), and without --out it
+is written to `tables/` beside the runs (default_out); the output says both.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from tsad.errors import UserError
+from tsad.run_folder import RunFolder
 from tsad.table.best import MODES, best_lines, best_run
-from tsad.table.frame import column_name, metric_values, read_runs
+from tsad.table.frame import column_name, default_metric, metric_values, read_runs
 from tsad.table.render import plot_table, to_latex, to_markdown
 from tsad.table.summary import summarise
 
 FORMATS = ("md", "csv", "tex", "png")
+TABLES_DIR = "tables"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,15 +28,17 @@ def main(argv: list[str] | None = None) -> None:
         prog="tsad-table", description="Benchmark tables (mean ± std over seeds) from tsad run folders.")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="run folders or folders holding them (searched recursively)")
-    parser.add_argument("--metric", default="vus_pr",
+    parser.add_argument("--metric",
                         help="metric of the table: a name looked up at each dataset's natural level (roc_auc, vus_pr, "
-                             "f1, pa_f1, ...) or a dotted column of results.csv (point.vus_pr); default vus_pr")
+                             "f1, pa_f1, ...) or a dotted column of results.csv (point.vus_pr); default vus_pr when "
+                             "every run is point-level, else roc_auc")
     parser.add_argument("--by", default="dataset,model",
                         help="COLUMNS,ROWS[,ROWS...]: the key that makes the table's columns, then the keys that make "
                              "its rows; any results.csv column (e.g. config.model.window); default dataset,model")
     parser.add_argument("--format", default=",".join(FORMATS),
                         help=f"what to write, comma-separated from {', '.join(FORMATS)} (png: the figure); default all")
-    parser.add_argument("--out", default=".", help="folder to write into (created if needed); default: here")
+    parser.add_argument("--out", help=f"folder to write into (created if needed); default: {TABLES_DIR}/ in the "
+                                      f"folder that holds the runs (beside a single run folder)")
     parser.add_argument("--digits", type=int, default=3, help="decimals in the tables; default 3")
     parser.add_argument("--best", metavar="validation.KEY",
                         help="instead of tables, print the best run by a validation metric (e.g. validation.val_loss, "
@@ -50,12 +59,12 @@ def main(argv: list[str] | None = None) -> None:
         unknown = [f for f in formats if f not in FORMATS]
         if unknown:
             raise UserError(f"unknown --format {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
-        written, markdown = make_tables(args.paths, args.metric, _parse_list(args.by, "--by"), formats,
-                                        Path(args.out), args.digits)
+        out = Path(args.out) if args.out is not None else default_out(args.paths)
+        lines = make_tables(args.paths, args.metric, _parse_list(args.by, "--by"), formats, out, args.digits)
     except UserError as error:
         print(f"tsad-table: error: {error}", file=sys.stderr)
         sys.exit(2)
-    _print([markdown, *(f"wrote {path}" for path in written)])
+    _print(lines)
 
 
 def _print(lines: list[str]) -> None:
@@ -72,16 +81,34 @@ def _parse_list(text: str, option: str) -> list[str]:
     return items
 
 
-def make_tables(paths, metric: str, by: list[str], formats: list[str], out: Path, digits: int = 3):
-    """Read the runs under `paths`, write what `formats` asks for into `out`; returns (paths written, markdown)."""
+def default_out(paths) -> Path:
+    """`tables/` in the folder that holds the given paths (their common folder, or the folder above a run folder)."""
+    holder = Path(os.path.commonpath([Path(path).resolve() for path in paths]))
+    if RunFolder(holder).metrics.exists() or RunFolder(holder).hydra_config.exists():
+        holder = holder.parent
+    return holder / TABLES_DIR
+
+
+def make_tables(paths, metric: str | None, by: list[str], formats: list[str], out: Path, digits: int = 3):
+    """Read the runs under `paths`, write what `formats` asks for into `out`; returns the lines to print: the
+    metric when it was chosen here, the Markdown table, each file written."""
+    _check_out(out)
     frame = read_runs(paths)
     if len(by) < 2:
         raise UserError("--by needs two keys or more: the column key, then the row key(s), e.g. dataset,model")
     by = [column_name(frame, key) for key in by]
+    lines = []
+    if metric is None:
+        metric, why = default_metric(frame)
+        lines.append(f"metric: {metric} ({why}; choose another with --metric)")
     frame["value"] = metric_values(frame, metric)
     table = summarise(frame, metric, by[0], by[1:])
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out {out}: cannot create the folder ({error.strerror}); name a folder you can write") \
+            from None
     stem = metric.replace("/", "_")
     written = []
     if "csv" in formats:
@@ -97,4 +124,13 @@ def make_tables(paths, metric: str, by: list[str], formats: list[str], out: Path
     if "png" in formats:
         plot_table(table, out / f"figure_{stem}.png")
         written.append(out / f"figure_{stem}.png")
-    return written, markdown
+    return [*lines, markdown, *(f"wrote {path}" for path in written), f"tables in {out.resolve()}"]
+
+
+def _check_out(out: Path) -> None:
+    """--out must be a folder, or a path where one can be made: refused before any run is read or file written."""
+    for place in (out, *out.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise UserError(f"--out {out}: {place} is a file, not a folder; name a folder (created if needed)")
+            return

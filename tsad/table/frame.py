@@ -62,6 +62,17 @@ def metric_values(frame, metric: str):
     return [number_or_none(row.get(f"{row['level']}.{metric}")) for row in frame.to_dict("records")]
 
 
+def default_metric(frame) -> tuple[str, str]:
+    """The table's metric when none is asked for, and why: VUS-PR when every run is point-level, else ROC-AUC, which
+    both levels report."""
+    levels = set(frame["level"].dropna())
+    if levels == {"point"}:
+        return "vus_pr", "the runs are point-level"
+    if levels == {"series"}:
+        return "roc_auc", "the runs are series-level, where vus_pr does not exist"
+    return "roc_auc", "reported at both levels, and the runs are of both or do not say"
+
+
 def defined_at(metric: str, level) -> bool:
     """Whether runs at `level` report the bare `metric` (else a table leaves its cells blank)."""
     from tsad.evaluation.report import LEVEL_METRICS
