@@ -70,9 +70,24 @@ def test_save_load_gives_identical_scores(fitted, data, tmp_path):
     fitted.save(tmp_path)
     loaded = Detector.load(tmp_path)
     before, after = fitted.score(anomalous), loaded.score(anomalous)
-    np.testing.assert_allclose(before.series, after.series, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(before.series, after.series)
     for a, b in zip(before.steps, after.steps):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_saved_files_hold_no_pickle(fitted, tmp_path):
+    """A saved detector's files are JSON, plain NumPy archives and torch weights: none runs code when read."""
+    import torch
+
+    fitted.save(tmp_path)
+    for path in tmp_path.iterdir():
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                [archive[key] for key in archive.files]
+        elif path.suffix == ".pt":
+            torch.load(path, weights_only=True)
+        else:
+            assert path.suffix == ".json", f"{fitted.name} saves {path.name}, in no format known to load safely"
 
 
 def test_torch_checkpoints_load_with_weights_only(fitted):

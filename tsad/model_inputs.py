@@ -8,16 +8,19 @@ column name, in any column order.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tsad.data.csv import CsvSettings, Table, table_from_frame
+from tsad.data.registry import LEVELS
 from tsad.data.series import DatasetSplits
 from tsad.errors import UserError
+from tsad.models.state_files import damaged, read_json_object, required_entries
 
 INPUTS_FILE = "inputs.json"
 # dataset=csv settings that say how a file is read (not how it is split); new files are read with the same ones.
+# entries of inputs.json that runs of older versions may lack, and their types
+OPTIONAL_ENTRIES = {"timestamp_column": (str, type(None)), "csv_options": dict, "dataset": str, "postprocess": dict}
 READ_OPTIONS = ("separator", "nan_policy", "timestamp_column", "label_column", "value_columns")
 
 
@@ -45,10 +48,20 @@ class ModelInputs:
     def load(cls, directory: Path) -> tuple[ModelInputs, dict]:
         """The inputs a saved model expects, and the whole of inputs.json."""
         path = Path(directory, INPUTS_FILE)
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"{path} is missing: the run was made before runs saved what their model expects; "
                             f"train it again with tsad-run")
-        saved = json.loads(path.read_text())
+        saved = read_json_object(path)
+        required_entries(path, saved, {"level": str, "thresholds": dict, "channels": list})
+        required_entries(path, saved, {key: kind for key, kind in OPTIONAL_ENTRIES.items() if key in saved})
+        if saved["level"] not in LEVELS:
+            raise damaged(path, f"has level={saved['level']!r}, not one of {', '.join(LEVELS)}")
+        if not saved["channels"] or not all(isinstance(channel, str) for channel in saved["channels"]):
+            raise damaged(path, f"has channels={saved['channels']!r}, not a list of column names")
+        for level, threshold in saved["thresholds"].items():
+            if level not in LEVELS or isinstance(threshold, bool) or not isinstance(threshold, int | float):
+                raise damaged(path, f"has thresholds {level}={threshold!r}, not a number of level "
+                                    f"{' or '.join(LEVELS)}")
         return cls(**{key: saved[key] for key in saved if key in cls.__dataclass_fields__}), saved
 
     def read_options(self) -> dict:

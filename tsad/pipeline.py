@@ -24,6 +24,7 @@ from tsad.evaluation.alarms import ALARM_RULE, alarms
 from tsad.evaluation.thresholds import ThresholdPolicy
 from tsad.model_inputs import INPUTS_FILE, ModelInputs
 from tsad.models.base import Detector, Scores
+from tsad.models.state_files import damaged, rethrown_for
 from tsad.postprocess import PostProcess, running_rank
 
 
@@ -86,6 +87,13 @@ class Pipeline:
     def load(cls, directory: Path, device: str = "cpu", causal: bool = False) -> tuple[Pipeline, ModelInputs]:
         """The saved pipeline, its detector on `device`, and what it expects of new data."""
         inputs, saved = ModelInputs.load(directory)
-        postprocess = PostProcess.parse(saved.get("postprocess") or {}, "postprocess")
-        pipeline = cls(Detector.load(directory, device, causal=causal), postprocess, dict(saved["thresholds"]))
-        return pipeline, inputs
+        inputs_file = Path(directory, INPUTS_FILE)
+        try:
+            postprocess = PostProcess.parse(saved.get("postprocess") or {}, "postprocess")
+        except UserError as error:
+            raise rethrown_for(inputs_file, error) from None
+        detector = Detector.load(directory, device, causal=causal)
+        if len(inputs.channels) != detector.n_channels:
+            raise damaged(inputs_file, f"lists {len(inputs.channels)} channels, but the detector beside it was "
+                                       f"trained on {detector.n_channels}: the files come from different runs")
+        return cls(detector, postprocess, dict(saved["thresholds"])), inputs

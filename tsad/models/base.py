@@ -28,15 +28,18 @@ from typing import ClassVar
 
 import numpy as np
 
+from tsad.data.normalise import KINDS as NORMALISE_KINDS
 from tsad.data.normalise import Normaliser
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
+from tsad.models.state_files import damaged, read_json_object, required_entries, rethrown_for
 from tsad.models.tta import TestTimeAugmentation
 from tsad.registry import Registry
 from tsad.settings.fields import check_values, config_fields
 from tsad.training.trainer import TrainerSettings
 
 MODELS: Registry[type[Detector]] = Registry("model", "tsad.models")
+DETECTOR_FILE = "detector.json"  # in a saved detector's folder: model name, hyperparameters, normaliser, runtime
 
 
 def register(name: str):
@@ -119,20 +122,28 @@ class Detector(ABC):
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"name": self.name, "params": self.get_params(), "normaliser": self.normaliser.state(),
                 "n_channels": self.n_channels, "seed": self.seed, "tta": self.runtime.tta.as_dict()}
-        (directory / "detector.json").write_text(json.dumps(meta, indent=2))
+        (directory / DETECTOR_FILE).write_text(json.dumps(meta, indent=2))
         self._save_state(directory)
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu", causal: bool = False) -> Detector:
-        """The saved detector, on `device`; causal=True scores each step from the window ending at it (Runtime)."""
-        directory = Path(directory)
-        meta = json.loads((directory / "detector.json").read_text())
-        normaliser = Normaliser.from_state(meta["normaliser"])
-        runtime = Runtime(normalise=normaliser.kind, device=device, seed=meta["seed"],
-                          tta=TestTimeAugmentation(**meta.get("tta", {})), causal=causal)
-        detector = MODELS.get(meta["name"])(**meta["params"], runtime=runtime)
+        """The saved detector, on `device`; causal=True scores each step from the window ending at it (Runtime).
+        Files that are missing, damaged or from different runs are a one-line UserError naming the file."""
+        path = Path(directory) / DETECTOR_FILE
+        meta = read_json_object(path)
+        entries = {"name": str, "params": dict, "normaliser": dict, "n_channels": int, "seed": int}
+        required_entries(path, meta, {**entries, "tta": dict} if "tta" in meta else entries)   # older: no tta
+        try:
+            model = MODELS.get(meta["name"])
+            params = check_values(model, meta["params"], "model", f"model {model.name}")
+            tta = TestTimeAugmentation.parse(meta.get("tta", {}), "tta")
+        except UserError as error:
+            raise rethrown_for(path, error) from None
+        normaliser = saved_normaliser(path, meta["normaliser"], meta["n_channels"])
+        runtime = Runtime(normalise=normaliser.kind, device=device, seed=meta["seed"], tta=tta, causal=causal)
+        detector = model(**params, runtime=runtime)
         detector.normaliser, detector.n_channels = normaliser, meta["n_channels"]
-        detector._load_state(directory)
+        detector._load_state(Path(directory))
         return detector
 
     def get_params(self) -> dict:
@@ -170,6 +181,22 @@ class Detector(ABC):
 
     def _normalised(self, data: SeriesSet) -> SeriesSet:
         return data.with_values(self.normaliser.transform(data.values))
+
+
+def saved_normaliser(path: Path, state: dict, n_channels: int) -> Normaliser:
+    """The normaliser of detector.json (`path`), with one shift and scale per channel."""
+    if n_channels < 1 or state.get("kind") not in NORMALISE_KINDS:
+        raise damaged(path, f"has n_channels={n_channels} and normaliser kind {state.get('kind')!r}, which no "
+                            f"tsad detector saves")
+    try:
+        normaliser = Normaliser.from_state(state)
+        shapes_fit = normaliser.shift.shape == normaliser.scale.shape == (n_channels,)
+        numbers = shapes_fit and np.isfinite(normaliser.shift.astype(np.float64)).all() and (normaliser.scale > 0).all()
+    except (KeyError, TypeError, ValueError):
+        numbers = False
+    if not numbers:
+        raise damaged(path, f"has a normaliser that is not {n_channels} finite shifts and positive scales")
+    return normaliser
 
 
 # Which registered models a preset may select (`${tsad_models:<kind>}` in conf/experiment/*.yaml).

@@ -25,6 +25,7 @@ import numpy as np
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
 from tsad.models.base import Scores, register
+from tsad.models.state_files import SavedArrays, damaged
 from tsad.models.window_baseline import WindowBaseline, broadcast_window_score
 from tsad.settings.fields import setting
 
@@ -66,6 +67,22 @@ class KNNDetector(WindowBaseline):
         if len(windows) < self.k:
             raise UserError(f"model.k={self.k} exceeds the {len(windows)} train windows; lower model.k")
         return NearestNeighbors(n_neighbors=self.k).fit(self.features(windows.reshape(len(windows), self.window, -1)))
+
+    @property
+    def feature_width(self) -> int:
+        return self.window // self.block * self.n_channels
+
+    def estimator_arrays(self) -> dict[str, np.ndarray]:
+        return {"remembered": self.estimator._fit_X}   # the fitted rows (NearestNeighbors has no public accessor)
+
+    def estimator_from_arrays(self, saved: SavedArrays):
+        """The neighbour search refitted on the remembered rows: the same rows give the same neighbours."""
+        from sklearn.neighbors import NearestNeighbors
+
+        remembered = saved.array("remembered", (None, self.feature_width), "f")
+        if len(remembered) < self.k:
+            raise damaged(saved.path, f"remembers {len(remembered)} windows, fewer than model.k={self.k}")
+        return NearestNeighbors(n_neighbors=self.k).fit(remembered)
 
     def score_windows(self, windows: np.ndarray) -> np.ndarray:
         features = self.features(windows)

@@ -55,6 +55,7 @@ from torch import nn
 from tsad.models import gmm
 from tsad.models.base import register
 from tsad.models.segmentation import Segmenter, choose_n_segments
+from tsad.models.state_files import damaged, read_json_object, required_entries
 from tsad.models.torch_detector import SeriesTorchDetector
 from tsad.settings.fields import setting
 
@@ -240,5 +241,10 @@ class Seq2GMM(SeriesTorchDetector):
         (directory / "segmentation.json").write_text(json.dumps({"segments_per_series": self.segments_per_series}))
 
     def _load_state(self, directory: Path) -> None:
-        self.segments_per_series = json.loads((directory / "segmentation.json").read_text())["segments_per_series"]
+        path = directory / "segmentation.json"
+        segmentation = read_json_object(path)
+        required_entries(path, segmentation, {"segments_per_series": int})
+        if segmentation["segments_per_series"] < 1:
+            raise damaged(path, f"has segments_per_series={segmentation['segments_per_series']}, not a count")
+        self.segments_per_series = segmentation["segments_per_series"]
         super()._load_state(directory)

@@ -29,6 +29,7 @@ from tsad.data.batches import BatchSource, SeriesBatches, WindowBatches, window_
 from tsad.data.series import SeriesSet
 from tsad.data.windows import SERIES_AGGREGATES, STEP_REDUCES
 from tsad.models.base import Detector, Scores
+from tsad.models.state_files import load_weights
 from tsad.models.window_scoring import WindowScorer
 from tsad.settings.fields import setting
 
@@ -87,10 +88,8 @@ class TorchModuleDetector(Detector):
         torch.save({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, directory / "weights.pt")
 
     def _load_state(self, directory: Path) -> None:
-        import torch
-
         self.module = self.build_module(self.n_channels)
-        self.module.load_state_dict(torch.load(directory / "weights.pt", map_location="cpu", weights_only=True))
+        load_weights(directory / "weights.pt", self.module)
 
 
 @dataclass(eq=False)

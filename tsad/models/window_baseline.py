@@ -26,8 +26,12 @@ from tsad.data.series import SeriesSet
 from tsad.data.windows import SERIES_AGGREGATES, STEP_REDUCES, aggregate_series, make_windows, windows_to_steps
 from tsad.errors import UserError
 from tsad.models.base import Detector, Scores
+from tsad.models.state_files import SavedArrays, damaged, load_arrays, save_arrays
 from tsad.models.window_scoring import WindowScorer
 from tsad.settings.fields import setting
+
+STATE_FILE = "state.npz"               # the fitted estimator and train window positions, as plain arrays
+PICKLED_ESTIMATOR = "estimator.joblib"  # what older versions saved instead
 
 
 @dataclass(eq=False)
@@ -121,20 +125,32 @@ class WindowBaseline(WindowScorer, Detector):
     def score_windows(self, windows: np.ndarray) -> np.ndarray:
         """Windows [N, L, C] -> per-step scores [N, L]."""
 
-    def _save_state(self, directory: Path) -> None:
-        import joblib
+    @abstractmethod
+    def estimator_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted estimator as plain arrays, saved without pickle (a run folder's files run no code)."""
 
-        joblib.dump(self.estimator, directory / "estimator.joblib")
-        np.savez(directory / "train_windows.npz", positions=self.train_positions,
-                 fingerprint=np.array(self.train_fingerprint))
+    @abstractmethod
+    def estimator_from_arrays(self, saved: SavedArrays):
+        """The estimator rebuilt from estimator_arrays' arrays, scoring bit for bit as the one that was saved."""
+
+    @property
+    def feature_width(self) -> int:
+        """The length of the flat vector the estimator reads per window."""
+        return self.window * self.n_channels
+
+    def _save_state(self, directory: Path) -> None:
+        save_arrays(directory / STATE_FILE, self.name, {**self.estimator_arrays(),
+                                                        "train_positions": self.train_positions,
+                                                        "train_fingerprint": np.array(self.train_fingerprint)})
 
     def _load_state(self, directory: Path) -> None:
-        import joblib
-
-        self.estimator = joblib.load(directory / "estimator.joblib")
-        if (directory / "train_windows.npz").exists():   # absent in folders saved before score_train existed
-            state = np.load(directory / "train_windows.npz")
-            self.train_positions, self.train_fingerprint = state["positions"], str(state["fingerprint"])
+        if (directory / PICKLED_ESTIMATOR).exists() and not (directory / STATE_FILE).exists():
+            raise damaged(directory / PICKLED_ESTIMATOR, "is a pickle of an older tsad, which tsad no longer opens "
+                                                         "(a pickle can run any code)")
+        saved = load_arrays(directory / STATE_FILE, self.name)
+        self.estimator = self.estimator_from_arrays(saved)
+        self.train_positions = saved.array("train_positions", (None, 2), "iu")
+        self.train_fingerprint = saved.text("train_fingerprint")
 
 
 def fingerprint(data: SeriesSet) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 from tsad.data.series import SeriesSet
 from tsad.data.windows import SERIES_AGGREGATES, aggregate_series
 from tsad.models.base import Detector, Scores, register
+from tsad.models.state_files import load_arrays, save_arrays
 from tsad.settings.fields import setting
 
 
@@ -47,8 +48,8 @@ class ZScoreDetector(Detector):
         return np.abs((series - mean) / np.maximum(std, 1e-8)).max(axis=1)
 
     def _save_state(self, directory: Path) -> None:
-        np.savez(directory / "stats.npz", mean=self.mean, std=self.std)
+        save_arrays(directory / "stats.npz", self.name, {"mean": self.mean, "std": self.std})
 
     def _load_state(self, directory: Path) -> None:
-        stats = np.load(directory / "stats.npz")
-        self.mean, self.std = stats["mean"], stats["std"]
+        stats = load_arrays(directory / "stats.npz", self.name)
+        self.mean, self.std = (stats.array(key, (self.n_channels,), "f") for key in ("mean", "std"))
