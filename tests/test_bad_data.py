@@ -178,3 +178,11 @@ def test_every_line_number_is_the_files_own_line(tmp_path, damage, settings, mes
     with pytest.raises(UserError) as error:
         build(path=str(path), **settings)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_window_longer_than_every_series_is_said_in_the_run_record(tmp_path):
+    run_tsad(["model=pca", "model.window=120", "dataset.n_train=20", "dataset.n_val=5", "dataset.n_test=10",
+              "dataset.min_length=40", "dataset.max_length=80", "plots=false"], tmp_path)
+    (folder,) = run_folders(tmp_path)
+    codes = [entry["code"] for entry in read_metrics(folder)["warnings"]]
+    assert codes.count("window_padding") == 1

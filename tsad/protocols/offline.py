@@ -22,6 +22,7 @@ from tsad.evaluation.report import evaluate_level, headline, validation_metrics
 from tsad.evaluation.thresholds import Fixed, ThresholdPolicy, ValBestF1, check_threshold_data
 from tsad.model_inputs import ModelInputs
 from tsad.models.base import Scores, detector_from_settings
+from tsad.models.window_scoring import WindowScorer
 from tsad.pipeline import Pipeline
 from tsad.postprocess import PostProcess
 from tsad.protocols import PROTOCOLS, Protocol
@@ -49,6 +50,7 @@ class Offline(Protocol):
         pipeline = Pipeline(detector, settings.postprocess)
         data = settings.dataset.build()
         data.note_constant_channels()
+        data.note_padding(detector.window if isinstance(detector, WindowScorer) else None)
         warnings = data.warnings  # what the data did on its own and its flat channels; evaluation adds its own
         policy = settings.threshold
         check_threshold_data(policy, data)
