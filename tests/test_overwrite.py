@@ -11,7 +11,7 @@ import time
 import pytest
 from conftest import TINY_SERIES, TSAD_RUN, read_metrics, run_folders, run_tsad
 
-from tsad.run_folder import STAGING_DIR, RunFolder, find_run_folders
+from tsad.run_folder import LOCK_FILE, STAGING_DIR, RunFolder, find_run_folders
 from tsad.sweeps import job
 from tsad.table.rows import read_run
 
@@ -105,17 +105,18 @@ def folder_bytes(run_dir) -> dict:
 @pytest.mark.parametrize("outcome", [RuntimeError("boom"), KeyboardInterrupt("ended by SIGTERM")])
 def test_a_failing_rerun_with_overwrite_keeps_the_finished_run_byte_identical(tmp_path, monkeypatch, outcome):
     run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text("seed: 0\n")  # as Hydra writes it when a run starts
     stub_run(monkeypatch, {"scores/test.csv": "old", "model/weights": "old", "history.csv": "old"})
     run_stub_job(run_dir)
     finished = folder_bytes(run_dir)
     assert read_metrics(run_dir)["status"] == "OK" and set(finished) >= {"scores/test.csv", "job.json"}
 
     stub_run(monkeypatch, {"scores/test.csv": "half-writ", "plots/new.png": "new"}, outcome)
-    (run_dir / ".hydra").mkdir()
-    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")  # as Hydra writes it when the attempt starts
-    finished[".hydra/config.yaml"] = b"seed: 1\n"
+    (run_dir / ".hydra" / "config.yaml").write_text("seed: 1\n")
     run_stub_job(run_dir, seed=1, overwrite=True)
-    assert folder_bytes(run_dir) == finished
+    assert folder_bytes(run_dir) == finished, "the kept run's .hydra/ too"
+    assert (run_dir / STAGING_DIR / ".hydra" / "config.yaml").read_text() == "seed: 1\n", "the attempt's, with it"
     assert read_run(run_dir)["config.seed"] == read_run(run_dir)["seed"] == 0, "the config of the results"
     attempt = read_metrics(run_dir / STAGING_DIR)  # the failed attempt's own record and files, beside the run
     assert attempt["status"] == job.failure_status(outcome) and attempt["seed"] == 1
@@ -135,8 +136,8 @@ def test_a_finished_rerun_with_overwrite_replaces_every_file_of_the_earlier_run(
 
     stub_run(monkeypatch, {"scores/test.csv": "new", "history.csv": "new"})
     run_stub_job(run_dir, seed=1, overwrite=True)
-    assert sorted(folder_bytes(run_dir)) == [".hydra/config.yaml", "history.csv", "job.json", "metrics.json",
-                                             "notes.txt", "scores/test.csv"]
+    assert sorted(folder_bytes(run_dir)) == [".hydra/config.yaml", ".hydra/published/config.yaml", "history.csv",
+                                             "job.json", "metrics.json", "notes.txt", "scores/test.csv"]
     assert (run_dir / "scores" / "test.csv").read_text() == "new" and read_metrics(run_dir)["seed"] == 1
     assert not (run_dir / STAGING_DIR).exists()
 
@@ -198,7 +199,8 @@ def test_a_run_killed_mid_training_and_resumed_ends_exactly_as_an_uninterrupted_
     os.kill(process.pid, signal.SIGKILL)
     process.communicate(timeout=60)
     assert not (parts / "metrics.json").exists(), "killed mid-training, before the run could record anything"
-    assert sorted(p.name for p in parts.iterdir()) == [".hydra", STAGING_DIR, "run.log"], "nothing half-written"
+    assert sorted(p.name for p in parts.iterdir()) == [".hydra", LOCK_FILE, STAGING_DIR, "run.log"], \
+        "nothing half-written (the lock is let go with the killed process)"
 
     run_tsad([*LONG_TRAINING, f"hydra.run.dir={parts}", "resume=true"], tmp_path)
     resumed, uninterrupted = read_metrics(parts), read_metrics(whole)

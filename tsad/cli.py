@@ -18,6 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from tsad.errors import UserError
+from tsad.results import OK
 from tsad.run_folder import RunFolder
 from tsad.sweeps.job import JobContext, folder_hash, folder_values, run_job
 from tsad.sweeps.ray_resources import job_cpus, job_gpus, job_threads
@@ -190,8 +191,16 @@ def task(cfg: DictConfig) -> float | None:
 
 def remove_run_folder(run_dir: Path, output_dir: Path) -> None:
     """Remove the folder a single run made before its config failed a check that needs data (e.g. a window longer
-    than the shortest series), and the folders above it that it left empty, up to the output folder."""
-    shutil.rmtree(run_dir, ignore_errors=True)
+    than the shortest series), and the folders above it that it left empty, up to the output folder; never while
+    another run writes it (one that started into the same folder at once), nor when it holds a finished run."""
+    folder = RunFolder(run_dir)
+    try:
+        with folder.locked():
+            if (folder.read_metrics() or {}).get("status") == OK:
+                return
+            shutil.rmtree(run_dir, ignore_errors=True)
+    except UserError:
+        return
     for parent in run_dir.resolve().parents:
         if parent == output_dir.resolve() or not parent.is_relative_to(output_dir.resolve()) or any(parent.iterdir()):
             break

@@ -14,11 +14,13 @@ the way an attempt's outputs get there (staging, publishing, the end of an attem
       tensorboard/       event files (logger=tensorboard; written in place, not staged)
       nab_results/       NAB's detection output (NAB runs)
       nab_per_file.csv   NAB's scores per file (NAB runs)
-      .staging/          the running attempt's outputs, laid out as a run folder
+      .staging/          the running attempt's outputs, laid out as a run folder, with a copy of its .hydra/
       .replaced/         the results a publish is replacing, for the moment it takes
+      .lock              locked (fcntl.flock) by the run writing the folder; names its pid and host
 
-An attempt writes into .staging/; when it ends its outputs are moved up into the run folder (publish), unless it
-failed where a finished run already is: that run then stays as it was.
+An attempt holds the folder's lock, writes into .staging/, and when it ends its outputs are moved up into the run
+folder (publish), unless it failed where a finished run already is: that run then stays as it was, .hydra/ included
+(Hydra rewrites .hydra/ as an attempt starts; .hydra/published/ keeps the published run's copy to put back).
 
 Only the standard library at module level: tsad.sweeps imports this module before any job runs, and
 `tsad-run --help` must stay fast.
@@ -29,9 +31,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tsad import folder_lock
+from tsad.config_hash import config_hash
 from tsad.errors import UserError
 from tsad.json_files import read_json, write_json_atomic
 from tsad.results import OK
@@ -42,6 +47,7 @@ METRICS_FILE = "metrics.json"
 JOB_FILE = "job.json"
 HYDRA_DIR = ".hydra"
 HYDRA_CONFIG_FILE = "config.yaml"
+PUBLISHED_HYDRA_DIR = "published"  # inside .hydra/, which Hydra writes its files into without clearing it
 LOG_FILE = "run.log"
 HISTORY_FILE = "history.csv"
 SCORES_DIR = "scores"
@@ -55,8 +61,11 @@ NAB_RESULTS_DIR = "nab_results"
 NAB_PER_FILE = "nab_per_file.csv"
 STAGING_DIR = ".staging"
 REPLACED_DIR = ".replaced"
+LOCK_FILE = ".lock"
 # Never a published run's output, whatever an earlier job.json says.
-NOT_RUN_FILES = ("", ".", "..", STAGING_DIR, REPLACED_DIR, HYDRA_DIR)
+NOT_RUN_FILES = ("", ".", "..", STAGING_DIR, REPLACED_DIR, HYDRA_DIR, LOCK_FILE)
+# What a tsad run leaves in its folder before its attempt begins (Hydra's files, the log, the lock).
+STARTING_RUN_FILES = (HYDRA_DIR, LOG_FILE, LOCK_FILE)
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,14 @@ class RunFolder:
     @property
     def hydra_config(self) -> Path:
         return self.hydra / HYDRA_CONFIG_FILE
+
+    @property
+    def published_hydra(self) -> Path:
+        return self.hydra / PUBLISHED_HYDRA_DIR
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / LOCK_FILE
 
     @property
     def run_log(self) -> Path:
@@ -207,15 +224,67 @@ class RunFolder:
                 return checkpoint
         return None
 
+    def foreign_files(self) -> list[str]:
+        """The names in this folder when it is not a tsad run's: a run folder has a record (metrics.json, job.json
+        or .staging/), or holds nothing but what a run leaves before its attempt begins; [] for a run folder."""
+        if not self.root.is_dir() or any(p.exists() for p in (self.metrics, self.job, self.staging.root)):
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.name not in STARTING_RUN_FILES)
+
+    def check_replaceable(self, config: dict, sweep: bool) -> None:
+        """A one-line UserError when this folder holds a finished run (status OK) that a run of `config` may not
+        replace: any unless `overwrite` or `resume` is set; with `resume`, one of another config (resume=true
+        continues or skips only its own config's run)."""
+        record = self.read_metrics() or {}
+        if record.get("status") != OK or config.get("overwrite"):
+            return
+        folder_key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+        if not config.get("resume"):
+            keep = "add resume=true to keep it, " if sweep else ""
+            raise UserError(f"{self.root} holds a finished run (status {OK}); {keep}choose another {folder_key}, "
+                            f"or add overwrite=true to replace it")
+        digest = config_hash(config)
+        if record.get("config_hash") != digest:
+            theirs = _described(record.get("model"), record.get("seed"), record.get("config_hash"))
+            ours = _described((config.get("model") or {}).get("name"), config.get("seed"), digest)
+            raise UserError(f"{self.root} holds a finished run of another config ({theirs}) than this one ({ours}); "
+                            f"resume=true continues only its own config's run: choose another {folder_key}, "
+                            f"or add overwrite=true to replace it")
+
+    # ------------------------------------------------------------------------ the lock
+
+    @contextmanager
+    def locked(self):
+        """Hold the folder's lock inside (tsad/folder_lock.py; the folder is made if need be); a one-line UserError
+        naming the holder when another run holds it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            with folder_lock.held(self.lock_file):
+                yield self
+        except folder_lock.FolderInUse as error:
+            raise self._in_use(error.holder) from None
+
+    def check_not_in_use(self) -> None:
+        """A one-line UserError naming the run that holds the folder's lock, if one does."""
+        holder = folder_lock.holder(self.lock_file)
+        if holder is not None:
+            raise self._in_use(holder)
+
+    def _in_use(self, holder: str) -> UserError:
+        return UserError(f"{self.root} is being written by another run ({holder}); wait for it to end, or choose "
+                         f"another folder")
+
     # ------------------------------------------------------------------------ an attempt
 
     def begin_attempt(self, facts: dict, resume_from: str | None = None) -> RunFolder:
-        """The fresh staging folder an attempt writes to, its job.json holding `facts` (`started_at` among them).
-        An earlier attempt's staging folder is kept only when this one resumes from a checkpoint inside it."""
+        """The fresh staging folder an attempt writes to, its job.json holding `facts` (`started_at` among them)
+        and .hydra/ a copy of the folder's (Hydra's, as it wrote them for this attempt). An earlier attempt's
+        staging folder is kept only when this one resumes from a checkpoint inside it."""
         staging = self.staging
         if not (resume_from and Path(resume_from).resolve().is_relative_to(staging.root.resolve())):
             shutil.rmtree(staging.root, ignore_errors=True)
         staging.root.mkdir(parents=True, exist_ok=True)
+        _copy_files(self.hydra, staging.hydra)
         write_json_atomic(staging.job, facts)
         return staging
 
@@ -226,9 +295,15 @@ class RunFolder:
         if status == OK or (self.read_metrics() or {}).get("status") != OK:
             self.publish()
             return self
+        self.put_back_published_hydra()
         log.warning("warning: %s keeps its earlier finished run; this attempt (%s) left its record and files in %s",
                     self.root, status, self.staging.root)
         return self.staging
+
+    def put_back_published_hydra(self) -> None:
+        """Make .hydra/ the published run's again (Hydra rewrites it as any run starts): its copy in
+        .hydra/published/, or none when it has none."""
+        _copy_files(self.published_hydra, self.hydra)
 
     def publish(self) -> None:
         """Move the attempt staged in .staging/ into this folder, in place of the results here; its record
@@ -239,7 +314,7 @@ class RunFolder:
         job.json's `files` (or, for older runs, the names the new run writes), never Hydra's files or others.
         """
         staging, aside = self.staging.root, self.replaced
-        new = sorted({p.name for p in staging.iterdir()} | {JOB_FILE, METRICS_FILE})
+        new = sorted({p.name for p in staging.iterdir() if p.name not in NOT_RUN_FILES} | {JOB_FILE, METRICS_FILE})
         write_json_atomic(self.staging.job, {**(self.staging.read_job() or {}), "files": new})
         earlier = {METRICS_FILE, *new, *self._published_files()}
         shutil.rmtree(aside, ignore_errors=True)
@@ -250,7 +325,9 @@ class RunFolder:
         for name in new:
             if (staging / name).exists():
                 os.replace(staging / name, self.root / name)
-        staging.rmdir()
+        _copy_files(self.staging.hydra, self.hydra)  # as the attempt began, whatever wrote .hydra/ since
+        _copy_files(self.staging.hydra, self.published_hydra)
+        shutil.rmtree(staging)
         shutil.rmtree(aside)
 
     def _published_files(self) -> list[str]:
@@ -260,6 +337,26 @@ class RunFolder:
             return []
         return [name for name in files if isinstance(name, str) and name == Path(name).name
                 and name not in NOT_RUN_FILES]
+
+
+def _copy_files(source: Path, target: Path) -> None:
+    """Make the files directly in `target` those of `source`, byte for byte (none when it has none); the folders
+    inside `target` stay."""
+    if target.is_dir():
+        for path in target.iterdir():
+            if not path.is_dir():
+                path.unlink()
+    if source.is_dir():
+        for path in source.iterdir():
+            if path.is_file():
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target / path.name)
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+
+
+def _described(model, seed, digest) -> str:
+    return f"model {model}, seed {seed}, config hash {str(digest)[:8]}"
 
 
 # ---------------------------------------------------------------------------- run folders under a path

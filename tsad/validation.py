@@ -7,7 +7,8 @@ list of values, which between them use every value of every swept key. Other swe
 they go: their base config is checked. The checks are those the run makes before it reads data, each owned by
 the part it concerns (the model registry, the dataset family, the trainer, the threshold policies, the
 post-processing, the logger, the seed and the device); this module only names unknown keys with the nearest valid
-ones, and refuses a run folder known in advance that holds a finished run, before Hydra rewrites its `.hydra/`.
+ones, and refuses a run or sweep folder known in advance that this run may not write (tsad.run_folder says
+what a folder holds), before Hydra writes into it.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from tsad.errors import UserError
-from tsad.results import OK
-from tsad.run_folder import RunFolder
+from tsad.run_folder import JOB_FILE, METRICS_FILE, RunFolder
 from tsad.settings import fields
 
 MAX_SWEEP_JOBS = 32
+FOREIGN_NAMES_SHOWN = 3
 GROUPS = ("model", "dataset", "trainer", "threshold", "postprocess", "logger")
 FAILED_OVERRIDE = re.compile(r"Could not override '([^']+)'")
 
@@ -53,6 +54,7 @@ def preflight(arguments: list[str]) -> Path | None:
         config = composer.compose(args.overrides, RunMode.MULTIRUN)
         if args.multirun or config.hydra.mode == RunMode.MULTIRUN:
             check_writable(known_now(config, "hydra.sweep.dir"), "hydra.sweep.dir")
+            check_sweep_folder(known_now(config, "hydra.sweep.dir"))
             check_sweep(composer, config)
             return None
         check_no_sweep(args.overrides)
@@ -62,7 +64,7 @@ def preflight(arguments: list[str]) -> Path | None:
         check_writable(run_dir, "hydra.run.dir")
         if run_dir is None:
             return None
-        check_not_finished(Path(run_dir), job, sweep=False)
+        check_run_folder(Path(run_dir), job, sweep=False)
         return Path(run_dir)
     except (HydraException, OmegaConfBaseException) as error:
         raise UserError(one_line(str(error))) from None
@@ -181,7 +183,7 @@ def check_sweep(composer: Composer, base: DictConfig) -> None:
             check_config(resolved)
             subdir = known_now(config, "hydra.sweep.subdir")
             if sweep_dir.is_dir() and subdir is not None:
-                check_not_finished(sweep_dir / subdir, resolved, sweep=True)
+                check_run_folder(sweep_dir / subdir, resolved, sweep=True)
         except UserError as error:
             named = [o for o in job if o.split("=", 1)[0] in swept]
             raise UserError(f"{error} [sweep job: {' '.join(named) or 'the only one'}]") from None
@@ -216,15 +218,29 @@ def check_config(config: dict) -> None:
     check(RunConfig.parse(config))
 
 
-def check_not_finished(run_dir: Path, config: dict, sweep: bool) -> None:
-    """Refuse, as the job itself would, a run folder holding a finished run that this run may not replace."""
-    if config.get("resume") or config.get("overwrite") or (RunFolder(run_dir).read_metrics() or {}).get("status") != OK:
+def check_run_folder(run_dir: Path, config: dict, sweep: bool) -> None:
+    """Refuse, before Hydra writes into it, a run folder this run may not write: one another run is writing, one
+    holding files that are not a tsad run (whatever overwrite says), or one holding a finished run that this run
+    may not replace (as the job itself would refuse it)."""
+    folder = RunFolder(run_dir)
+    folder.check_not_in_use()
+    foreign = folder.foreign_files()
+    if foreign:
+        key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+        shown = ", ".join(foreign[:FOREIGN_NAMES_SHOWN]) + (", ..." if len(foreign) > FOREIGN_NAMES_SHOWN else "")
+        raise UserError(f"{run_dir} holds files that are not a tsad run ({shown}); a run writes only into a new or "
+                        f"empty folder or a run's folder: choose another {key}")
+    folder.check_replaceable(config, sweep)
+
+
+def check_sweep_folder(sweep_dir: str | None) -> None:
+    """Refuse a sweep folder that is a run's folder: the sweep's jobs would be written inside that run."""
+    if sweep_dir is None:
         return
-    if sweep:
-        fix = "add resume=true to keep it, choose another hydra.sweep.dir, or add overwrite=true to replace it"
-    else:
-        fix = "choose another hydra.run.dir, or add overwrite=true to replace it"
-    raise UserError(f"{run_dir} holds a finished run (status {OK}); {fix}")
+    folder = RunFolder(Path(sweep_dir))
+    if any(path.exists() for path in (folder.metrics, folder.job, folder.staging.root)):
+        raise UserError(f"hydra.sweep.dir={sweep_dir} is a run's folder (it holds {METRICS_FILE} or {JOB_FILE}); a "
+                        f"sweep would write its jobs inside that run: choose another hydra.sweep.dir")
 
 
 def known_now(config: DictConfig, key: str) -> str | None:

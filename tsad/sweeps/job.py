@@ -1,9 +1,10 @@
 """One job of `tsad-run`, single or swept: skip, resume or run it, and write its record once when it ends.
 
-`run_job` wraps tsad.experiment.run for every run. It hashes the resolved config, skips or resumes
-when `resume=true`, refuses to replace a finished run unless `overwrite=true`, turns SIGTERM (how
-SLURM ends a job at its time limit) into KeyboardInterrupt so an ended job is recorded as
-INTERRUPTED and stays resumable, and writes the run's metrics.json once, when the job ends:
+`run_job` wraps tsad.experiment.run for every run. It holds the run folder's lock while it writes
+the folder, hashes the resolved config, skips or resumes when `resume=true` (a run of its own config
+only), refuses to replace a finished run unless `overwrite=true`, turns SIGTERM (how SLURM ends a
+job at its time limit) into KeyboardInterrupt so an ended job is recorded as INTERRUPTED and stays
+resumable, and writes the run's metrics.json once, when the job ends:
 finished, failed or interrupted. The run writes into the run folder's .staging/, moved into the run
 folder when the job ends (tsad.run_folder.RunFolder.end_attempt). The run returns the result part of the record;
 the job adds who ran (model, dataset, seed, tags), how it ended (status, error), timing, environment
@@ -66,13 +67,19 @@ def run_job(config: dict, context: JobContext) -> tuple[float | None, Path]:
     journal.write({"status": RUNNING, "folder": str(context.run_dir)})
     job = Job(config, context)
     try:
-        with sigterm_as_interrupt():
-            return job.run()
+        with sigterm_as_interrupt(), job.folder.locked():
+            try:
+                return job.run()
+            except BaseException as error:
+                job.fail(error)
+                raise
+            finally:
+                job.write_record()
     except BaseException as error:
-        job.fail(error)
+        if job.error is None:  # the folder's lock is another run's: the folder stays as that run has it
+            job.error, job.refused = error, True
         raise
     finally:
-        job.write_record()
         job.close_tracker()
         journal.write(job.journal_entry())
 
@@ -109,7 +116,7 @@ class Job:
         self.sweep_facts = {} if context.job_num is None else {"job_num": context.job_num}
         self.finished_folder: Path | None = None
         self.skipped = False
-        self.refused = False  # the folder holds a finished run this job may not replace: its record stays as it is
+        self.refused = False  # the folder is not this job's to write (another run's, or in use): it stays as it is
         self.error: BaseException | None = None
         self.tracker: Tracker | None = None
 
@@ -122,6 +129,11 @@ class Job:
         objective = settings.objective
         digest = self.sweep_facts["config_hash"] = config_hash(config)
         folders = job_folders(self.run_dir, self.context.sweep_dir, digest)
+        try:
+            self.folder.check_replaceable(config, sweep=self.context.sweep_dir is not None)
+        except UserError:
+            self.refused = True
+            raise
         if settings.resume:
             done = finished_run(folders, digest)
             if done is not None:
@@ -132,8 +144,6 @@ class Job:
                 config["trainer"]["resume_from"] = str(checkpoint)  # as job.json records the attempt
                 settings = replace(settings, trainer=replace(settings.trainer, resume_from=str(checkpoint)))
                 self.sweep_facts["resumed_from_checkpoint"] = str(checkpoint)
-        elif not settings.overwrite:
-            self._refuse_to_replace_a_finished_run()
         self.settings = settings
 
         self._begin(digest)
@@ -147,19 +157,11 @@ class Job:
         if folder != self.run_dir:
             # Hydra made a fresh folder for this job; leave only its log, so it is not taken for an unfinished run.
             shutil.rmtree(self.folder.hydra, ignore_errors=True)
+        else:
+            self.folder.put_back_published_hydra()
         value = objective_value(record, objective)
         self.finished_folder, self.skipped = folder, True
         return value, folder
-
-    def _refuse_to_replace_a_finished_run(self) -> None:
-        if (self.folder.read_metrics() or {}).get("status") != OK:
-            return
-        self.refused = True
-        if self.context.sweep_dir is None:
-            fix = "choose another hydra.run.dir, or add overwrite=true to replace it"
-        else:
-            fix = "add resume=true to keep it, choose another hydra.sweep.dir, or add overwrite=true to replace it"
-        raise UserError(f"{self.run_dir} holds a finished run (status {OK}); {fix}")
 
     def _begin(self, digest: str) -> None:
         """From here on the attempt writes to a fresh staging folder; the run folder's results stay as they are
