@@ -24,7 +24,7 @@ from tsad.evaluation.alarms import ALARM_RULE, alarms
 from tsad.evaluation.thresholds import ThresholdPolicy
 from tsad.model_inputs import INPUTS_FILE, ModelInputs
 from tsad.models.base import Detector, Scores
-from tsad.models.state_files import damaged, rethrown_for
+from tsad.models.state_files import rethrown_for
 from tsad.postprocess import PostProcess, running_rank
 
 
@@ -92,8 +92,5 @@ class Pipeline:
             postprocess = PostProcess.parse(saved.get("postprocess") or {}, "postprocess")
         except UserError as error:
             raise rethrown_for(inputs_file, error) from None
-        detector = Detector.load(directory, device, causal=causal)
-        if len(inputs.channels) != detector.n_channels:
-            raise damaged(inputs_file, f"lists {len(inputs.channels)} channels, but the detector beside it was "
-                                       f"trained on {detector.n_channels}: the files come from different runs")
+        detector = Detector.load(directory, device, causal=causal, channels_beside=(inputs_file, len(inputs.channels)))
         return cls(detector, postprocess, dict(saved["thresholds"])), inputs

@@ -54,15 +54,20 @@ def parse_arguments(arguments: list[str]) -> dict:
 
 def model_folder(run: str) -> Path:
     """The model/ folder of the run folder `run`; a one-line error for anything else."""
+    from tsad.models.base import DETECTOR_FILE
+    from tsad.models.state_files import damaged
+
     run_dir = Path(run).expanduser()
     if not run_dir.is_dir():
         raise UserError(f"run={run} is not a folder; give a run folder of tsad-run (outputs/runs/<date>/<time>_...)")
     model = RunFolder(run_dir).model
-    if (model / "detector.json").is_file():
+    if (model / DETECTOR_FILE).is_file():
         return model
     if any(model.glob("*/detector.json")):
         raise UserError(f"run={run} keeps one detector per file (the NAB protocol trains one per series); "
                         f"tsad-predict needs a run of the offline protocol")
+    if model.is_dir() and any(path.is_file() for path in model.iterdir()):
+        raise damaged(model / DETECTOR_FILE, "is missing")
     jobs = sorted(path for path in run_dir.iterdir() if (RunFolder(path).model / "detector.json").is_file())
     if jobs:
         raise UserError(f"run={run} is a sweep folder of {len(jobs)} runs; give one of them, e.g. run={jobs[0]}")

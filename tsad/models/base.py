@@ -126,9 +126,11 @@ class Detector(ABC):
         self._save_state(directory)
 
     @classmethod
-    def load(cls, directory: str | Path, device: str = "cpu", causal: bool = False) -> Detector:
+    def load(cls, directory: str | Path, device: str = "cpu", causal: bool = False,
+             channels_beside: tuple[Path, int] | None = None) -> Detector:
         """The saved detector, on `device`; causal=True scores each step from the window ending at it (Runtime).
-        Files that are missing, damaged or from different runs are a one-line UserError naming the file."""
+        Files that are missing, damaged or from different runs are a one-line UserError naming the file;
+        channels_beside = (file, count): the channel count another file of the folder gives, checked first."""
         path = Path(directory) / DETECTOR_FILE
         meta = read_json_object(path)
         entries = {"name": str, "params": dict, "normaliser": dict, "n_channels": int, "seed": int}
@@ -139,6 +141,9 @@ class Detector(ABC):
             tta = TestTimeAugmentation.parse(meta.get("tta", {}), "tta")
         except UserError as error:
             raise rethrown_for(path, error) from None
+        if channels_beside is not None and channels_beside[1] != meta["n_channels"]:
+            raise damaged(path, f"describes a detector of {meta['n_channels']} channels, but {channels_beside[0]} "
+                                f"lists {channels_beside[1]}: the files come from different runs")
         normaliser = saved_normaliser(path, meta["normaliser"], meta["n_channels"])
         runtime = Runtime(normalise=normaliser.kind, device=device, seed=meta["seed"], tta=tta, causal=causal)
         detector = model(**params, runtime=runtime)

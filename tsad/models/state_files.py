@@ -51,7 +51,7 @@ def required_entries(path: Path, record: dict, types: dict[str, type | tuple]) -
         kinds = kind if isinstance(kind, tuple) else (kind,)
         value = record[key]
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            raise damaged(path, f"has {key}={value!r}, not a {' or '.join(k.__name__ for k in kinds)}")
+            raise damaged(path, f"has {key}={value!r}, not a value of type {' or '.join(k.__name__ for k in kinds)}")
 
 
 def rethrown_for(path: Path, error: UserError) -> UserError:
