@@ -12,7 +12,6 @@ from tsad.data.windows import make_windows, windows_to_steps
 from tsad.errors import UserError
 from tsad.evaluation.thresholds import POLICIES, threshold_policy
 from tsad.models.base import build_detector
-from tsad.models.iforest import node_depths, tree_path_lengths
 from tsad.pipeline import Pipeline
 from tsad.protocols.offline import score_reference
 
@@ -220,13 +219,13 @@ def test_iforest_train_threshold_uses_out_of_bag_scores():
     normalised = detector._normalised(data.train).values
     windows, starts, _ = make_windows(normalised[0], 8, 1)
     flat = windows.reshape(len(windows), -1)
-    lengths = tree_path_lengths(forest, flat, node_depths(forest))                  # [n_trees, N_w]
+    lengths = forest.path_lengths(flat)                                              # [n_trees, N_w]
     c = 2 * (np.log(63) + np.euler_gamma) - 2 * 63 / 64                           # c(max_samples)
     np.testing.assert_allclose(2 ** (-lengths.mean(0) / c), -forest.score_samples(flat), rtol=1e-6)
     # out of bag: only the trees whose sample holds no fitted window sharing a step with the scored one
     positions = detector.train_positions
     in_bag = np.array([[((positions[bag, 0] == 0) & (np.abs(positions[bag, 1] - start) < 8)).any()
-                        for start in starts] for bag in forest.estimators_samples_])
+                        for start in starts] for bag in forest.bags])
     assert in_bag.any() and (~in_bag).any(axis=0).all()
     out_of_bag = 2 ** (-(lengths * ~in_bag).sum(0) / (~in_bag).sum(0) / c)
     expected = windows_to_steps(np.repeat(out_of_bag[:, None], 8, axis=1), starts, len(normalised[0]), "mean", 0)
