@@ -4,6 +4,7 @@ failed overwrite leaves the kept run's .hydra/ as it was, and a sweep never nest
 
 import os
 import platform
+import signal
 
 import pytest
 from conftest import TINY_SERIES, read_metrics, run_tsad, run_tsad_command
@@ -144,13 +145,16 @@ def test_a_failed_overwrite_leaves_the_kept_runs_hydra_folder_as_it_was(tmp_path
 
 
 @pytest.mark.slow
-def test_a_second_run_into_a_folder_a_run_is_writing_is_refused_and_the_first_one_finishes(tmp_path):
+def test_a_second_run_into_a_folder_a_run_is_writing_is_refused_and_the_first_one_goes_on(tmp_path):
     run_dir = tmp_path / "run"
-    first = start_and_wait_for_a_checkpoint(run_dir, LONG_TRAINING)
+    endless = [*LONG_TRAINING, "trainer.max_epochs=10000", "trainer.patience=10000"]  # ended by SIGTERM below
+    first = start_and_wait_for_a_checkpoint(run_dir, endless)
     second = run_tsad_command([*FAST, "overwrite=true", f"hydra.run.dir={run_dir}"], tmp_path, check=False)
+    assert first.poll() is None, "the first run was still writing the folder"
     refused(second, f"{run_dir} is being written by another run (pid {first.pid} on {platform.node()})")
-    _, stderr = first.communicate(timeout=240)
-    assert first.returncode == 0, stderr
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 130, stderr
     record = read_metrics(run_dir)
-    assert record["status"] == "OK" and record["model"] == "lstm_vae"
+    assert record["status"] == "INTERRUPTED" and record["model"] == "lstm_vae"
     assert RunFolder(run_dir).read_job()["pid"] == first.pid and not (run_dir / LOCK_FILE).exists()
