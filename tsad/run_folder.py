@@ -301,9 +301,10 @@ class RunFolder:
         return self.staging
 
     def put_back_published_hydra(self) -> None:
-        """Make .hydra/ the published run's again (Hydra rewrites it as any run starts): its copy in
-        .hydra/published/, or none when it has none."""
-        _copy_files(self.published_hydra, self.hydra)
+        """Make .hydra/ the published run's again (Hydra rewrites it as any run starts) from its copy in
+        .hydra/published/; a run published without one keeps .hydra/ as it is."""
+        if self.published_hydra.is_dir():
+            _copy_files(self.published_hydra, self.hydra)
 
     def publish(self) -> None:
         """Move the attempt staged in .staging/ into this folder, in place of the results here; its record
