@@ -317,8 +317,9 @@ def test_a_config_error_found_with_the_data_removes_the_folder_the_run_made(tmp_
 def test_a_config_error_found_with_the_data_keeps_a_folder_that_held_something(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
-    (folder / "notes.txt").write_text("mine")
+    (folder / "metrics.json").write_text(json.dumps({"status": "ERROR", "error": "an earlier attempt"}))
     result = run_tsad(["model=random", *TINY_SERIES, "threshold=val_best_f1", f"hydra.run.dir={folder}"], tmp_path,
                       check=False)
-    assert result.returncode == 2 and (folder / "notes.txt").read_text() == "mine"
-    assert run_folders(tmp_path) == [folder], "its record says how the run ended"
+    assert result.returncode == 2 and "dataset.labelled_val" in result.stderr
+    assert run_folders(tmp_path) == [folder], "the folder stays, and its record says how the run ended"
+    assert "labelled validation split" in json.loads((folder / "metrics.json").read_text())["error"]
