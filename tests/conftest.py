@@ -299,6 +299,19 @@ def tiny_series() -> list[str]:
     return list(TINY_SERIES)
 
 
+def build_csv(**settings):
+    """dataset=csv with these settings, built."""
+    from tsad.data.registry import dataset_settings
+
+    return dataset_settings({"family": "csv", **settings}).build()
+
+
+def write_csv(frame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
 def sensor_frame(rows: int = 300, seed: int = 0, anomalies=((250, 260),)):
     """A CSV-like frame: hourly timestamps, two numeric channels (an anomaly lifts `b` by 2), a text column, labels."""
     import numpy as np

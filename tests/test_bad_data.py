@@ -8,21 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import read_metrics, run_folders, run_tsad, sensor_frame
+from conftest import build_csv, read_metrics, run_folders, run_tsad, sensor_frame, write_csv
 
-from tsad.data.registry import dataset_settings
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
-
-
-def build(**settings):
-    return dataset_settings({"family": "csv", **settings}).build()
-
-
-def write(frame: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
-    return path
 
 
 def codes(warnings) -> list[str]:
@@ -41,7 +30,7 @@ def one_line_error(result) -> str:
 
 @pytest.mark.parametrize("label_column", ["null", "auto"])
 def test_a_csv_without_labels_writes_scores_and_says_there_are_no_metrics(tmp_path, label_column):
-    data = write(sensor_frame(300).drop(columns=["label"]), tmp_path / "plain.csv")
+    data = write_csv(sensor_frame(300).drop(columns=["label"]), tmp_path / "plain.csv")
     run_tsad(["model=zscore", "dataset=csv", f"dataset.path={data}", f"dataset.label_column={label_column}",
               "plots=false"], tmp_path / "out", cwd=tmp_path)
     (run,) = run_folders(tmp_path / "out")
@@ -61,10 +50,10 @@ def test_a_csv_without_labels_writes_scores_and_says_there_are_no_metrics(tmp_pa
 def test_values_beyond_float32_are_refused_naming_file_column_and_line(tmp_path, normalise):
     frame = sensor_frame(300)
     frame.loc[5, "b"], frame.loc[9, "b"] = 1.5e308, -1e300
-    path = write(frame, tmp_path / "huge.csv")
+    path = write_csv(frame, tmp_path / "huge.csv")
     with pytest.raises(UserError, match=r"huge.csv: value 1.5e\+308 in column 'b' at line 7 is beyond .*"
                                         r"\(2 such values\); rescale the column") as error:
-        build(path=str(path), normalise=normalise)
+        build_csv(path=str(path), normalise=normalise)
     assert "\n" not in str(error.value)
     result = run_tsad(["model=zscore", "dataset=csv", f"dataset.path={path}", f"dataset.normalise={normalise}"],
                       tmp_path / "out", cwd=tmp_path, check=False)
@@ -74,7 +63,7 @@ def test_values_beyond_float32_are_refused_naming_file_column_and_line(tmp_path,
 def test_values_just_inside_float32_are_read_and_normalised_finitely(tmp_path):
     frame = sensor_frame(300)
     frame["a"] = frame["a"] * 1e38
-    data = build(path=str(write(frame, tmp_path / "large.csv")))
+    data = build_csv(path=str(write_csv(frame, tmp_path / "large.csv")))
     from tsad.data.normalise import Normaliser
 
     for kind in ("standard", "minmax"):
@@ -85,22 +74,22 @@ def test_values_just_inside_float32_are_read_and_normalised_finitely(tmp_path):
 # ---------------------------------------------------------------------------- unreadable files
 
 def test_unreadable_files_in_a_folder_end_in_one_line(tmp_path):
-    write(sensor_frame(100), tmp_path / "plant" / "a.csv")
+    write_csv(sensor_frame(100), tmp_path / "plant" / "a.csv")
     (tmp_path / "plant" / "b.csv").mkdir()
     result = run_tsad(["model=zscore", "dataset=csv", f"dataset.path={tmp_path / 'plant'}"], tmp_path / "out1",
                       cwd=tmp_path, check=False)
     assert "b.csv: is a folder, not a CSV file" in one_line_error(result)
-    write(sensor_frame(100), tmp_path / "links" / "a.csv")
+    write_csv(sensor_frame(100), tmp_path / "links" / "a.csv")
     (tmp_path / "links" / "b.csv").symlink_to(tmp_path / "gone.csv")
     result = run_tsad(["model=zscore", "dataset=csv", f"dataset.path={tmp_path / 'links'}"], tmp_path / "out2",
                       cwd=tmp_path, check=False)
     assert "b.csv: is a link to" in one_line_error(result) and "which does not exist" in result.stderr
     series = tmp_path / "beats"
     for i in range(8):
-        write(sensor_frame(40, seed=i, anomalies=()), series / f"s{i}.csv")
+        write_csv(sensor_frame(40, seed=i, anomalies=()), series / f"s{i}.csv")
     (series / "s8.csv").mkdir()
     with pytest.raises(UserError, match="s8.csv: is a folder"):
-        build(path=str(series), level="series")
+        build_csv(path=str(series), level="series")
 
 
 # ---------------------------------------------------------------------------- warnings for what was silent
@@ -109,7 +98,7 @@ def test_a_typo_cell_names_file_column_line_and_text(tmp_path):
     frame = sensor_frame(300)
     frame["b"] = frame["b"].round(3).astype(str)
     frame.loc[7, "b"] = "1.2.3"
-    data = build(path=str(write(frame, tmp_path / "typo.csv")))
+    data = build_csv(path=str(write_csv(frame, tmp_path / "typo.csv")))
     assert data.channels == ["a"]
     (typo,) = [e["message"] for e in data.warnings.entries if e["code"] == "typo_cells"]
     assert "typo.csv: column 'b' left out of the values: its cell '1.2.3' at line 9 is not a number" in typo
@@ -129,12 +118,13 @@ def test_timestamps_that_go_back_or_repeat_are_a_warning_naming_the_first_line(t
     else:
         stamps[[40, 41]] = stamps[[41, 40]]
     frame["timestamp"] = stamps
-    data = build(path=str(write(frame, tmp_path / "times.csv")))
+    data = build_csv(path=str(write_csv(frame, tmp_path / "times.csv")))
     (message,) = [e["message"] for e in data.warnings.entries if e["code"] == "timestamp_order"]
     expected = "line 43 repeats the timestamp of line 42" if kind == "duplicate" else "line 43 ("
     assert "times.csv: timestamps in 'timestamp' are not increasing: " + expected in message
     assert "sort the file" in message
-    assert "timestamp_order" not in codes(build(path=str(write(sensor_frame(300), tmp_path / "sorted.csv"))).warnings)
+    in_order = build_csv(path=str(write_csv(sensor_frame(300), tmp_path / "sorted.csv")))
+    assert "timestamp_order" not in codes(in_order.warnings)
 
 
 def test_a_window_longer_than_every_series_is_a_warning():
@@ -176,7 +166,7 @@ def test_every_line_number_is_the_files_own_line(tmp_path, damage, settings, mes
         frame.loc[3, "a"] = np.nan  # a dropped row before the cut moves every later row's position
     path = shifted_file(tmp_path / "shifted.csv", frame)
     with pytest.raises(UserError) as error:
-        build(path=str(path), **settings)
+        build_csv(path=str(path), **settings)
     assert message in str(error.value) and "\n" not in str(error.value)
 
 

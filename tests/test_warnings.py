@@ -6,20 +6,14 @@ import logging
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, read_metrics, run_folders, run_tsad, run_tsad_table, sensor_frame
+from conftest import SHARED_DATA, build_csv, read_metrics, run_folders, run_tsad, run_tsad_table, sensor_frame
 
-from tsad.data.registry import dataset_settings
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.evaluation.report import NO_SCORED_SERIES, evaluate_level, validation_metrics
 from tsad.models.base import Scores
 from tsad.run_warnings import RunWarnings
 
 SHARED_NAB = SHARED_DATA / "nab"
-
-
-def build(**settings):
-    """dataset=csv with these settings, built."""
-    return dataset_settings({"family": "csv", **settings}).build()
 
 
 def write(frame, path):
@@ -33,12 +27,13 @@ def messages(warnings: RunWarnings, code: str) -> list[str]:
 
 def test_a_non_numeric_column_left_out_is_named_in_the_log_and_the_warnings(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="tsad"):
-        data = build(path=str(write(sensor_frame(), tmp_path / "s.csv")))
+        data = build_csv(path=str(write(sensor_frame(), tmp_path / "s.csv")))
     assert data.channels == ["a", "b"]
     (message,) = messages(data.warnings, "dropped_columns")
     assert message.startswith("csv: non-numeric column(s) 'note' left out of the values;")
     assert [r.getMessage() for r in caplog.records if r.name == "tsad"] == [f"warning: {message}"]
-    assert build(path=str(tmp_path / "s.csv"), value_columns=["a", "b"]).warnings.entries == []  # chosen, not dropped
+    chosen = build_csv(path=str(tmp_path / "s.csv"), value_columns=["a", "b"])
+    assert chosen.warnings.entries == []  # chosen, not dropped
 
 
 def test_nan_values_interpolated_or_dropped_are_counted_per_column(tmp_path):
@@ -46,9 +41,9 @@ def test_nan_values_interpolated_or_dropped_are_counted_per_column(tmp_path):
     frame.loc[[10, 11, 12], "a"] = np.nan
     frame.loc[[11, 50], "b"] = np.inf
     path = str(write(frame, tmp_path / "gaps.csv"))
-    assert messages(build(path=path, nan_policy="interpolate").warnings, "nan_interpolated") == [
+    assert messages(build_csv(path=path, nan_policy="interpolate").warnings, "nan_interpolated") == [
         "csv: 5 NaN/inf values (3 in 'a', 2 in 'b') interpolated within each split part"]
-    assert messages(build(path=path, nan_policy="drop").warnings, "nan_dropped") == [
+    assert messages(build_csv(path=path, nan_policy="drop").warnings, "nan_dropped") == [
         "csv: 5 NaN/inf values (3 in 'a', 2 in 'b') dropped with their 4 rows"]
 
 
