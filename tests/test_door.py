@@ -18,6 +18,9 @@ from conftest import run_tsad
     ("tags=hello", "tags=hello has the wrong type"),
     ("plots=maybe", "plots=maybe has the wrong type"),
     ("device=gpu", "device=gpu is not a device"),
+    ("tta.n=5000", "tta.n=5000 is out of range: allowed an integer >= 1 and <= 1000"),
+    ("dataset.max_length=100000000", "dataset.max_length=100000000 is out of range"),
+    ("model=iforest trainer.resume_from=somewhere", "model iforest has none to continue; set trainer.resume_from=null"),
 ])
 def test_a_bad_value_anywhere_fails_in_one_line_before_any_work(tmp_path, override, message):
     result = run_tsad(override.split(), tmp_path, check=False)

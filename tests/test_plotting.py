@@ -114,3 +114,13 @@ def test_a_csv_run_with_timestamps_writes_every_figure(tmp_path):
     assert read_metrics(folder)["status"] == "OK" and "Traceback" not in result.stderr
     for name in ("examples.png", "roc_pr_point.png", "scores_point.png", "reconstructions.png"):
         assert (folder / "plots" / name).stat().st_size > 10_000, name
+
+
+def test_the_loss_plot_ticks_whole_epochs():
+    from tsad.plotting.curves import plot_losses
+
+    history = [{"stage": "train", "epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "monitor": "val_loss"}
+               for e in range(1, 4)]
+    figure = plot_losses(history)
+    ticks = figure.axes[0].get_xticks()
+    assert len(ticks) and all(float(t).is_integer() for t in ticks)

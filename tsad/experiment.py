@@ -19,7 +19,9 @@ def run(settings: RunConfig, folder: RunFolder, epoch_callbacks: tuple = ()) -> 
 
     `epoch_callbacks` (e.g. the experiment logger's) are called after every training epoch with the history so far.
     """
-    return PROTOCOLS.get(settings.dataset.protocol)().run(settings, folder, epoch_callbacks)
+    protocol = PROTOCOLS.get(settings.dataset.protocol)()
+    protocol.check(settings)
+    return protocol.run(settings, folder, epoch_callbacks)
 
 
 def check(settings: RunConfig) -> None:

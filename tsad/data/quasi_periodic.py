@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsad.data.checks import check_anomaly_types
-from tsad.data.registry import DatasetSettings, register_dataset
+from tsad.data.registry import MAX_CHANNELS, MAX_LENGTH, MAX_SERIES, DatasetSettings, register_dataset
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
 from tsad.settings.fields import setting
@@ -188,12 +188,12 @@ class QuasiPeriodicSettings(DatasetSettings):
     name: str = "quasi_periodic"
     level: str = setting("series", choices=("series",))
     seed: int = setting(0, at_least=0)
-    n_channels: int = setting(3, at_least=1)
-    min_length: int = setting(200, at_least=1)  # samples per series, drawn from [min_length, max_length]
-    max_length: int = setting(500, at_least=1)
-    n_train: int = setting(300, at_least=1)
-    n_val: int = setting(60, at_least=1)
-    n_test: int = setting(200, at_least=1)
+    n_channels: int = setting(3, at_least=1, at_most=MAX_CHANNELS)
+    min_length: int = setting(200, at_least=1, at_most=MAX_LENGTH)  # samples per series, from [min_length, max_length]
+    max_length: int = setting(500, at_least=1, at_most=MAX_LENGTH)
+    n_train: int = setting(300, at_least=1, at_most=MAX_SERIES)
+    n_val: int = setting(60, at_least=1, at_most=MAX_SERIES)
+    n_test: int = setting(200, at_least=1, at_most=MAX_SERIES)
     test_anomaly_rate: float = setting(0.3, at_least=0, at_most=1)
     anomaly_types: tuple[str, ...] = ANOMALY_TYPES
     train_contamination: float = setting(0.0, at_least=0, at_most=1)

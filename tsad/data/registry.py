@@ -17,6 +17,10 @@ from tsad.registry import Registry
 from tsad.settings.fields import Section, setting
 
 LEVELS = ("series", "point")
+# Bounds of what a generated data set may ask for: far beyond any experiment, short of exhausting memory.
+MAX_CHANNELS = 4096
+MAX_LENGTH = 10_000_000
+MAX_SERIES = 1_000_000
 NORMALISERS = ("standard", "minmax", "none")
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsad.data.checks import check_anomaly_types, check_labelled_val, labelled_val_count
-from tsad.data.registry import DatasetSettings, register_dataset
+from tsad.data.registry import MAX_CHANNELS, MAX_LENGTH, MAX_SERIES, DatasetSettings, register_dataset
 from tsad.data.series import DatasetSplits, SeriesSet
 from tsad.errors import UserError
 from tsad.settings.fields import setting
@@ -136,12 +136,12 @@ class SyntheticSettings(DatasetSettings):
     family: str = "synthetic"
     name: str = "synthetic"
     seed: int = setting(0, at_least=0)
-    n_channels: int = setting(3, at_least=1)
-    min_length: int = setting(50, at_least=1)  # series lengths are drawn uniformly from [min_length, max_length]
-    max_length: int = setting(200, at_least=1)  # point level: every series is this long
-    n_train: int = setting(300, at_least=1)
-    n_val: int = setting(60, at_least=1)
-    n_test: int = setting(200, at_least=1)
+    n_channels: int = setting(3, at_least=1, at_most=MAX_CHANNELS)
+    min_length: int = setting(50, at_least=1, at_most=MAX_LENGTH)  # lengths drawn from [min_length, max_length]
+    max_length: int = setting(200, at_least=1, at_most=MAX_LENGTH)  # point level: every series is this long
+    n_train: int = setting(300, at_least=1, at_most=MAX_SERIES)
+    n_val: int = setting(60, at_least=1, at_most=MAX_SERIES)
+    n_test: int = setting(200, at_least=1, at_most=MAX_SERIES)
     test_anomaly_rate: float = setting(0.3, at_least=0, at_most=1)
     anomaly_types: tuple[str, ...] = ANOMALY_TYPES
     magnitude: float = setting(2.0, above=0)  # anomaly size in units of the channel's standard deviation

@@ -19,7 +19,7 @@ class TestTimeAugmentation(Section):
     [0, score_stride) (only matters when score_stride > 1). Applies to window models.
     """
 
-    n: int = setting(1, at_least=1)
+    n: int = setting(1, at_least=1, at_most=1000)
     jitter: float = setting(0.01, at_least=0)
     scale: float = setting(0.02, at_least=0)
     seed: int = setting(0, at_least=0)

@@ -10,6 +10,7 @@ from tsad.plotting.style import ANOMALY_COLOR, NORMAL_COLOR, THRESHOLD_COLOR
 
 def plot_losses(history: list[dict]):
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, axis = plt.subplots(figsize=(6, 3.5))
     stages = list(dict.fromkeys(h["stage"] for h in history))
@@ -23,6 +24,7 @@ def plot_losses(history: list[dict]):
     axis.axvline(best + 1, color="grey", ls=":", label="best epoch")
     axis.set(xlabel="epoch" + (f" (stages: {', '.join(stages)})" if len(stages) > 1 else ""), ylabel="loss",
              title="Training and validation loss")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     axis.legend()
     return figure
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from tsad.errors import UserError
 from tsad.registry import Registry
 from tsad.run_folder import RunFolder
 
@@ -22,12 +23,20 @@ class Protocol(ABC):
     causal = False
 
     def check(self, settings) -> None:
-        """Data-free checks of the whole run: the device, and the detector the settings describe (built, untrained,
-        so that the model's own cross-checks run)."""
+        """Data-free checks of the whole run (tsad.experiment.run makes them before `run`): the device, and the
+        detector the settings describe (built, untrained, so that the model's own cross-checks run)."""
         from tsad.models.base import detector_from_settings
+        from tsad.models.torch_detector import TorchModuleDetector
         from tsad.runtime import resolve_device
 
-        detector_from_settings(settings, resolve_device(settings.device), causal=self.causal)
+        detector = detector_from_settings(settings, resolve_device(settings.device), causal=self.causal)
+        if settings.trainer.resume_from and not isinstance(detector, TorchModuleDetector):
+            raise UserError(f"trainer.resume_from={settings.trainer.resume_from} continues a torch model's training, "
+                            f"and model {detector.name} has none to continue; set trainer.resume_from=null")
+        self.check_detector(detector)
+
+    def check_detector(self, detector) -> None:  # noqa: B027 (most protocols run every detector)
+        """Refuse, in one line, a detector this protocol cannot run."""
 
     @abstractmethod
     def run(self, settings, folder: RunFolder, epoch_callbacks: tuple = ()) -> dict: ...

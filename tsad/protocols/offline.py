@@ -39,7 +39,6 @@ class Offline(Protocol):
         super().check(settings)
 
     def run(self, settings, folder: RunFolder, epoch_callbacks: tuple = ()) -> dict:
-        check_postprocess(settings.postprocess, settings.dataset.level)
         device = resolve_device(settings.device)
         seed_everything(settings.seed)
 
