@@ -176,3 +176,11 @@ def test_a_window_longer_than_every_series_is_said_in_the_run_record(tmp_path):
     (folder,) = run_folders(tmp_path)
     codes = [entry["code"] for entry in read_metrics(folder)["warnings"]]
     assert codes.count("window_padding") == 1
+
+
+def test_a_file_with_another_separator_is_told_which_setting_reads_it(tmp_path):
+    path = tmp_path / "semicolons.csv"
+    sensor_frame(300).to_csv(path, index=False, sep=";")
+    with pytest.raises(UserError, match="its header looks separated by ';': read it with 'dataset.separator=\";\"'"):
+        build_csv(path=str(path))
+    assert build_csv(path=str(path), separator=";").n_channels == 2

@@ -17,6 +17,7 @@ TIMESTAMP_NAMES = ("timestamp", "time", "date", "datetime")
 # Every value is stored as float32, the precision models compute in: a larger magnitude would become inf.
 LARGEST_VALUE = float(np.finfo(np.float32).max)
 LABEL_NAMES = ("label", "is_anomaly", "anomaly")
+OTHER_SEPARATORS = (";", "|")  # a file written with one of these reads as a single column under the default ","
 
 
 @dataclass
@@ -102,6 +103,15 @@ def table_from_frame(frame, path: Path, timestamp_column, value_columns, label_c
                  timestamp_column, dropped, non_finite, n_rows - len(frame), lines, typos, order)
 
 
+def separator_hint(frame) -> str | None:
+    """For a file read as one column whose header holds another usual separator: the setting that reads it."""
+    header = str(frame.columns[0]) if len(frame.columns) == 1 else ""
+    found = next((separator for separator in OTHER_SEPARATORS if separator in header), None)
+    if found is None:
+        return None
+    return f"its header looks separated by {found!r}: read it with 'dataset.separator=\"{found}\"'"
+
+
 def _value_columns(frame, requested, reserved: set, path: Path, lines: FileLines) -> list[str]:
     """The requested value columns, checked; by default every numeric column that is not reserved."""
     import pandas as pd
@@ -110,8 +120,8 @@ def _value_columns(frame, requested, reserved: set, path: Path, lines: FileLines
         columns = [c for c in frame.columns if c not in reserved and pd.api.types.is_numeric_dtype(frame[c])
                    and not pd.api.types.is_bool_dtype(frame[c])]
         if not columns:
-            raise UserError(f"{path}: no numeric value column (columns: {', '.join(map(str, frame.columns))}); "
-                            f"fix the file or name the value columns with dataset.value_columns=[...]")
+            fix = separator_hint(frame) or "fix the file or name the value columns with dataset.value_columns=[...]"
+            raise UserError(f"{path}: no numeric value column (columns: {', '.join(map(str, frame.columns))}); {fix}")
         return columns
     columns = [str(c) for c in ([requested] if isinstance(requested, str) else requested)]
     missing = [c for c in columns if c not in frame.columns]
