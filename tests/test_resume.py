@@ -159,3 +159,16 @@ def test_a_file_that_is_no_training_checkpoint_fails_in_one_line(tmp_path):
     with pytest.raises(UserError) as error:
         resume(NoisyAutoencoder(), tmp_path)
     assert "not a tsad training checkpoint" in one_line_error(error)
+
+
+@pytest.mark.parametrize("attempt", ["killed", "published"])
+def test_resume_from_a_run_folder_finds_its_last_checkpoint(tmp_path, attempt):
+    """trainer.resume_from=<run folder>: a killed attempt's checkpoint is in .staging/, a published run's in model/."""
+    from tsad.run_folder import RunFolder
+
+    folder = RunFolder(tmp_path / "run")
+    checkpoints = (folder.staging if attempt == "killed" else folder).checkpoints
+    checkpoints.mkdir(parents=True)
+    saved = torch.load(checkpoint_of(checkpoints, NoisyAutoencoder), weights_only=True)["history"]
+    history = resume(NoisyAutoencoder(), folder.root)
+    assert [record["epoch"] for record in history] == [1, 2] and history[0] == saved[0], "epoch 1 is the checkpoint's"

@@ -157,6 +157,11 @@ class RunFolder:
     def staging(self) -> RunFolder:
         return RunFolder(self.root / STAGING_DIR)
 
+    def newest_last_checkpoint(self) -> Path | None:
+        """The last checkpoint a run in this folder left: an unfinished attempt's (in staging) before the published
+        run's; None when there is none."""
+        return next((path for path in (self.staging.last_checkpoint, self.last_checkpoint) if path.is_file()), None)
+
     @property
     def replaced(self) -> Path:
         return self.root / REPLACED_DIR

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from tsad.errors import NaNLossError, UserError
+from tsad.run_folder import RunFolder
 from tsad.settings.fields import Section, setting
 
 log = logging.getLogger(__name__)
@@ -281,10 +282,10 @@ class Trainer:
             return None
         path = Path(self.settings.resume_from)
         if path.is_dir():
-            path = path / "last.pt"
+            path = RunFolder(path).newest_last_checkpoint() or path / "last.pt"  # a run folder, or checkpoints/
         if not path.is_file():
-            raise UserError(f"trainer.resume_from: no checkpoint at {path}; name an earlier run's checkpoint folder "
-                            f"or last.pt, {START_AFRESH}")
+            raise UserError(f"trainer.resume_from: no checkpoint at {path}; name an earlier run's folder, its "
+                            f"checkpoint folder or last.pt, {START_AFRESH}")
         state = read_checkpoint(path)
         best_path = path.with_name("best.pt")
         best = read_checkpoint(best_path) if best_path.is_file() else None
