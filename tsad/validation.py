@@ -4,11 +4,11 @@ The config is composed from the command line as Hydra will compose it (the same 
 --config-name, presets and overrides). For a sweep with the basic sweeper (-m, or a preset's hydra.sweeper.params)
 every job's config is checked, up to MAX_SWEEP_JOBS jobs; a larger sweep is checked on as many jobs as its longest
 list of values, which between them use every value of every swept key. Other sweepers (Optuna) draw their jobs as
-they go: their base config is checked. The checks are those the run makes before it reads data, each owned by
-the part it concerns (the model registry, the dataset family, the trainer, the threshold policies, the
-post-processing, the logger, the seed and the device); this module only names unknown keys with the nearest valid
-ones, and refuses a run or sweep folder known in advance that this run may not write (tsad.run_folder says
-what a folder holds), before Hydra writes into it.
+they go: their base config is checked. The checks are those the run makes before it reads data: the config parsed
+into typed settings (tsad.settings.run.RunConfig, each section checking its own keys and ranges) and the run's
+protocol's check; this module only names the nearest valid key for an override Hydra cannot apply, and
+refuses a run or sweep folder known in advance that this run may not write (tsad.run_folder says what a folder
+holds), before Hydra writes into it.
 """
 
 from __future__ import annotations

@@ -180,8 +180,3 @@ def check_threshold_data(threshold: ThresholdPolicy, data) -> None:
     if threshold.needs_labelled_val() and data.labelled_val is None:
         raise UserError(f"threshold={threshold.name} needs a labelled validation split, and dataset {data.name!r} "
                         f"has none: {LABELLED_VAL_HINT}")
-
-
-def choose_thresholds(threshold: ThresholdPolicy, split, scores, levels: list[str]) -> dict:
-    """One threshold per label level from the `scores` of the reference split `split` (never test)."""
-    return {level: threshold.threshold(split, scores, level) for level in levels}
