@@ -14,6 +14,7 @@ the way an attempt's outputs get there (staging, publishing, the end of an attem
       tensorboard/       event files (logger=tensorboard; written in place, not staged)
       nab_results/       NAB's detection output (NAB runs)
       nab_per_file.csv   NAB's scores per file (NAB runs)
+      per_file.csv       the metrics of every file (TSB-AD runs) or class (one-class runs)
       .staging/          the running attempt's outputs, laid out as a run folder, with a copy of its .hydra/
       .replaced/         the results a publish is replacing, for the moment it takes
       .lock              locked (fcntl.flock) by the run writing the folder; names its pid and host
@@ -59,6 +60,7 @@ PLOTS_DIR = "plots"
 TENSORBOARD_DIR = "tensorboard"
 NAB_RESULTS_DIR = "nab_results"
 NAB_PER_FILE = "nab_per_file.csv"
+PER_FILE = "per_file.csv"
 STAGING_DIR = ".staging"
 REPLACED_DIR = ".replaced"
 LOCK_FILE = ".lock"
@@ -152,6 +154,10 @@ class RunFolder:
     @property
     def nab_per_file(self) -> Path:
         return self.root / NAB_PER_FILE
+
+    @property
+    def per_file(self) -> Path:
+        return self.root / PER_FILE
 
     @property
     def staging(self) -> RunFolder:
