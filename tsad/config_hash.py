@@ -12,9 +12,11 @@ import json
 
 # Keys that say where or how a run executes, not what it computes: the same run written to another folder,
 # resumed from a checkpoint, with other progress bars, tracked by another logger, or launched by another sweep
-# or search. The config hash leaves them out, so a job finds its earlier run however it was launched.
+# or search, or with another thread count (it moves the last bits, like the device, but under threads=0 it follows
+# the runs beside it, so metrics.json records the counts used). The config hash leaves them out, so a job finds
+# its earlier run however it was launched.
 INCIDENTAL_KEYS = ("paths", "resume", "overwrite", "objective", "gpu_pool", "logger", "trainer.resume_from",
-                   "trainer.progress")
+                   "trainer.progress", "threads")
 # A table cell averages runs that may differ in these keys as well, so a table does not compare them. The
 # config hash keeps them, as each makes another run: another seed computes other numbers (a cell's runs are
 # its seeds), another device slightly other ones (noise of the seed's order), plots change what the folder

@@ -8,6 +8,7 @@ metrics.json once.
 
 from __future__ import annotations
 
+from tsad.cores import shared_cores
 from tsad.protocols import PROTOCOLS
 from tsad.run_folder import RunFolder
 from tsad.settings.run import RunConfig
@@ -21,7 +22,9 @@ def run(settings: RunConfig, folder: RunFolder, epoch_callbacks: tuple = ()) -> 
     """
     protocol = PROTOCOLS.get(settings.dataset.protocol)()
     protocol.check(settings)
-    return protocol.run(settings, folder, epoch_callbacks)
+    with shared_cores(settings.threads) as cores:
+        record = protocol.run(settings, folder, epoch_callbacks)
+    return {**record, "threads": cores.record()}
 
 
 def check(settings: RunConfig) -> None:

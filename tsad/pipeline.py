@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tsad.cores import rebalance
 from tsad.data.nab_format import probationary_length
 from tsad.data.series import SeriesSet
 from tsad.errors import UserError
@@ -36,11 +37,13 @@ class Pipeline:
     ranks: bool = False  # map step scores to their running rank even without post-processing (online protocols)
 
     def fit(self, train: SeriesSet, val: SeriesSet | None = None) -> Pipeline:
+        rebalance()
         self.detector.fit(train, val)
         return self
 
     def score(self, data: SeriesSet) -> Scores:
         """Post-processed step scores and the detector's series scores of `data`."""
+        rebalance()
         return self.processed(data, self.detector.score(data))
 
     def score_train(self, train: SeriesSet) -> Scores:

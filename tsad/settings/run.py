@@ -52,6 +52,7 @@ class RunConfig(Section):
 
     seed: int = setting(0, at_least=0, at_most=2**63 - 1)
     device: str = "auto"
+    threads: int = setting(0, at_least=0, at_most=4096)  # 0: the allowed cores shared with other runs (tsad/cores.py)
     tags: list[str] = setting(factory=list)
     plots: bool = True
     resume: bool = False

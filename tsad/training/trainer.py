@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tsad.cores import rebalance
 from tsad.errors import NaNLossError, UserError
 from tsad.run_folder import RunFolder
 from tsad.settings.fields import Section, setting
@@ -158,6 +159,7 @@ class Trainer:
             start_epoch, best, best_state, stale, step = self._resume(resume, module, optimizer, scheduler,
                                                                        train_batches)
         for epoch in range(start_epoch, epochs):
+            rebalance()  # the run's share of the cores, as neighbouring runs start and end
             started = time.perf_counter()
             module.train()
             if hasattr(module, "on_epoch_start"):
