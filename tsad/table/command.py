@@ -1,5 +1,7 @@
 """`tsad-table PATH... [--metric NAME] [--by dataset,model] [--format md,csv,tex,png] [--out DIR] [--digits 3]`,
-or `tsad-table PATH... --best validation.<key> [--best-mode min|max]` (the best run, no tables).
+or `tsad-table PATH... --best validation.<key> [--best-mode min|max]` (the best run, no tables),
+or `tsad-table PATH... --leaderboard [--format ...] [--out DIR]` (TSB-AD runs beside TSB-AD's leaderboard: see
+tsad.table.leaderboard).
 
 Without --metric the table shows the metric that suits the runs' level (frame.default_metric), and without --out it
 is written to `tables/` beside the runs (default_out); the output says both.
@@ -16,6 +18,7 @@ from tsad.errors import UserError
 from tsad.run_folder import RunFolder
 from tsad.table.best import MODES, best_lines, best_run
 from tsad.table.frame import column_name, default_metric, metric_values, read_runs
+from tsad.table.leaderboard import METRIC_NAMES, compare, leaderboard_table, write_leaderboard
 from tsad.table.render import plot_table, to_latex, to_markdown
 from tsad.table.summary import summarise
 
@@ -45,6 +48,11 @@ def main(argv: list[str] | None = None) -> None:
                              "validation.labelled_val.series.roc_auc) and the tsad-predict command that uses it")
     parser.add_argument("--best-mode", metavar="|".join(MODES),
                         help="with --best: min or max is best; default min for losses, max for scores")
+    parser.add_argument("--leaderboard", action="store_true",
+                        help="instead of the tables above, put the TSB-AD runs among the paths (dataset=tsb_ad_u or "
+                             "tsb_ad_m) beside the methods of TSB-AD's published leaderboard: mean VUS-PR over the "
+                             "files of its Eva list that every run scored, ranked, overall and per source (writes "
+                             "leaderboard_vus_pr.*; --by does not apply, --metric can only be vus_pr)")
     args = parser.parse_args(argv)
     try:
         if args.best_mode is not None and args.best is None:
@@ -52,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
                             "e.g. --best validation.val_loss")
         if args.digits < 0:
             raise UserError(f"--digits must be an integer >= 0 (decimals in the tables), got {args.digits}")
+        if args.leaderboard and args.best is not None:
+            raise UserError("--leaderboard and --best do not go together; give one of them")
+        if args.leaderboard and args.metric not in (None, *METRIC_NAMES):
+            raise UserError(f"--leaderboard compares vus_pr, the only metric TSB-AD's leaderboard publishes per file; "
+                            f"leave out --metric {args.metric}")
         if args.best is not None:  # the best run instead of tables
             _print(best_lines(best_run(args.paths, args.best, args.best_mode), args.best))
             return
@@ -60,7 +73,10 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             raise UserError(f"unknown --format {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
         out = Path(args.out) if args.out is not None else default_out(args.paths)
-        lines = make_tables(args.paths, args.metric, _parse_list(args.by, "--by"), formats, out, args.digits)
+        if args.leaderboard:
+            lines = make_leaderboard(args.paths, formats, out, args.digits)
+        else:
+            lines = make_tables(args.paths, args.metric, _parse_list(args.by, "--by"), formats, out, args.digits)
     except UserError as error:
         print(f"tsad-table: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -104,11 +120,7 @@ def make_tables(paths, metric: str | None, by: list[str], formats: list[str], ou
     frame["value"] = metric_values(frame, metric)
     table = summarise(frame, metric, by[0], by[1:])
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"--out {out}: cannot create the folder ({error.strerror}); name a folder you can write") \
-            from None
+    _create(out)
     stem = metric.replace("/", "_")
     written = []
     if "csv" in formats:
@@ -125,6 +137,26 @@ def make_tables(paths, metric: str | None, by: list[str], formats: list[str], ou
         plot_table(table, out / f"figure_{stem}.png")
         written.append(out / f"figure_{stem}.png")
     return [*lines, markdown, *(f"wrote {path}" for path in written), f"tables in {out.resolve()}"]
+
+
+def make_leaderboard(paths, formats: list[str], out: Path, digits: int = 3) -> list[str]:
+    """Compare the TSB-AD runs under `paths` with TSB-AD's leaderboard, write what `formats` asks for into `out`;
+    returns the lines to print: the coverage, what was left out, the Markdown table, each file written."""
+    _check_out(out)
+    comparison = compare(paths)
+    table = leaderboard_table(comparison)
+    _create(out)
+    written = write_leaderboard(table, formats, out, digits)
+    return [comparison.coverage, *(f"warning: {note}" for note in comparison.notes), to_markdown(table, digits),
+            *(f"wrote {path}" for path in written), f"tables in {out.resolve()}"]
+
+
+def _create(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out {out}: cannot create the folder ({error.strerror}); name a folder you can write") \
+            from None
 
 
 def _check_out(out: Path) -> None:
