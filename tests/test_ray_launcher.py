@@ -20,7 +20,7 @@ needs_ray = pytest.mark.skipif(
 
 
 def test_a_machine_with_gpus_gives_each_job_one_gpu_and_its_share_of_the_cores(monkeypatch):
-    monkeypatch.setattr(ray_resources, "usable_cores", lambda: 16)
+    monkeypatch.setattr(ray_resources, "allowed_cores", lambda: 16)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,5,7")
     assert (job_gpus(), job_cpus()) == (1, 5)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,-1,3")  # CUDA stops at the first invalid entry
@@ -28,7 +28,7 @@ def test_a_machine_with_gpus_gives_each_job_one_gpu_and_its_share_of_the_cores(m
 
 
 def test_a_machine_without_gpus_gives_each_job_one_core(monkeypatch):
-    monkeypatch.setattr(ray_resources, "usable_cores", lambda: 16)
+    monkeypatch.setattr(ray_resources, "allowed_cores", lambda: 16)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert (job_gpus(), job_cpus()) == (0, 1)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")

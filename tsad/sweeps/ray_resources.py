@@ -12,6 +12,8 @@ import math
 import os
 import subprocess
 
+from tsad.cores import allowed_cores
+
 
 def visible_gpus() -> int:
     """How many GPUs a job started from here would see, found without importing torch."""
@@ -32,14 +34,6 @@ def visible_gpus() -> int:
     return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which a container or taskset can narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def job_gpus() -> int:
     """`${tsad_ray_job_gpus:}`: 1 on a machine with GPUs (one job per GPU), else 0."""
     return 1 if visible_gpus() else 0
@@ -48,7 +42,7 @@ def job_gpus() -> int:
 def job_cpus() -> int:
     """`${tsad_ray_job_cpus:}`: the cores divided evenly between the GPUs, or 1 on a machine without GPUs."""
     gpus = visible_gpus()
-    return max(1, usable_cores() // gpus) if gpus else 1
+    return max(1, allowed_cores() // gpus) if gpus else 1
 
 
 def job_threads(num_cpus) -> str:
