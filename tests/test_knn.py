@@ -1,10 +1,13 @@
-"""kNN's block means and growing memory (tsad/models/knn.py), against a brute-force search."""
+"""kNN's block means, growing memory and out-of-sample scores of the fitted rows (tsad/models/knn.py), against a
+brute-force search."""
 
 import numpy as np
 import pytest
 
+from tsad.data.nab_format import probationary_length
+from tsad.data.series import SeriesSet
 from tsad.errors import UserError
-from tsad.models.base import build_detector
+from tsad.models.base import Detector, build_detector
 from tsad.protocols.nab import detect_online
 
 
@@ -28,23 +31,60 @@ def noise_then_a_repeating_pattern(n_rows: int) -> np.ndarray:
     an 8-row window ends is its twin, so a memory that let a window meet its own rows would differ."""
     rng = np.random.default_rng(1)
     pattern = rng.normal(size=7)
-    return np.concatenate([rng.normal(size=24), np.tile(pattern, n_rows)[:n_rows - 24]])
+    probation = probationary_length(n_rows)
+    return np.concatenate([rng.normal(size=probation), np.tile(pattern, n_rows)[:n_rows - probation]])
 
 
-@pytest.mark.parametrize("values", [noisy_sine(160), noise_then_a_repeating_pattern(160)], ids=["sine", "repeating"])
-def test_growing_memory_scores_each_row_by_its_nearest_fitted_or_passed_window(values):
-    window, block = 8, 2
-    detection = detect_online(lambda: growing_knn(window, block), values)
-    probation = 24                                            # NAB's 15 % of 160 rows
-    normalised = detection.pipeline.detector.normaliser.transform([values[:, None].astype(np.float32)])[0][:, 0]
-    normalised = normalised.astype(np.float64)
-    fitted = [block_means(normalised, end, window, block) for end in range(window - 1, probation)]
-    for row in range(window - 1, len(values)):
-        passed = [block_means(normalised, end, window, block) for end in range(window - 1, row - window + 1)]
+def brute_force_scores(normalised: np.ndarray, probation: int, window: int, block: int, k: int,
+                       memory: str) -> dict[int, float]:
+    """Each row's score from the window ending at it: the k-th nearest remembered window, each window counted once
+    (the fitted windows, plus with a growing memory every window that ended before it starts); a window inside
+    the fitted rows leaves out every window that shares a row with it, itself included."""
+    fitted = set(range(probation - window + 1))
+    scores = {}
+    for row in range(window - 1, len(normalised)):
+        start = row - window + 1
+        remembered = fitted | (set(range(start - window + 1)) if memory == "growing" else set())
+        if start in fitted:
+            remembered = {other for other in remembered if abs(other - start) >= window}
         scored = block_means(normalised, row, window, block)
-        expected = min(np.linalg.norm(scored - other) for other in fitted + passed)
-        assert detection.raw_scores[row] == pytest.approx(expected, abs=1e-5), row
+        distances = sorted(np.linalg.norm(scored - block_means(normalised, other + window - 1, window, block))
+                           for other in remembered)
+        scores[row] = distances[k - 1]
+    return scores
+
+
+def normalised_values(detection, values: np.ndarray) -> np.ndarray:
+    normalised = detection.pipeline.detector.normaliser.transform([values[:, None].astype(np.float32)])[0][:, 0]
+    return normalised.astype(np.float64)
+
+
+@pytest.mark.parametrize("values", [noisy_sine(400), noise_then_a_repeating_pattern(400)], ids=["sine", "repeating"])
+@pytest.mark.parametrize("memory, k", [("growing", 1), ("growing", 3), ("fitted", 1), ("fitted", 2)])
+def test_each_row_scores_its_kth_nearest_remembered_window_counted_once_and_out_of_sample(values, memory, k):
+    window, block, probation = 8, 2, 60                       # NAB's 15 % of 400 rows
+    detection = detect_online(lambda: build_detector("knn", {"window": window, "block": block, "memory": memory,
+                                                             "stride": 1, "k": k}, causal=True), values)
+    expected = brute_force_scores(normalised_values(detection, values), probation, window, block, k, memory)
+    for row, score in expected.items():
+        assert detection.raw_scores[row] == pytest.approx(score, abs=1e-5), row
     assert np.isnan(detection.raw_scores[:window - 1]).all()
+    assert (detection.raw_scores[window - 1:probation] > 0).all()     # no window of the fitted rows meets itself
+
+
+def test_a_saved_detector_scores_the_fitted_rows_out_of_sample_after_loading(tmp_path):
+    values = noisy_sine(160)
+    detection = detect_online(growing_knn, values)
+    detection.pipeline.detector.save(tmp_path / "knn")
+    loaded = Detector.load(tmp_path / "knn", causal=True)
+    rescored = loaded.score(SeriesSet([values[:, None].astype(np.float32)])).steps[0]
+    np.testing.assert_allclose(rescored[7:], detection.raw_scores[7:], rtol=1e-6)
+
+
+def test_too_few_windows_outside_a_fitted_window_fail_in_one_line():
+    make = lambda: build_detector("knn", {"window": 8, "block": 2, "stride": 1, "k": 3}, causal=True)  # noqa: E731
+    with pytest.raises(UserError, match="fewer than model.k=3 fitted windows share no row"):
+        detect_online(make, noisy_sine(160))
 
 
 def test_a_pattern_seen_once_is_no_longer_new_to_a_growing_memory():
@@ -60,26 +100,9 @@ def test_a_pattern_seen_once_is_no_longer_new_to_a_growing_memory():
     assert growing[second].max() < 0.5 * growing[first].max()
 
 
-@pytest.mark.parametrize("block", [1, 2, 4])
-def test_a_fitted_memory_scores_each_row_by_its_kth_nearest_fitted_window_read_in_blocks(block):
-    window, k = 8, 2
-    values = noisy_sine(160)
-    detection = detect_online(lambda: build_detector("knn", {"window": window, "block": block, "stride": 1, "k": k},
-                                                     causal=True), values)
-    probation = 24                                            # NAB's 15 % of 160 rows
-    normalised = detection.pipeline.detector.normaliser.transform([values[:, None].astype(np.float32)])[0][:, 0]
-    normalised = normalised.astype(np.float64)
-    fitted = [block_means(normalised, end, window, block) for end in range(window - 1, probation)]
-    for row in range(window - 1, len(values)):
-        scored = block_means(normalised, row, window, block)
-        expected = sorted(np.linalg.norm(scored - other) for other in fitted)[k - 1]
-        assert detection.raw_scores[row] == pytest.approx(expected, abs=1e-5), row
-
-
 @pytest.mark.parametrize("params, causal, message", [
     ({"window": 16, "block": 3}, False, "model.block=3 must divide model.window=16"),
     ({"memory": "growing"}, False, "only an online protocol does (dataset=nab); use model.memory=fitted"),
-    ({"memory": "growing", "k": 3}, True, "set model.k=1"),
     ({"memory": "everything"}, False, "model.memory=everything is not allowed: choose one of fitted, growing"),
 ])
 def test_settings_a_knn_cannot_honour_fail_in_one_line(params, causal, message):

@@ -8,10 +8,13 @@ Two settings go beyond the textbook detector (both chosen for NAB, docs/results.
   own earlier windows, each from the moment it ends before the scored window starts (a window never
   meets its own rows), so the detector keeps learning as the series arrives, as online detectors such
   as KNN-CAD do: a pattern that occurred once stops being new. That needs rows scored in order, so it
-  is for online (causal) scoring, as under the NAB protocol, and it takes the nearest window (k=1):
-  there the scored series begins with the fitted rows, so a k-th neighbour would count their windows
-  twice. The series' windows are searched by brute force in chunks: an index built once cannot grow
-  as windows arrive.
+  is for online (causal) scoring, as under the NAB protocol. There the scored series begins with the
+  fitted rows, so a passed window that is also a fitted one is counted once. The series' windows are
+  searched by brute force in chunks: an index built once cannot grow as windows arrive.
+
+Scored online, a series that begins with the fitted rows has windows the memory holds: each would be its
+own nearest neighbour (score 0). Those windows are scored out of sample, as train windows are
+(`score_train`): from the remembered windows that share no row with them.
 
 The neighbours of the fitted windows come from scikit-learn's NearestNeighbors.
 """
@@ -50,10 +53,6 @@ class KNNDetector(WindowBaseline):
         if self.memory == "growing" and not self.causal:
             raise UserError("model.memory=growing remembers the windows of a series as it is scored row by row, "
                             "which only an online protocol does (dataset=nab); use model.memory=fitted")
-        if self.memory == "growing" and self.k != 1:
-            raise UserError(f"model.memory=growing takes the nearest window, got model.k={self.k}: online, the "
-                            f"series' own windows include the fitted ones, so a k-th neighbour would count them "
-                            f"twice; set model.k=1")
 
     def features(self, windows: np.ndarray) -> np.ndarray:
         """Windows [N, window, C] as flat vectors [N, window / block * C] of block means."""
@@ -86,27 +85,54 @@ class KNNDetector(WindowBaseline):
 
     def score_windows(self, windows: np.ndarray) -> np.ndarray:
         features = self.features(windows)
-        distances, _ = self.estimator.kneighbors(features)
-        kth = distances[:, -1]
+        n_inside = self.windows_inside_fitted_rows(features) if self.causal else 0
+        nearest = np.full((len(features), self.k), np.inf)   # the k smallest distances of each window, ascending
+        if n_inside:
+            nearest[:n_inside] = self.nearest_left_out(features[:n_inside], np.zeros(n_inside, dtype=int),
+                                                       np.arange(n_inside))
+        if n_inside < len(features):
+            nearest[n_inside:] = self.estimator.kneighbors(features[n_inside:])[0]
         if self.memory == "growing":
-            kth = np.minimum(kth, self.nearest_earlier(features))
+            passed_twice = self.train_positions[:, 1] if n_inside else np.array([], dtype=int)
+            nearest = np.sort(np.hstack([nearest, self.nearest_earlier(features, passed_twice)]), axis=1)
+        kth = nearest[:, self.k - 1]
+        if not np.isfinite(kth[:n_inside]).all():
+            raise UserError(f"knn: fewer than model.k={self.k} fitted windows share no row with a window of the "
+                            f"fitted rows; lower model.k or model.window, or raise model.max_train_windows")
         return broadcast_window_score(kth, windows.shape[1])
 
-    def nearest_earlier(self, features: np.ndarray) -> np.ndarray:
-        """Distance [N] from each window to the nearest earlier window of the same series that ends before it
-        starts (inf where there is none). Causal scoring passes one window per row, in order, so window
+    def windows_inside_fitted_rows(self, features: np.ndarray) -> int:
+        """How many leading windows of a series scored online (one window per row, in order) lie inside the
+        fitted rows: up to the last fitted window's start when the series begins with the fitted rows (its
+        windows at the fitted windows' starts are the remembered windows), none otherwise."""
+        series_index, starts = self.train_positions[:, 0], self.train_positions[:, 1]
+        if (series_index != 0).any() or starts.max() >= len(features):
+            return 0
+        if not np.allclose(features[starts], self.estimator._fit_X, rtol=1e-6, atol=1e-6):
+            return 0
+        return int(starts.max()) + 1
+
+    def nearest_earlier(self, features: np.ndarray, counted_already: np.ndarray) -> np.ndarray:
+        """The k smallest distances [N, k] from each window to the earlier windows of the same series that end
+        before it starts (inf where there are fewer), leaving out the windows starting at `counted_already`
+        (those the fitted memory holds). Causal scoring passes one window per row, in order, so window
         i - window is the last to end before window i starts."""
         from sklearn.metrics.pairwise import euclidean_distances
 
-        n_windows, gap = len(features), self.window
-        nearest = np.full(n_windows, np.inf)
+        n_windows, gap, k = len(features), self.window, self.k
+        nearest = np.full((n_windows, k), np.inf)
+        skipped = np.zeros(n_windows, dtype=bool)
+        skipped[counted_already[counted_already < n_windows]] = True
         rows_per_chunk = max(1, CHUNK_DISTANCES // max(n_windows, 1))
         for begin in range(gap, n_windows, rows_per_chunk):
             end = min(n_windows, begin + rows_per_chunk)
             squared = euclidean_distances(features[begin:end], features[:end - gap], squared=True)
             too_recent = np.arange(end - gap)[None, :] > np.arange(begin, end)[:, None] - gap
-            squared[too_recent] = np.inf
-            nearest[begin:end] = np.sqrt(squared.min(axis=1))
+            squared[too_recent | skipped[None, :end - gap]] = np.inf
+            if squared.shape[1] > k:
+                squared = np.partition(squared, k - 1, axis=1)[:, :k]
+            smallest = np.sort(np.sqrt(squared), axis=1)
+            nearest[begin:end, :smallest.shape[1]] = smallest
         return nearest
 
     def score_train(self, train: SeriesSet) -> Scores:
@@ -115,13 +141,18 @@ class KNNDetector(WindowBaseline):
         return self._score_train_out_of_sample(train, self.score_windows_left_out)
 
     def score_windows_left_out(self, windows: np.ndarray, series_index: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        # at most this many fitted windows (stride apart, plus the one at the series end) overlap one window
-        n_overlapping = -(-(2 * self.window - 1) // self.stride) + 1
-        n_neighbours = min(self.k + n_overlapping, len(self.train_positions))
-        distances, neighbours = self.estimator.kneighbors(self.features(windows), n_neighbours)
-        distances = np.where(self.shares_steps(neighbours, series_index, starts), np.inf, distances)
-        kth = np.sort(distances, axis=1)[:, self.k - 1]
+        kth = self.nearest_left_out(self.features(windows), series_index, starts)[:, self.k - 1]
         if not np.isfinite(kth).all():
             raise UserError(f"knn: fewer than model.k={self.k} train windows lie outside a train window's own steps; "
                             f"use threshold.source=val or more train data")
         return broadcast_window_score(kth, windows.shape[1])
+
+    def nearest_left_out(self, features: np.ndarray, series_index: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """The k smallest distances [N, k] from windows (of series series_index starting at starts) to the
+        fitted windows that share no step with them (inf where there are fewer)."""
+        # at most this many fitted windows (stride apart, plus the one at the series end) overlap one window
+        n_overlapping = -(-(2 * self.window - 1) // self.stride) + 1
+        n_neighbours = min(self.k + n_overlapping, len(self.train_positions))
+        distances, neighbours = self.estimator.kneighbors(features, n_neighbours)
+        distances = np.where(self.shares_steps(neighbours, series_index, starts), np.inf, distances)
+        return np.sort(distances, axis=1)[:, :self.k]
