@@ -26,6 +26,8 @@ that uses it, and writes no tables.
     summary.py  cells (mean ± std over seeds), best per column, average ranks, the caption's notes
     render.py   Markdown, LaTeX and the figure
     best.py     --best: the best run by a validation metric
+    leaderboard.py          --leaderboard: TSB-AD runs beside TSB-AD's leaderboard on the files they share
+    tsb_ad_reference.py     the leaderboard's per-file VUS-PR tables shipped in tsb_ad_leaderboard/
     command.py  the command line (`main`, the console script tsad-table)
 """
 

@@ -210,6 +210,7 @@ def write_leaderboard(table: dict, formats: list[str], out: Path, digits: int) -
         (out / f"{STEM}.tex").write_text(to_latex(table, digits))
         written.append(out / f"{STEM}.tex")
     if "png" in formats:
-        plot_table({**table, "columns": table["columns"][1:]}, out / f"figure_{STEM}.png")
+        plot_table({**table, "columns": table["columns"][1:], "title": "VUS-PR: mean over the covered files"},
+                   out / f"figure_{STEM}.png")
         written.append(out / f"figure_{STEM}.png")
     return written

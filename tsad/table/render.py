@@ -95,7 +95,7 @@ def plot_table(table: dict, path: Path) -> None:
                 heat.text(j, i, f"{means[i, j]:.3f}", ha="center", va="center", fontsize=8,
                           color="white" if dark else "black")
     figure.colorbar(image, ax=heat, fraction=0.046, pad=0.04)
-    heat.set_title(f"{table['metric']}: mean over seeds")
+    heat.set_title(table.get("title", f"{table['metric']}: mean over seeds"))
     names = [name for name, _, _ in ranks][::-1]
     rank.barh(names, [value for _, value, _ in ranks][::-1], color="#4477aa")
     for y, (_, value, count) in enumerate(ranks[::-1]):
