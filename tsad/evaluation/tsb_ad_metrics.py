@@ -6,7 +6,7 @@
 
 What comes from where:
 - AUC-ROC, AUC-PR (average precision) and Standard-F1's precision-recall curve: scikit-learn, as in TSB-AD.
-- VUS-PR / VUS-ROC: tsad.evaluation.vus (TSB-AD's `version='opt'`, 250 thresholds).
+- VUS-PR / VUS-ROC and the window rule: tsad.evaluation.vus (TSB-AD's `version='opt'`, 250 thresholds).
 - Range precision / recall and affiliation precision / recall at one threshold: tsad.evaluation.range_metrics.
 - Written here because no library does it: TSB-AD's own threshold search (100 evenly spaced thresholds
   between the lowest and highest score, a point flagged when its score is above the threshold, the best
@@ -16,8 +16,9 @@ What comes from where:
     unless the row itself is flagged (TSB-AD walks back to row 1, not row 0).
   - Event-based-F1: a true segment reaching the last row is taken to end one row earlier, so a one-row
     anomaly in the last row can never be detected.
-  The per-threshold counts come from sorted scores and per-segment maxima, so the search costs
-  O(n log n) plus O(n) per threshold instead of TSB-AD's Python loops over points.
+  PA-F1 and Event-based-F1 count from sorted scores and per-segment maxima (O(n log n) in all, against
+  TSB-AD's Python loops over points); R-based-F1 and Affiliation-F call range_metrics once per distinct
+  flagged set, O(n) each instead of TSB-AD's segment-against-segment loops.
 - Standard-F1 keeps TSB-AD's 1e-5 in the denominator of 2PR / (P + R), and Event-based-F1 and
   Affiliation-F its 1e-15. Affiliation-F is NaN for constant scores: no threshold flags a point and TSB-AD
   leaves affiliation precision undefined there.
@@ -36,19 +37,13 @@ from tsad.evaluation.range_metrics import (
     f1_from,
     range_precision_recall,
 )
-from tsad.evaluation.vus import vus_metrics
+from tsad.evaluation.vus import default_window, vus_metrics
 
 METRIC_KEYS = ("auc_pr", "auc_roc", "vus_pr", "vus_roc", "standard_f1", "pa_f1", "event_based_f1",
                "r_based_f1", "affiliation_f")
 N_THRESHOLDS = 100
 STANDARD_F1_EPSILON = 1e-5
 F1_EPSILON = 1e-15
-
-WINDOW_ROWS = 20_000
-WINDOW_MAX_LAG = 400
-WINDOW_FIRST_LAG = 3
-WINDOW_LAGS = (6, 303)
-WINDOW_FALLBACK = 125
 
 
 def tsb_ad_metrics(labels, scores, sliding_window: int) -> dict[str, float]:
@@ -80,56 +75,18 @@ def tsb_ad_metrics(labels, scores, sliding_window: int) -> dict[str, float]:
 def sliding_window(values) -> int:
     """TSB-AD's window for a series: the lag of the strongest autocorrelation peak of its first channel.
 
-    Over the first 20,000 rows of channel 0, the autocorrelation (biased, FFT-based, as statsmodels'
-    `acf`) at lags 3..400; among its strict local maxima the highest wins. Fallback 125: no local
-    maximum (a constant series included) or a winning lag outside 6..303.
+    The rule of `find_length_rank(first channel, rank=1)`, which tsad.evaluation.vus already implements
+    as the VUS default window: over the first 20,000 rows of channel 0, the highest strict local maximum
+    of the autocorrelation at lags 3..400; 125 when there is none (a constant series included) or when
+    its lag lies outside 6..303.
     """
     series = np.asarray(values, dtype=np.float64)
-    if series.ndim == 2:
-        series = series[:, 0]
-    if series.ndim != 1 or len(series) == 0:
-        raise ValueError(f"the series for the sliding window must be (rows,) or (rows, channels), got shape "
-                         f"{np.shape(values)}")
-    if not np.all(np.isfinite(series)):
+    if series.ndim not in (1, 2) or len(series) == 0:
+        raise ValueError(f"the series for the sliding window must be (rows,) or (rows, channels) with at least "
+                         f"one row, got shape {series.shape}")
+    if not np.all(np.isfinite(series if series.ndim == 1 else series[:, 0])):
         raise ValueError("the series for the sliding window must be finite (no NaN or inf)")
-    autocorrelation = _autocorrelation(series[:WINDOW_ROWS])[WINDOW_FIRST_LAG:]
-    inner = autocorrelation[1:-1]
-    with np.errstate(invalid="ignore"):
-        peaks = np.flatnonzero((inner > autocorrelation[:-2]) & (inner > autocorrelation[2:])) + 1
-    if len(peaks) == 0:
-        return WINDOW_FALLBACK
-    # Highest peak first; of equal peaks the one TSB-AD's reversed argsort puts first.
-    best = int(peaks[np.argsort(autocorrelation[peaks])[::-1][0]])
-    lag = best + WINDOW_FIRST_LAG
-    return lag if WINDOW_LAGS[0] <= lag <= WINDOW_LAGS[1] else WINDOW_FALLBACK
-
-
-def _autocorrelation(series: np.ndarray) -> np.ndarray:
-    """Biased autocorrelation at lags 0..400 (fewer for short series); NaN for a constant series.
-
-    The steps are statsmodels' (`acf(x, nlags=400, fft=True)`): a complex FFT padded to the next
-    5-smooth length of at least 2n + 1, the autocovariance divided by n, then by its lag-0 value.
-    """
-    centred = series - series.mean()
-    n = len(centred)
-    spectrum = np.fft.fft(centred, n=_next_5_smooth(2 * n + 1))
-    autocovariance = np.fft.ifft(spectrum * np.conjugate(spectrum))[:n].real / n
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return autocovariance[:WINDOW_MAX_LAG + 1] / autocovariance[0]
-
-
-def _next_5_smooth(target: int) -> int:
-    """The smallest number of the form 2^a 3^b 5^c at least `target`."""
-    best = 1 << (target - 1).bit_length()
-    power_of_5 = 1
-    while power_of_5 < best:
-        odd_part = power_of_5
-        while odd_part < best:
-            quotient = -(-target // odd_part)
-            best = min(best, odd_part * (1 << (quotient - 1).bit_length()))
-            odd_part *= 3
-        power_of_5 *= 5
-    return best
+    return default_window(series)
 
 
 class _ThresholdSweep:
@@ -143,8 +100,16 @@ class _ThresholdSweep:
         self.starts, self.ends = contiguous_segments(labels)
 
     def per_threshold(self, metric) -> list[float]:
-        """`metric(flagged)` for the 0/1 flags of every threshold."""
-        return [metric((self.scores > threshold).astype(np.int8)) for threshold in self.thresholds]
+        """`metric(flagged)` for the 0/1 flags of every threshold.
+
+        The flagged sets shrink as the threshold rises, so thresholds flagging as many points flag the
+        same points (ties, few distinct scores): each set is scored once.
+        """
+        values_by_count = {}
+        for threshold, count in zip(self.thresholds, self.flagged):
+            if count not in values_by_count:
+                values_by_count[count] = metric((self.scores > threshold).astype(np.int8))
+        return [values_by_count[count] for count in self.flagged]
 
     def pa_f1(self) -> np.ndarray:
         """Point F1 after point adjustment, per threshold."""
