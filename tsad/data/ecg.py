@@ -22,11 +22,18 @@ train_labelled_anomalies > 0 is the semi-supervised setting (SD-MAE's): that sha
 TRAIN beats the labelled val leaves joins train with its label visible to the detector
 (SeriesSet.labelled); models that read no labels train on those beats as on any other. The test
 rows never change.
+
+dataset.protocol=one_class is the literature's one-class protocol instead (Mauceri, Sweeney & McDermott,
+Pattern Recognition 2020; run by tsad/protocols/one_class.py): every TRAIN class c in turn is the normal
+class, trained on all of class c's TRAIN rows, tested on every TEST row (label 1 when its class is not c).
+`one_class_tasks()` builds those splits. The keys above that choose one normal class, a test subset or
+held-out splits (normal_class, anomaly_ratio, subset_seed, val_fraction, labelled_val,
+train_labelled_anomalies) mean nothing there, and setting one away from its default is refused in one line.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import numpy as np
@@ -81,6 +88,30 @@ def seq2gmm_anomaly_subset(anomalous_rows: np.ndarray, count: int, subset_seed: 
     return np.sort(shuffled[:count])
 
 
+def ucr_series(prefix: str, classes: np.ndarray, values: np.ndarray, rows: np.ndarray, normal_class: int) -> SeriesSet:
+    """The file rows `rows` as single-channel series, labelled 1 when their class is not `normal_class`, and named
+    <prefix>_<row>_class<class>."""
+    return SeriesSet(values=[values[row][:, None] for row in rows],
+                     series_labels=(classes[rows] != normal_class).astype(np.int64),
+                     names=[f"{prefix}_{row}_class{classes[row]}" for row in rows])
+
+
+@dataclass
+class OneClassTask:
+    """One class as the normal class of the one-class protocol."""
+
+    normal_class: int
+    train: SeriesSet        # every TRAIN row of the class (label 0)
+    test: SeriesSet         # every TEST row, label 1 when its class is another
+    other_train: SeriesSet  # every TRAIN row of the other classes (label 1), for checks that read TRAIN only
+
+
+PROTOCOLS = ("offline", "one_class")
+# The keys of the offline (Seq2GMM) protocol that the one-class protocol has no use for.
+OFFLINE_ONLY = ("normal_class", "anomaly_ratio", "subset_seed", "val_fraction", "labelled_val",
+                "train_labelled_anomalies")
+
+
 @dataclass(frozen=True)
 class UcrSettings(DatasetSettings):
     """One UCR dataset under the protocol of the module docstring; each dataset sets its own defaults."""
@@ -88,6 +119,7 @@ class UcrSettings(DatasetSettings):
     archive: ClassVar[str]  # the dataset's name in the UCR archive, e.g. ECG5000
 
     level: str = setting("series", choices=("series",))
+    protocol: str = setting("offline", choices=PROTOCOLS)  # offline: the protocol above | one_class: every class
     seed: int = setting(0, at_least=0)  # seeds the train/val split of the normal train beats
     root: str | None = None  # folder holding <archive>_{TRAIN,TEST}.tsv; null: $TSAD_DATA_DIR or the cache
     normal_class: int | str = setting("most_frequent", at_least=1)  # a class number, or most_frequent in TRAIN
@@ -102,6 +134,14 @@ class UcrSettings(DatasetSettings):
             raise UserError(f"dataset.normal_class={self.normal_class!r} is not allowed: give a class number of "
                             f"{self.archive} or most_frequent")
         check_labelled_val(self.labelled_val, "the normal train beats")
+        if self.protocol == "one_class":
+            defaults = {spec.name: spec.default for spec in fields(self)}
+            changed = [f"dataset.{key}={getattr(self, key)}" for key in OFFLINE_ONLY
+                       if getattr(self, key) != defaults[key]]
+            if changed:
+                raise UserError(f"{', '.join(changed)} applies to the offline protocol only; dataset.protocol="
+                                f"one_class makes every class of {self.archive} the normal class in turn, trained on "
+                                f"all its TRAIN rows and tested on every TEST row: remove {', '.join(changed)}")
 
     def build(self) -> DatasetSplits:
         """Train/val/test (and optionally a labelled val) under the protocol of the module docstring."""
@@ -149,9 +189,7 @@ class UcrSettings(DatasetSettings):
         extra_rows = np.sort(rng.permutation(spare_anomalous)[:n_extra])
 
         def split(prefix: str, classes: np.ndarray, values: np.ndarray, rows: np.ndarray) -> SeriesSet:
-            return SeriesSet(values=[values[row][:, None] for row in rows],
-                             series_labels=(classes[rows] != normal_class).astype(np.int64),
-                             names=[f"{prefix}_{row}_class{classes[row]}" for row in rows])
+            return ucr_series(prefix, classes, values, rows, normal_class)
 
         test = split("test", test_classes, test_values, test_rows)
         classes, counts = np.unique(test_classes[test_rows], return_counts=True)
@@ -168,6 +206,20 @@ class UcrSettings(DatasetSettings):
             info["train_labelled_anomalies"] = len(extra_rows)
         return DatasetSplits(train=train, val=split("val", train_classes, train_values, val_rows),
                              test=test, level="series", name=self.name, labelled_val=labelled, info=info)
+
+    def one_class_tasks(self) -> list[OneClassTask]:
+        """One task per TRAIN class, in class order: the class's TRAIN rows against every TEST row."""
+        folder = locate(self.archive, self.root, **SOURCES[self.archive])
+        train_classes, train_values = read_ucr(folder / f"{self.archive}_TRAIN.tsv")
+        test_classes, test_values = read_ucr(folder / f"{self.archive}_TEST.tsv")
+        every_test_row = np.arange(len(test_classes))
+        return [OneClassTask(normal_class=int(normal_class),
+                             train=ucr_series("train", train_classes, train_values,
+                                              np.flatnonzero(train_classes == normal_class), normal_class),
+                             test=ucr_series("test", test_classes, test_values, every_test_row, normal_class),
+                             other_train=ucr_series("train", train_classes, train_values,
+                                                    np.flatnonzero(train_classes != normal_class), normal_class))
+                for normal_class in np.unique(train_classes)]
 
     def chosen_normal_class(self, train_classes: np.ndarray) -> int:
         if self.normal_class == "most_frequent":
