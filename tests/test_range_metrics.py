@@ -176,3 +176,140 @@ def test_inputs_must_be_binary_and_aligned(metric):
         metric([0, 1, 2], [0, 1, 0])
     with pytest.raises(ValueError, match="3 labels but 2 predictions"):
         metric([0, 1, 0], [0, 1])
+
+
+# The affiliation metric as first written, one zone and one piece at a time: the oracle for the
+# vectorised version (scripts/bench_affiliation.py imports it to time both).
+
+def slow_affiliation_precision_recall(labels, predictions) -> tuple[float, float]:
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    true_starts, true_ends = contiguous_segments(labels)
+    if len(true_starts) == 0:
+        return 0.0, 0.0
+    true_events = np.stack([true_starts, true_ends + 1], axis=1).astype(np.float64)
+    predicted_starts, predicted_ends = contiguous_segments(predictions)
+    predicted_events = np.stack([predicted_starts, predicted_ends + 1], axis=1).astype(np.float64)
+    precisions, recalls = [], []
+    for event, zone in zip(true_events, _slow_affiliation_zones(true_events, len(labels))):
+        pieces = _slow_clip_to_zone(predicted_events, zone)
+        if len(pieces):
+            precisions.append(_slow_zone_precision(pieces, event, zone))
+        recalls.append(_slow_zone_recall(pieces, event, zone))
+    precision = float(np.mean(precisions)) if precisions else 0.0
+    return precision, float(np.mean(recalls))
+
+
+def _slow_affiliation_zones(events, length):
+    midpoints = (events[:-1, 1] + events[1:, 0]) / 2
+    edges = np.concatenate([[0.0], midpoints, [float(length)]])
+    return np.stack([edges[:-1], edges[1:]], axis=1)
+
+
+def _slow_clip_to_zone(intervals, zone):
+    clipped = np.stack([np.maximum(intervals[:, 0], zone[0]), np.minimum(intervals[:, 1], zone[1])], axis=1)
+    return clipped[clipped[:, 0] < clipped[:, 1]]
+
+
+def _slow_ramp_integral(low, high, knee):
+    return (max(high, knee) - knee) ** 2 / 2 - (max(low, knee) - knee) ** 2 / 2
+
+
+def _slow_falling_ramp_integral(low, high, knee):
+    return _slow_ramp_integral(-high, -low, -knee)
+
+
+def _slow_zone_precision(pieces, event, zone):
+    (zone_start, zone_end), (event_start, event_end) = zone, event
+    zone_length = zone_end - zone_start
+    room_before, room_after = event_start - zone_start, zone_end - event_end
+    total = 0.0
+    for low, high in pieces:
+        total += max(0.0, min(high, event_end) - max(low, event_start))
+        before_high = min(high, event_start)
+        if low < before_high:
+            total += (_slow_ramp_integral(low, before_high, zone_start)
+                      + _slow_ramp_integral(low, before_high, event_start - room_after)) / zone_length
+        after_low = max(low, event_end)
+        if after_low < high:
+            total += (_slow_falling_ramp_integral(after_low, high, zone_end)
+                      + _slow_falling_ramp_integral(after_low, high, event_end + room_before)) / zone_length
+    return total / float(np.sum(pieces[:, 1] - pieces[:, 0]))
+
+
+def _slow_zone_recall(pieces, event, zone):
+    if len(pieces) == 0:
+        return 0.0
+    (zone_start, zone_end), (event_start, event_end) = zone, event
+    zone_length = zone_end - zone_start
+    total = 0.0
+    for low, high in pieces:
+        total += max(0.0, min(high, event_end) - max(low, event_start))
+    for low, high, pivot, pivot_is_left in _slow_gaps_with_nearest_edge(pieces):
+        low, high = max(low, event_start), min(high, event_end)
+        if low >= high:
+            continue
+        if pivot_is_left:
+            total += ((pivot - zone_start) * (high - low)
+                      + 2 * _slow_falling_ramp_integral(low, high, (zone_end + pivot) / 2)) / zone_length
+        else:
+            total += ((zone_end - pivot) * (high - low)
+                      + 2 * _slow_ramp_integral(low, high, (zone_start + pivot) / 2)) / zone_length
+    return total / (event_end - event_start)
+
+
+def _slow_gaps_with_nearest_edge(pieces):
+    yield -np.inf, pieces[0, 0], pieces[0, 0], False
+    for (_, left_end), (right_start, _) in zip(pieces[:-1], pieces[1:]):
+        middle = (left_end + right_start) / 2
+        yield left_end, middle, left_end, True
+        yield middle, right_start, right_start, False
+    yield pieces[-1, 1], np.inf, pieces[-1, 1], True
+
+
+def random_events(rng, length, n_events, longest):
+    """A 0/1 vector of `n_events` runs at random places, lengths 1..longest (overlapping runs merge)."""
+    vector = np.zeros(length, dtype=np.int8)
+    for _ in range(n_events):
+        start = rng.integers(0, length)
+        vector[start:start + rng.integers(1, longest + 1)] = 1
+    return vector
+
+
+def random_affiliation_case(rng):
+    """Labels and predictions of a random layout: sparse or dense events, noise or runs, edges forced at times."""
+    length = int(rng.integers(1, 2001))
+    labels = random_events(rng, length, int(rng.integers(0, 30)), int(rng.choice([1, 5, 50, 400])))
+    if rng.random() < 0.2:
+        labels[0] = 1
+    if rng.random() < 0.2:
+        labels[-1] = 1
+    kind = rng.choice(["noise", "runs", "labels_shifted", "none", "all"])
+    if kind == "noise":
+        predictions = (rng.random(length) < rng.choice([0.001, 0.01, 0.1, 0.5, 0.9])).astype(np.int8)
+    elif kind == "runs":
+        predictions = random_events(rng, length, int(rng.integers(1, 40)), int(rng.choice([1, 10, 200])))
+    elif kind == "labels_shifted":
+        predictions = np.roll(labels, int(rng.integers(-20, 21)))
+    else:
+        predictions = np.full(length, int(kind == "all"), dtype=np.int8)
+    return labels, predictions
+
+
+def test_affiliation_equals_the_slow_transcription_on_random_layouts():
+    rng = np.random.default_rng(20220814)
+    for case in range(400):
+        labels, predictions = random_affiliation_case(rng)
+        expected = slow_affiliation_precision_recall(labels, predictions)
+        ours = affiliation_precision_recall(labels, predictions)
+        assert ours == pytest.approx(expected, rel=1e-12, abs=0), f"random case {case}"
+
+
+@pytest.mark.parametrize("labels, predictions", [
+    (binary(10, (0, 10)), binary(10, (0, 10))),        # one event filling the series
+    (binary(10, (0, 1), (9, 10)), binary(10, (4, 6))),  # events at both edges, prediction between them
+    (binary(10, (3, 4)), binary(10, (0, 1), (9, 10))),  # predictions at both edges, far from the event
+    (binary(1, (0, 1)), binary(1)),                     # one row, nothing predicted
+    (binary(8), binary(8, (2, 5))),                     # no true event
+])
+def test_affiliation_equals_the_slow_transcription_on_edge_cases(labels, predictions):
+    assert affiliation_precision_recall(labels, predictions) == slow_affiliation_precision_recall(labels, predictions)

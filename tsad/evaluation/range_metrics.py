@@ -135,102 +135,113 @@ def affiliation_precision_recall(labels, predictions) -> tuple[float, float]:
     - a predicted instant x scores P(dist(Y, J) > dist(x, J)) for Y uniform on E, or 1 inside J;
     - a true instant y scores P(|Y - y| > dist(y, predictions in E)), or 1 if predicted.
     Precision averages over zones holding a prediction; a zone without one scores 0 recall.
+
+    Every predicted event is cut at the zone edges into pieces, and each piece contributes
+    closed-form integrals; a zone's terms are added in time order (np.bincount adds in input
+    order), so the sums are those of a loop over the pieces.
     """
     labels, predictions = _pair(labels, predictions)
     true_starts, true_ends = contiguous_segments(labels)
     if len(true_starts) == 0:
         return 0.0, 0.0
-    true_events = np.stack([true_starts, true_ends + 1], axis=1).astype(np.float64)
     predicted_starts, predicted_ends = contiguous_segments(predictions)
-    predicted_events = np.stack([predicted_starts, predicted_ends + 1], axis=1).astype(np.float64)
-    precisions, recalls = [], []
-    for event, zone in zip(true_events, _affiliation_zones(true_events, len(labels))):
-        pieces = _clip_to_zone(predicted_events, zone)
-        if len(pieces):
-            precisions.append(_zone_precision(pieces, event, zone))
-        recalls.append(_zone_recall(pieces, event, zone))
-    precision = float(np.mean(precisions)) if precisions else 0.0
-    return precision, float(np.mean(recalls))
+    if len(predicted_starts) == 0:
+        return 0.0, 0.0
+    events = _AffiliationZones(true_starts.astype(np.float64), (true_ends + 1).astype(np.float64), len(labels))
+    zone, low, high = events.pieces(predicted_starts.astype(np.float64), (predicted_ends + 1).astype(np.float64))
+    n_zones = len(true_starts)
+    has_prediction = np.bincount(zone, minlength=n_zones) > 0
+    overlap = events.overlap(zone, low, high)
+    precision_sums = np.bincount(np.repeat(zone, 3), minlength=n_zones, weights=np.column_stack(
+        [overlap, *events.precision_outside_event(zone, low, high)]).ravel())
+    predicted_lengths = np.bincount(zone, weights=high - low, minlength=n_zones)
+    recall_sums = np.bincount(np.concatenate([zone, np.repeat(zone, 2)]), minlength=n_zones, weights=np.concatenate(
+        [overlap, np.column_stack(events.recall_outside_predictions(zone, low, high)).ravel()]))
+    precisions = precision_sums[has_prediction] / predicted_lengths[has_prediction]
+    recalls = np.where(has_prediction, recall_sums / (events.stops - events.starts), 0.0)
+    return float(np.mean(precisions)), float(np.mean(recalls))
 
 
 def affiliation_f1(labels, predictions) -> float:
     return f1_from(*affiliation_precision_recall(labels, predictions))
 
 
-def _affiliation_zones(events: np.ndarray, length: int) -> np.ndarray:
-    midpoints = (events[:-1, 1] + events[1:, 0]) / 2
-    edges = np.concatenate([[0.0], midpoints, [float(length)]])
-    return np.stack([edges[:-1], edges[1:]], axis=1)
+class _AffiliationZones:
+    """True events [starts, stops) and their zones [zone_starts, zone_ends); methods take arrays of pieces."""
 
+    def __init__(self, starts: np.ndarray, stops: np.ndarray, length: int):
+        self.starts, self.stops = starts, stops
+        edges = np.concatenate([[0.0], (stops[:-1] + starts[1:]) / 2, [float(length)]])
+        self.zone_starts, self.zone_ends = edges[:-1], edges[1:]
 
-def _clip_to_zone(intervals: np.ndarray, zone: np.ndarray) -> np.ndarray:
-    clipped = np.stack([np.maximum(intervals[:, 0], zone[0]), np.minimum(intervals[:, 1], zone[1])], axis=1)
-    return clipped[clipped[:, 0] < clipped[:, 1]]
+    def pieces(self, starts: np.ndarray, stops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(zone, low, high) of the events [starts, stops) cut at the zone edges, sorted by time."""
+        first_zone = np.searchsorted(self.zone_ends, starts, side="right")
+        last_zone = np.searchsorted(self.zone_starts, stops, side="left") - 1
+        counts = last_zone - first_zone + 1
+        event = np.repeat(np.arange(len(starts)), counts)
+        rank_in_event = np.arange(len(event)) - np.repeat(np.cumsum(counts) - counts, counts)
+        zone = first_zone[event] + rank_in_event
+        low = np.maximum(starts[event], self.zone_starts[zone])
+        high = np.minimum(stops[event], self.zone_ends[zone])
+        return zone, low, high
 
+    def overlap(self, zone: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        return np.maximum(0.0, np.minimum(high, self.stops[zone]) - np.maximum(low, self.starts[zone]))
 
-def _ramp_integral(low: float, high: float, knee: float) -> float:
-    """Integral of max(0, x - knee) for x from low to high."""
-    return (max(high, knee) - knee) ** 2 / 2 - (max(low, knee) - knee) ** 2 / 2
-
-
-def _falling_ramp_integral(low: float, high: float, knee: float) -> float:
-    """Integral of max(0, knee - x) for x from low to high."""
-    return _ramp_integral(-high, -low, -knee)
-
-
-def _zone_precision(pieces: np.ndarray, event: np.ndarray, zone: np.ndarray) -> float:
-    (zone_start, zone_end), (event_start, event_end) = zone, event
-    zone_length = zone_end - zone_start
-    room_before, room_after = event_start - zone_start, zone_end - event_end
-    total = 0.0
-    for low, high in pieces:
-        total += max(0.0, min(high, event_end) - max(low, event_start))
+    def precision_outside_event(self, zone, low, high) -> tuple[np.ndarray, np.ndarray]:
+        """Each piece's integrals of a predicted instant's score before and after its zone's event."""
+        zone_start, zone_end = self.zone_starts[zone], self.zone_ends[zone]
+        event_start, event_end = self.starts[zone], self.stops[zone]
+        zone_length = zone_end - zone_start
+        room_before, room_after = event_start - zone_start, zone_end - event_end
         # Before the event, at distance d = event_start - x, the share of the zone farther
         # away is max(0, room_before - d) + max(0, room_after - d), i.e. ramps in x.
-        before_high = min(high, event_start)
-        if low < before_high:
-            total += (_ramp_integral(low, before_high, zone_start)
-                      + _ramp_integral(low, before_high, event_start - room_after)) / zone_length
-        after_low = max(low, event_end)
-        if after_low < high:
-            total += (_falling_ramp_integral(after_low, high, zone_end)
-                      + _falling_ramp_integral(after_low, high, event_end + room_before)) / zone_length
-    return total / float(np.sum(pieces[:, 1] - pieces[:, 0]))
+        before_high = np.minimum(high, event_start)
+        before = (_ramp_integral(low, before_high, zone_start)
+                  + _ramp_integral(low, before_high, event_start - room_after)) / zone_length
+        after_low = np.maximum(low, event_end)
+        after = (_falling_ramp_integral(after_low, high, zone_end)
+                 + _falling_ramp_integral(after_low, high, event_end + room_before)) / zone_length
+        return np.where(low < before_high, before, 0.0), np.where(after_low < high, after, 0.0)
 
+    def recall_outside_predictions(self, zone, low, high) -> tuple[np.ndarray, np.ndarray]:
+        """Each piece's integrals of a true instant's score over the gaps just before and just after it.
 
-def _zone_recall(pieces: np.ndarray, event: np.ndarray, zone: np.ndarray) -> float:
-    if len(pieces) == 0:
-        return 0.0
-    (zone_start, zone_end), (event_start, event_end) = zone, event
-    zone_length = zone_end - zone_start
-    total = 0.0
-    for low, high in pieces:
-        total += max(0.0, min(high, event_end) - max(low, event_start))
-    # Each instant outside the predictions is judged against its nearest predicted piece,
-    # whose near edge (the pivot) lies left or right of it.
-    for low, high, pivot, pivot_is_left in _gaps_with_nearest_edge(pieces):
-        low, high = max(low, event_start), min(high, event_end)
-        if low >= high:
-            continue
+        `zone` is sorted and holds at least one piece.
+
+        Each instant outside the predictions is judged against its nearest piece, whose near edge (the
+        pivot) lies left or right of it: the gap before a piece reaches back to the midpoint with the
+        previous piece of its zone (or without end), the gap after it forward to the next midpoint.
+        """
+        zone_start, zone_end = self.zone_starts[zone], self.zone_ends[zone]
+        event_start, event_end = self.starts[zone], self.stops[zone]
+        zone_length = zone_end - zone_start
+        new_zone = np.concatenate([[True], zone[1:] != zone[:-1], [True]])
+        middles = (high[:-1] + low[1:]) / 2
+        gap_before_low = np.maximum(np.where(new_zone[:-1], -np.inf, np.concatenate([[-np.inf], middles])),
+                                    event_start)
+        gap_before_high = np.minimum(low, event_end)
+        gap_after_low = np.maximum(high, event_start)
+        gap_after_high = np.minimum(np.where(new_zone[1:], np.inf, np.concatenate([middles, [np.inf]])), event_end)
         # With distance d = |y - pivot|, the share of the zone farther than d from y is
         # max(0, y - zone_start - d) + max(0, zone_end - y - d); one term is constant here.
-        if pivot_is_left:
-            total += ((pivot - zone_start) * (high - low)
-                      + 2 * _falling_ramp_integral(low, high, (zone_end + pivot) / 2)) / zone_length
-        else:
-            total += ((zone_end - pivot) * (high - low)
-                      + 2 * _ramp_integral(low, high, (zone_start + pivot) / 2)) / zone_length
-    return total / (event_end - event_start)
+        before = ((zone_end - low) * (gap_before_high - gap_before_low)
+                  + 2 * _ramp_integral(gap_before_low, gap_before_high, (zone_start + low) / 2)) / zone_length
+        after = ((high - zone_start) * (gap_after_high - gap_after_low)
+                 + 2 * _falling_ramp_integral(gap_after_low, gap_after_high, (zone_end + high) / 2)) / zone_length
+        return (np.where(gap_before_low < gap_before_high, before, 0.0),
+                np.where(gap_after_low < gap_after_high, after, 0.0))
 
 
-def _gaps_with_nearest_edge(pieces: np.ndarray):
-    """(low, high, pivot, pivot_is_left) for the stretches of the line outside sorted `pieces`."""
-    yield -np.inf, pieces[0, 0], pieces[0, 0], False
-    for (_, left_end), (right_start, _) in zip(pieces[:-1], pieces[1:]):
-        middle = (left_end + right_start) / 2
-        yield left_end, middle, left_end, True
-        yield middle, right_start, right_start, False
-    yield pieces[-1, 1], np.inf, pieces[-1, 1], True
+def _ramp_integral(low: np.ndarray, high: np.ndarray, knee: np.ndarray) -> np.ndarray:
+    """Integral of max(0, x - knee) for x from low to high."""
+    return (np.maximum(high, knee) - knee) ** 2 / 2 - (np.maximum(low, knee) - knee) ** 2 / 2
+
+
+def _falling_ramp_integral(low: np.ndarray, high: np.ndarray, knee: np.ndarray) -> np.ndarray:
+    """Integral of max(0, knee - x) for x from low to high."""
+    return _ramp_integral(-high, -low, -knee)
 
 
 # Input checks ---------------------------------------------------------------------------
