@@ -141,6 +141,16 @@ def test_the_preset_runs_every_class_and_its_mean_is_the_mean_of_the_class_roc_a
         assert len(pd.read_csv(folder / "scores" / f"test_class{c}_series.csv")) == sum(TEST_COUNTS.values())
 
 
+def test_a_detector_without_out_of_sample_train_scores_still_runs_with_a_null_train_check(ucr_files, tmp_path):
+    root, _ = ucr_files
+    run_tsad(["model=iforest", "model.window=24", "model.n_estimators=5", "dataset=twoleadecg",
+              "dataset.protocol=one_class", f"dataset.root={root}", "plots=false"], tmp_path)
+    record = read_metrics(run_folders(tmp_path)[0])
+    assert record["status"] == "OK" and 0 <= record["headline"]["one_class_roc_auc_mean"] <= 1
+    assert record["validation"]["one_class_train_roc_auc_mean"] is None
+    assert {entry["code"] for entry in record["warnings"]} == {"one_class_validation"}
+
+
 @pytest.mark.parametrize("args, message", [
     (["dataset=nab", "dataset.protocol=one_class"], "dataset.protocol=one_class is not allowed: choose one of nab"),
     (["dataset=synthetic", "+dataset.protocol=one_class"],
