@@ -116,12 +116,27 @@ def test_the_detector_fits_on_the_training_part_or_on_every_row(monkeypatch, tra
     assert len(result.scores) == 1537
 
 
+@pytest.mark.parametrize("multiple", [1, 2.5])
+def test_window_from_period_sets_each_file_s_window_from_its_sliding_window(multiple):
+    from tsad.protocols.tsb_ad import run_file
+    from tsad.settings.run import RunConfig
+
+    config = RunConfig.parse({"model": {"name": "knn", "window": 16, "max_train_windows": 300}, "dataset": {
+        "family": "tsb_ad_u", "root": str(DATA), "list": None, "window_from_period": multiple,
+        "files": ["021_NAB_id_21_WebService_tr_500_1st_565.csv", "004_NAB_id_4_Facility_tr_1007_1st_1437.csv"]}})
+    results = [run_file(config, "cpu", tsb_file) for tsb_file in config.dataset.load().files]
+    assert [r.error for r in results] == ["", ""]
+    assert [r.model_window for r in results] == [round(multiple * r.sliding_window) for r in results]
+    assert len({r.model_window for r in results}) == 2  # the two files' periods differ
+
+
 def test_a_run_writes_per_file_rows_and_their_means(tmp_path):
     run_tsad(["experiment=tsb_ad_u", f"dataset.root={DATA}", "dataset.workers=1", *FAST], tmp_path)
     [folder] = run_folders(tmp_path)
     per_file = pd.read_csv(folder / "per_file.csv")
-    assert list(per_file.columns) == ["file", "source", "rows", "train_rows", "sliding_window", "fit_seconds",
-                                      "score_seconds", *METRIC_KEYS, "error"]
+    assert list(per_file.columns) == ["file", "source", "rows", "train_rows", "sliding_window", "model_window",
+                                      "fit_seconds", "score_seconds", *METRIC_KEYS, "error"]
+    assert (per_file["model_window"] == 16).all()
     assert per_file["file"].tolist() == TUNING_NAB and set(per_file["source"]) == {"NAB"}
     assert per_file["error"].isna().all()
     record = read_metrics(folder)
@@ -180,8 +195,11 @@ def test_a_bad_file_is_one_line_naming_it(tmp_path, content, message):
                                    "TSB-AD-U-Eva, TSB-AD-U-Eva-Full, TSB-AD-U-Tuning"),
     ("dataset.files=[nab_1.csv]", "nab_1.csv: not a TSB-AD file name"),
     ("dataset.train=supervised", "dataset.train"),
+    ("dataset.window_from_period=0", "dataset.window_from_period"),
+    ("model=zscore dataset.window_from_period=1", "dataset.window_from_period=1.0 sets a window model's window, and "
+                                                  "model=zscore has none"),
 ])
 def test_bad_settings_are_one_line_before_any_work(tmp_path, override, message):
-    result = run_tsad(["experiment=tsb_ad_u", f"dataset.root={DATA}", override], tmp_path, check=False)
+    result = run_tsad(["experiment=tsb_ad_u", f"dataset.root={DATA}", *override.split()], tmp_path, check=False)
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -16,6 +16,8 @@
   file does.
 - A window model whose window is longer than a file's training part still runs (its windows are padded, as in
   offline runs); the files concerned are named in one warning before any fit.
+- `dataset.window_from_period` sets a window model's window per file to that multiple of the file's sliding window
+  (TSB-AD's Sub-* methods take the period as their window); per_file.csv's `model_window` holds the window used.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 
 import numpy as np
@@ -41,11 +43,12 @@ from tsad.protocols import PROTOCOLS, Protocol
 from tsad.protocols.offline import check_postprocess
 from tsad.run_folder import RunFolder
 from tsad.runtime import resolve_device, seed_everything
+from tsad.settings.run import ModelSettings
 
 log = logging.getLogger(__name__)
 
-PER_FILE_COLUMNS = ("file", "source", "rows", "train_rows", "sliding_window", "fit_seconds", "score_seconds",
-                    *METRIC_KEYS, "error")
+PER_FILE_COLUMNS = ("file", "source", "rows", "train_rows", "sliding_window", "model_window", "fit_seconds",
+                    "score_seconds", *METRIC_KEYS, "error")
 HEADLINE_KEYS = ("vus_pr", "vus_roc", "auc_pr", "auc_roc", "standard_f1")
 
 
@@ -53,6 +56,10 @@ HEADLINE_KEYS = ("vus_pr", "vus_roc", "auc_pr", "auc_roc", "standard_f1")
 class TSBAD(Protocol):
     def check(self, settings) -> None:
         check_postprocess(settings.postprocess, settings.dataset.level)
+        if settings.dataset.window_from_period is not None and window_of(settings, "cpu") is None:
+            raise UserError(f"dataset.window_from_period={settings.dataset.window_from_period} sets a window model's "
+                            f"window, and model={settings.model.name} has none; set it to null or choose a window "
+                            f"model (knn, pca, iforest, ...)")
         super().check(settings)
 
     def run(self, settings, folder: RunFolder, epoch_callbacks: tuple = ()) -> dict:
@@ -63,9 +70,11 @@ class TSBAD(Protocol):
         warnings = corpus.warnings
         workers = worker_count(dataset.workers, len(corpus.files))
         window = window_of(settings, device)
-        short = [f.file for f in corpus.files if window is not None and window > train_rows(f, dataset.train)]
+        windows = [window if window is None else file_window(settings, f, window) for f in corpus.files]
+        short = [f.file for f, window in zip(corpus.files, windows)
+                 if window is not None and window > train_rows(f, dataset.train)]
         if short:
-            warnings.add("window_padding", f"model.window={window} is longer than the training part of {len(short)} "
+            warnings.add("window_padding", f"the model's window is longer than the training part of {len(short)} "
                                            f"file(s) (e.g. {short[0]}); their windows are padded")
         log.info("TSB-AD-%s protocol: %s on %d file(s) from %s, train=%s, %d worker(s)", dataset.benchmark,
                  settings.model.name, len(corpus.files), corpus.folder, dataset.train, workers)
@@ -118,6 +127,7 @@ class FileResult:
     rows: int
     train_rows: int
     sliding_window: int | None = None
+    model_window: int | None = None
     fit_seconds: float = 0.0
     score_seconds: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
@@ -128,8 +138,9 @@ class FileResult:
 
     def row(self) -> dict:
         return {"file": self.file, "source": self.source, "rows": self.rows, "train_rows": self.train_rows,
-                "sliding_window": self.sliding_window, "fit_seconds": round(self.fit_seconds, 3),
-                "score_seconds": round(self.score_seconds, 3), **self.metrics, "error": self.error}
+                "sliding_window": self.sliding_window, "model_window": self.model_window,
+                "fit_seconds": round(self.fit_seconds, 3), "score_seconds": round(self.score_seconds, 3),
+                **self.metrics, "error": self.error}
 
 
 def train_rows(tsb_file: TSBFile, train: str) -> int:
@@ -139,6 +150,21 @@ def train_rows(tsb_file: TSBFile, train: str) -> int:
 def window_of(settings, device: str) -> int | None:
     detector = detector_from_settings(settings, device)
     return detector.window if isinstance(detector, WindowScorer) else None
+
+
+def file_window(settings, tsb_file: TSBFile, model_window: int) -> int:
+    """A window model's window on this file: `dataset.window_from_period` times the file's sliding window (at least
+    2 rows), or model.window when that key is null."""
+    multiple = settings.dataset.window_from_period
+    return model_window if multiple is None else max(2, round(multiple * sliding_window(tsb_file.values)))
+
+
+def file_settings(settings, tsb_file: TSBFile):
+    """The run's settings for one file: the model's window set per file when `dataset.window_from_period` is."""
+    if settings.dataset.window_from_period is None:
+        return settings
+    window = file_window(settings, tsb_file, settings.model.params.get("window", 0))
+    return replace(settings, model=ModelSettings(settings.model.name, {**settings.model.params, "window": window}))
 
 
 def worker_count(workers: int | None, n_files: int) -> int:
@@ -171,7 +197,9 @@ def run_file(settings, device: str, tsb_file: TSBFile) -> FileResult:
     try:
         result.sliding_window = int(sliding_window(tsb_file.values))
         seed_everything(settings.seed)
-        pipeline = Pipeline(detector_from_settings(settings, device), settings.postprocess)
+        detector = detector_from_settings(file_settings(settings, tsb_file), device)
+        result.model_window = detector.window if isinstance(detector, WindowScorer) else None
+        pipeline = Pipeline(detector, settings.postprocess)
         started = time.perf_counter()
         pipeline.fit(SeriesSet([tsb_file.values[:n_train]]))
         result.fit_seconds = time.perf_counter() - started
