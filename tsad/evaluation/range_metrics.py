@@ -30,8 +30,9 @@ PRECISION_EXISTENCE_WEIGHT = 0.0
 def contiguous_segments(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Starts and inclusive ends of the runs of 1s in a 0/1 vector."""
     padded = np.concatenate([[0], np.asarray(binary, dtype=np.int8), [0]])
-    steps = np.diff(padded)
-    return np.flatnonzero(steps == 1), np.flatnonzero(steps == -1) - 1
+    # Runs open and close in turn: the even changes of value are starts, the odd ones ends + 1.
+    changes = np.flatnonzero(padded[1:] != padded[:-1])
+    return changes[::2], changes[1::2] - 1
 
 
 def range_event_metrics(labels, scores, threshold: float) -> dict:
@@ -249,9 +250,15 @@ def _falling_ramp_integral(low: np.ndarray, high: np.ndarray, knee: np.ndarray) 
 def as_binary(values, name: str) -> np.ndarray:
     """`values` as a flat int8 0/1 vector; anything other than 0, 1 or booleans is an error."""
     values = np.asarray(values).ravel()
-    if values.dtype != bool and not np.isin(values, (0, 1)).all():
+    if values.dtype != bool and not _all_zero_or_one(values):
         raise ValueError(f"{name} must contain only 0 and 1")
     return values.astype(np.int8)
+
+
+def _all_zero_or_one(values: np.ndarray) -> bool:
+    if values.dtype.kind in "iu":  # a range check: metrics over many thresholds check long vectors often
+        return len(values) == 0 or bool(values.min() >= 0 and values.max() <= 1)
+    return bool(np.isin(values, (0, 1)).all())
 
 
 def _pair(labels, predictions) -> tuple[np.ndarray, np.ndarray]:
