@@ -18,7 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from tsad.errors import UserError
-from tsad.results import OK
+from tsad.results import OK, error_text, failure_status
 from tsad.run_folder import RunFolder
 from tsad.sweeps.job import JobContext, folder_hash, folder_values, run_job
 from tsad.sweeps.ray_resources import job_cpus, job_gpus, job_threads
@@ -175,9 +175,13 @@ def task(cfg: DictConfig) -> float | None:
     config = OmegaConf.to_container(cfg, resolve=True)
     try:
         value, folder = run_job(config, context)
-    except UserError as error:
+    except Exception as error:
         if context.sweep_dir is not None:
-            raise
+            return None  # the sweep goes on; its summary gives this job's line (the traceback is in its run.log)
+        if not isinstance(error, UserError):
+            print(f"tsad-run: error: the run ended {failure_status(error)}: {error_text(error)}; the traceback is in "
+                  f"{RunFolder(context.run_dir).run_log}", file=sys.stderr)
+            sys.exit(1)
         if held_run_dir is None or context.run_dir.resolve() != held_run_dir.resolve():
             remove_run_folder(context.run_dir, Path(config["paths"]["output_dir"]))
         print(f"tsad-run: error: {error}", file=sys.stderr)

@@ -6,6 +6,8 @@ tsad.table.rows'. Only the standard library: tsad.sweeps imports this module bef
 
 from __future__ import annotations
 
+import errno
+
 from tsad.errors import NaNLossError
 
 OK = "OK"
@@ -19,12 +21,19 @@ INCOMPLETE = "INCOMPLETE"    # no metrics.json: the run was killed or has not fi
 UNREADABLE = "UNREADABLE"    # a metrics.json that is not a JSON object
 UNKNOWN = "UNKNOWN"          # a metrics.json without status or metrics
 
+# What an OOM run's error adds: the settings that size what a run holds in memory at once.
+OOM_HINT = "lower trainer.batch_size or model.window, or use less data (e.g. dataset.n_train, dataset.max_length)"
+# How torch words an allocation that failed: on a GPU (OutOfMemoryError) and on the CPU (a RuntimeError).
+OOM_MESSAGES = ("out of memory", "can't allocate memory")
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
 
 def failure_status(error: BaseException) -> str:
     """The status of a run that ended with `error`."""
     if isinstance(error, NaNLossError):
         return NAN
-    if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
+    message = str(error).lower()
+    if isinstance(error, MemoryError) or any(words in message for words in OOM_MESSAGES):
         return OOM
     if isinstance(error, KeyboardInterrupt):
         return INTERRUPTED
@@ -32,5 +41,34 @@ def failure_status(error: BaseException) -> str:
 
 
 def error_text(error: BaseException) -> str:
-    """How a record names the error a run ended with."""
-    return f"{type(error).__name__}: {error}"
+    """How a record names the error a run ended with, in one line (the traceback says the rest); an OOM's names the
+    settings to lower."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    if failure_status(error) == OOM:
+        text += f" ({OOM_HINT})"
+    return text
+
+
+def disk_full(error: BaseException) -> OSError | None:
+    """The OSError saying the disk (or the user's quota) is full that `error` is or was raised from, if any: libraries
+    often wrap the OSError of a failed write in their own error."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def disk_full_error(error: BaseException, folder, key: str):
+    """The one-line UserError that `error` becomes when it says the disk is full while writing into `folder` (the fix:
+    free space there, or choose another `key`); None for any other error."""
+    from tsad.errors import UserError
+
+    full = disk_full(error)
+    if full is None:
+        return None
+    return UserError(f"the disk is full ({full.strerror or 'no space left'}) writing into {folder}: free space in "
+                     f"{folder} or choose another {key}")

@@ -30,7 +30,6 @@ Only the standard library at module level: tsad.sweeps imports this module befor
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from pathlib import Path
 from tsad import folder_lock
 from tsad.config_hash import config_hash
 from tsad.errors import UserError
+from tsad.file_moves import Moves, copy_files, replace_with_copy
 from tsad.json_files import read_json, write_json_atomic
 from tsad.results import OK
 
@@ -295,7 +295,7 @@ class RunFolder:
         if not (resume_from and Path(resume_from).resolve().is_relative_to(staging.root.resolve())):
             shutil.rmtree(staging.root, ignore_errors=True)
         staging.root.mkdir(parents=True, exist_ok=True)
-        _copy_files(self.hydra, staging.hydra)
+        copy_files(self.hydra, staging.hydra)
         write_json_atomic(staging.job, facts)
         return staging
 
@@ -315,7 +315,7 @@ class RunFolder:
         """Make .hydra/ the published run's again (Hydra rewrites it as any run starts) from its copy in
         .hydra/published/; a run published without one keeps .hydra/ as it is."""
         if self.published_hydra.is_dir():
-            _copy_files(self.published_hydra, self.hydra)
+            copy_files(self.published_hydra, self.hydra)
 
     def publish(self) -> None:
         """Move the attempt staged in .staging/ into this folder, in place of the results here; its record
@@ -324,6 +324,7 @@ class RunFolder:
         The earlier metrics.json goes aside first, so a reader of the folder finds the earlier run, then no run,
         then the new one, never parts of both. Only what a run wrote is replaced: the names in the earlier
         job.json's `files` (or, for older runs, the names the new run writes), never Hydra's files or others.
+        A publish that fails (a full disk) moves everything back: the folder and .staging/ stay as they were.
         """
         staging, aside = self.staging.root, self.replaced
         new = sorted({p.name for p in staging.iterdir() if p.name not in NOT_RUN_FILES} | {JOB_FILE, METRICS_FILE})
@@ -331,16 +332,26 @@ class RunFolder:
         earlier = {METRICS_FILE, *new, *self._published_files()}
         shutil.rmtree(aside, ignore_errors=True)
         aside.mkdir()
-        for name in sorted(earlier, key=lambda name: name != METRICS_FILE):
-            if (self.root / name).exists() or (self.root / name).is_symlink():
-                os.replace(self.root / name, aside / name)
-        for name in new:
-            if (staging / name).exists():
-                os.replace(staging / name, self.root / name)
-        _copy_files(self.staging.hydra, self.hydra)  # as the attempt began, whatever wrote .hydra/ since
-        _copy_files(self.staging.hydra, self.published_hydra)
+        moves = Moves()
+        try:
+            for name in sorted(earlier, key=lambda name: name != METRICS_FILE):
+                moves.move(self.root / name, aside / name)
+            for name in new:
+                moves.move(staging / name, self.root / name)
+            copy_files(self.staging.hydra, self.hydra)  # as the attempt began, whatever wrote .hydra/ since
+            replace_with_copy(self.staging.hydra, self.published_hydra)
+        except BaseException:
+            moves.undo()
+            shutil.rmtree(aside, ignore_errors=True)
+            raise
         shutil.rmtree(staging)
         shutil.rmtree(aside)
+
+    def discard_attempt(self) -> None:
+        """Remove the attempt's staging folder and make .hydra/ the published run's again: the folder holds what it
+        held before the attempt began (an attempt that filled the disk)."""
+        shutil.rmtree(self.staging.root, ignore_errors=True)
+        self.put_back_published_hydra()
 
     def _published_files(self) -> list[str]:
         """The names of the published run's outputs in its job.json, leaving out any that is not a plain name."""
@@ -349,22 +360,6 @@ class RunFolder:
             return []
         return [name for name in files if isinstance(name, str) and name == Path(name).name
                 and name not in NOT_RUN_FILES]
-
-
-def _copy_files(source: Path, target: Path) -> None:
-    """Make the files directly in `target` those of `source`, byte for byte (none when it has none); the folders
-    inside `target` stay."""
-    if target.is_dir():
-        for path in target.iterdir():
-            if not path.is_dir():
-                path.unlink()
-    if source.is_dir():
-        for path in source.iterdir():
-            if path.is_file():
-                target.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target / path.name)
-    if target.is_dir() and not any(target.iterdir()):
-        target.rmdir()
 
 
 def _described(model, seed, digest) -> str:

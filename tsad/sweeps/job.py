@@ -32,7 +32,7 @@ from pathlib import Path
 from tsad.config_hash import NOT_COMPARED_KEYS, config_hash, is_under
 from tsad.environment import environment
 from tsad.errors import UserError
-from tsad.results import OK, RUNNING, error_text, failure_status
+from tsad.results import OK, RUNNING, disk_full, disk_full_error, error_text, failure_status
 from tsad.run_folder import RunFolder
 from tsad.sweeps.summary import Journal
 from tsad.tracking import Tracker, open_tracker
@@ -189,6 +189,7 @@ class Job:
             self.record["error"] = error_text(error)
             if not isinstance(error, UserError):
                 self.record["traceback"] = traceback.format_exc()
+                self._log_traceback(self.record["traceback"])
             raise
         finally:
             total_seconds = round(time.perf_counter() - started, 3)
@@ -215,12 +216,58 @@ class Job:
 
     def write_record(self) -> None:
         """metrics.json, once: the record with the sweep's facts (nothing when the job skipped its run); into the
-        run folder when the job failed before its attempt began, else as RunFolder.end_attempt says."""
+        run folder when the job failed before its attempt began, else as RunFolder.end_attempt says. When the disk
+        is full, the attempt's files are removed instead (_end_on_full_disk)."""
+        if self.error is None or disk_full(self.error) is None:
+            try:
+                self._write_record()
+                return
+            except OSError as error:
+                if disk_full(error) is None:
+                    raise
+                self.error = error
+        full = self.error
+        raise self._end_on_full_disk() from full
+
+    def _write_record(self) -> None:
         if self.record is None:
             return
         if self.staging is not None:
             self.record_folder = self.folder.end_attempt(self.record["status"])
         self.record_folder.write_metrics({**self.record, **self.sweep_facts})
+
+    def _end_on_full_disk(self) -> UserError:
+        """The one-line error of an attempt that found the disk full: its staged files are removed, a finished run
+        in the folder stays as it is (no record written over it), another folder gets the record of the failure."""
+        output_dir = Path(str((self.config.get("paths") or {}).get("output_dir", self.run_dir.parent)))
+        inside = self.run_dir.resolve().is_relative_to(output_dir.resolve())
+        failure = disk_full_error(self.error, output_dir if inside else self.run_dir.parent,
+                                  "paths.output_dir" if inside else "hydra.run.dir")
+        self.folder.discard_attempt()
+        attempt = self.record if self.staging is not None else None  # else the record is an earlier run's
+        self.record = {**(attempt or {"run_dir": str(self.run_dir)}), "status": failure_status(failure),
+                       "error": error_text(failure)}
+        self.record.pop("traceback", None)
+        self.record_folder = self.folder
+        if (self.folder.read_metrics() or {}).get("status") != OK:
+            try:
+                self.folder.write_metrics({**self.record, **self.sweep_facts})
+            except OSError:  # the disk is still full: the error line says what happened
+                pass
+        self.error = failure
+        return failure
+
+    def _log_traceback(self, text: str) -> None:
+        """The run's traceback at the end of its run.log, when it has one (the terminal gets one line)."""
+        if not self.folder.run_log.is_file():
+            return
+        try:
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            with self.folder.run_log.open("a") as log_file:
+                log_file.write(text)
+        except OSError:
+            pass
 
     def close_tracker(self) -> None:
         """Hand the record metrics.json now holds to the experiment logger, if the run opened one."""

@@ -78,5 +78,6 @@ def summarise(sweep_dir: Path) -> tuple[list[str], int]:
         error = (entry.get("error") or "").strip().splitlines()
         lines.append(f"  {entry['status']:<11} {entry.get('folder')}  {error[-1] if error else ''}".rstrip())
     if failed:
-        lines.append(f"  re-run the same command with resume=true hydra.sweep.dir={sweep_dir} to redo only these")
+        lines.append(f"  a failed job's run.log in its folder says more (its traceback); re-run the same command "
+                     f"with resume=true hydra.sweep.dir={sweep_dir} to redo only these")
     return lines, len(failed)
