@@ -205,3 +205,25 @@ def test_tsad_run_on_the_worked_example(cli_results):
     assert metrics["status"] == "OK" and metrics["level"] == "point"
     assert metrics["data"]["columns"] == ["temperature", "vibration", "pressure"]
     assert metrics["metrics"]["point"]["roc_auc"] > 0.8
+
+
+@pytest.mark.parametrize("name, stamps", [
+    ("ts", pd.date_range("2024-01-01", periods=120, freq="h").astype(str)),
+    ("time_utc", pd.date_range("2024-01-01", periods=120, freq="min", tz="UTC").astype(str)),
+    ("date", pd.date_range("2024-01-01", periods=120, freq="D").strftime("%d/%m/%Y")),
+])
+def test_a_timestamp_column_is_found_by_its_content(tmp_path, name, stamps):
+    frame = sensor_frame(120).drop(columns="timestamp")
+    frame.insert(0, name, stamps)
+    data = build_csv(path=str(write_csv(frame, tmp_path / "m.csv")))
+    assert data.timestamp_column == name and data.info["columns"] == ["a", "b"]
+    assert list(data.test.timestamps[0][:2]) == list(frame[name][96:98])
+    assert name not in str(data.warnings.entries), "the column is not left out as non-numeric"
+
+
+def test_a_column_of_plain_numbers_is_never_taken_for_timestamps(tmp_path):
+    frame = sensor_frame(120).drop(columns="timestamp")
+    frame.insert(0, "epoch", np.arange(1_700_000_000, 1_700_000_120))
+    frame.insert(1, "year", ["2024"] * 120)
+    data = build_csv(path=str(write_csv(frame, tmp_path / "m.csv")))
+    assert data.timestamp_column is None and data.info["columns"] == ["epoch", "year", "a", "b"]

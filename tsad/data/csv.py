@@ -11,13 +11,15 @@ is 1 where the label column marks any step. `train_anomalies` says what happens 
 anomalous series that land in train or val: drop them (train on normal series only),
 keep them unlabelled (contaminated training), or keep them labelled (semi-supervised).
 
-Value columns are all numeric columns but the timestamp and label columns unless
-listed. Rows keep their file order. Everything is checked at the door (tsad/data/csv_read.py),
-and each problem is reported as one line that names the file, the column and the fix; what
-reading does on its own (a non-numeric column left out, NaN/inf values interpolated or their
-rows dropped, timestamps that go back or repeat) is a warning in the run's record, and so are files without
-labels: their runs write scores and thresholds but no metrics. Every line number in a message is the file's own
-(header = line 1).
+Value columns are all numeric columns but the timestamp and label columns unless listed. With
+`timestamp_column=auto` the timestamp column is the one named timestamp, time, date or datetime, else
+the first column of text whose every cell reads as a date and time (e.g. `ts`); a column of plain
+numbers is never taken for timestamps. Rows keep their file order. Everything is checked at the door
+(tsad/data/csv_read.py), and each problem is reported as one line that names the file, the column and
+the fix; what reading does on its own (a non-numeric column left out, NaN/inf values interpolated or
+their rows dropped, timestamps that go back or repeat) is a warning in the run's record, and so are
+files without labels: their runs write scores and thresholds but no metrics. Every line number in a
+message is the file's own (header = line 1).
 """
 
 from __future__ import annotations

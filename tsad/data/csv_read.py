@@ -4,6 +4,7 @@ timestamps, each problem reported as one line that names the file, the column, t
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def unreadable(path: Path, error: OSError) -> str:
 def table_from_frame(frame, path: Path, timestamp_column, value_columns, label_column, nan_policy: str) -> Table:
     """Check the rows of one CSV file (columns, numbers, finiteness, binary labels) read from `path`."""
     lines = frame.attrs.get("lines") or FileLines()
-    timestamp_column = _pick_column(frame, timestamp_column, TIMESTAMP_NAMES, "timestamp_column", path)
+    timestamp_column = _timestamp_column(frame, timestamp_column, path)
     label_column = _pick_column(frame, label_column, LABEL_NAMES, "label_column", path)
     reserved = {timestamp_column, label_column} - {None}
     columns = _value_columns(frame, value_columns, reserved, path, lines)
@@ -288,6 +289,31 @@ def _binary_labels(column, path: Path, lines: FileLines) -> np.ndarray:
                         f"{', '.join(odd[:5])} (first at line {lines(column.index[np.argmax(wrong)])}); fix the "
                         f"file or choose another dataset.label_column")
     return labels
+
+
+def _timestamp_column(frame, requested, path: Path):
+    """The column `requested` names; with 'auto' the first column named like timestamps (TIMESTAMP_NAMES), else the
+    first column of text whose every cell reads as a date and time (`ts`, `time_utc`, ...). A column of numbers is
+    never taken for timestamps: it is a value column."""
+    column = _pick_column(frame, requested, TIMESTAMP_NAMES, "timestamp_column", path)
+    if column is not None or requested != "auto":
+        return column
+    return next((column for column in frame.columns if _holds_datetimes(frame[column])), None)
+
+
+def _holds_datetimes(column) -> bool:
+    """Whether every cell of a column of text reads as a date and time (each with a digit: no 'now' or 'May')."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return False
+    cells = column.dropna().astype(str)
+    if cells.empty or not cells.str.contains(r"\d").all():
+        return False
+    with warnings.catch_warnings():  # pandas warns when it parses each cell on its own
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(cells, errors="coerce")
+    return bool(parsed.notna().all())
 
 
 def _pick_column(frame, requested, auto_names: tuple[str, ...], key: str, path: Path):
