@@ -124,3 +124,45 @@ def test_the_loss_plot_ticks_whole_epochs():
     figure = plot_losses(history)
     ticks = figure.axes[0].get_xticks()
     assert len(ticks) and all(float(t).is_integer() for t in ticks)
+
+
+def shaded(axis, label: str) -> bool:
+    return any(patch.get_label() == label for patch in axis.patches)
+
+
+def test_series_level_examples_shade_false_alarms_only_on_normal_series_that_raised_an_alarm():
+    from tsad.plotting.series import FALSE_ALARM, pick_examples
+
+    data = dataset_settings({"family": "synthetic", "name": "tiny", "level": "series", "n_train": 10, "n_val": 4,
+                             "n_test": 12, "min_length": 40, "max_length": 60, "seed": 0}).build()
+    normal = np.flatnonzero(data.test.series_labels == 0)
+    steps = [np.full(len(series), 0.5) for series in data.test.values]
+    for index in normal:
+        steps[index][5:8] = 2.0                       # every normal series has steps above the step threshold
+    series_scores = np.array([1.0 if label else 0.0 for label in data.test.series_labels])
+    series_scores[normal[0]] = 1.0                    # and one of them raises a series alarm
+    scores = Scores(steps, series_scores)
+    thresholds = {"series": 0.5, "point": 1.2}
+    figure = plot_examples(data, scores, thresholds)
+    examples = pick_examples(data.test, scores, thresholds)
+    score_axes = dict(zip((title for _, title in examples), figure.axes[len(figure.axes) // 2:]))
+    assert shaded(score_axes["false alarm"], FALSE_ALARM)
+    assert not shaded(score_axes["normal"], FALSE_ALARM), "a normal series classified correctly has no false alarm"
+
+
+def test_reconstructions_are_z_scored_like_the_examples_and_say_so():
+    from tsad.plotting.series import channel_scales, plot_reconstructions
+
+    data, _ = sensor_data()
+
+    class Echo:
+        def reconstruct(self, subset):
+            return [series + 1.0 for series in subset.values]
+
+    figure = plot_reconstructions(Echo(), data)
+    (mean,), (std,) = channel_scales(data.train, 1)
+    for axis in figure.axes:
+        assert axis.get_ylabel() == figure.axes[0].get_ylabel() == "value (z-scored per channel)"
+        given, rebuilt = axis.get_lines()[:2]
+        np.testing.assert_allclose(rebuilt.get_ydata() - given.get_ydata(), 1.0 / std, rtol=1e-4)
+        assert abs(np.mean(given.get_ydata())) < 5, "in train standard deviations, not raw units near 60"

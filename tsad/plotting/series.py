@@ -1,6 +1,6 @@
 """Figures of test series: examples (detected, missed, false alarm, normal) with their scores, and reconstructions.
 
-Channels are drawn z-scored with the train split's mean and standard deviation per channel (the
+Channels (and reconstructions) are drawn z-scored with the train split's mean and standard deviation per channel (the
 legend gives both), so a channel near 60 does not flatten one near 0, and a shift away from
 normal shows as a number of train standard deviations.
 """
@@ -29,6 +29,7 @@ TRUE_ANOMALY, STEP_THRESHOLD = "true anomaly", "step threshold"
 SERIES_SCORE, SERIES_THRESHOLD = "series score", "series threshold"
 DETECTED, FALSE_ALARM, MISSED = "detected (true positive)", "false alarm (false positive)", "missed (false negative)"
 LEGEND_ORDER = (TRUE_ANOMALY, STEP_THRESHOLD, SERIES_SCORE, SERIES_THRESHOLD, DETECTED, FALSE_ALARM, MISSED)
+Z_SCORED = "value (z-scored per channel)"  # the y axis of every figure of channels: (value - train mean) / train std
 LEGEND_ENTRY_WIDTH = 2.8  # inches one legend entry takes, channel names with their train scales included
 
 
@@ -80,7 +81,10 @@ def plot_examples(data, scores, thresholds):
                              color=CHANNEL_COLORS[channel], label=channel_labels[channel])
         shade(signal_axis, labels == 1, ANOMALY_COLOR, TRUE_ANOMALY, x)
         signal_axis.set_title(f"{title}: {test.names[index]}", fontsize=9)
-        draw_scores(score_axis, x, scores.steps[index], labels, thresholds.get("point"))
+        outcome = None
+        if "series" in thresholds and test.series_labels is not None:
+            outcome = (bool(scores.series[index] > thresholds["series"]), bool(test.series_labels[index] == 0))
+        draw_scores(score_axis, x, scores.steps[index], labels, thresholds.get("point"), outcome)
         if "series" in thresholds:
             series_score, series_threshold = scores.series[index], thresholds["series"]
             score_axis.axhline(series_score, color=SERIES_THRESHOLD_COLOR, ls=":", lw=1.2, label=SERIES_SCORE)
@@ -90,7 +94,7 @@ def plot_examples(data, scores, thresholds):
                                  fontsize=8)
         score_axis.set_xlabel(x_label)
         format_time_axis(score_axis, x)
-    axes[0, 0].set_ylabel("value (z-scored per channel)")
+    axes[0, 0].set_ylabel(Z_SCORED)
     axes[1, 0].set_ylabel("anomaly score")
     handles = {}
     for axis in axes.ravel():
@@ -106,15 +110,24 @@ def plot_examples(data, scores, thresholds):
     return figure
 
 
-def draw_scores(axis, x: np.ndarray, step_scores: np.ndarray, labels: np.ndarray, threshold: float | None) -> None:
-    """Step scores, and with a step threshold the detected, false-alarm and missed stretches."""
+def draw_scores(axis, x: np.ndarray, step_scores: np.ndarray, labels: np.ndarray, threshold: float | None,
+                series_outcome: tuple[bool, bool] | None = None) -> None:
+    """Step scores, and with a step threshold the detected, false-alarm and missed stretches.
+
+    series_outcome: (the series raised an alarm, the series is normal) where series are classified whole: a series
+    that raised no alarm detects nothing, and only a normal series that raised one shows false alarms."""
     axis.plot(x, step_scores, color="black", lw=0.8)
     if threshold is None:
         return
     flagged = step_scores > threshold
+    false_alarms = flagged & (labels == 0)
+    if series_outcome is not None:
+        raised, normal = series_outcome
+        flagged &= raised
+        false_alarms &= raised and normal
     axis.axhline(threshold, color=THRESHOLD_COLOR, ls="--", lw=0.8, label=STEP_THRESHOLD)
     shade(axis, flagged & (labels == 1), DETECTED_COLOR, DETECTED, x, alpha=0.3)
-    shade(axis, flagged & (labels == 0), FALSE_ALARM_COLOR, FALSE_ALARM, x, alpha=0.4)
+    shade(axis, false_alarms, FALSE_ALARM_COLOR, FALSE_ALARM, x, alpha=0.4)
     shade(axis, ~flagged & (labels == 1), MISSED_COLOR, MISSED, x, alpha=0.3)
 
 
@@ -127,15 +140,18 @@ def plot_reconstructions(detector, data):
     index = (index + [i for i in range(len(test)) if i not in index])[:2]
     subset = test.subset(index)
     reconstructions = detector.reconstruct(subset)
+    (mean,), (std,) = channel_scales(data.train, 1)
     figure, axes = plt.subplots(len(index), 1, figsize=(9, 2.6 * len(index)), squeeze=False)
     for row, axis in enumerate(axes[:, 0]):
         x, x_label = time_axis(subset.timestamps[row] if subset.timestamps else None, len(subset.values[row]),
                                data.timestamp_column)
-        axis.plot(x, subset.values[row][:, 0], color=NORMAL_COLOR, lw=0.9, label=f"input ({data.channels[0]})")
-        axis.plot(x, reconstructions[row][:, 0], color=ANOMALY_COLOR, lw=0.9, ls="--", label="reconstruction")
+        axis.plot(x, (subset.values[row][:, 0] - mean) / std, color=NORMAL_COLOR, lw=0.9,
+                  label=f"input ({data.channels[0]}, train {scale_text(mean, std)})")
+        axis.plot(x, (reconstructions[row][:, 0] - mean) / std, color=ANOMALY_COLOR, lw=0.9, ls="--",
+                  label="reconstruction")
         if subset.step_labels is not None:
             shade(axis, subset.step_labels[row] == 1, "grey", "true anomaly", x)
-        axis.set(title=subset.names[row], xlabel=x_label)
+        axis.set(title=subset.names[row], xlabel=x_label, ylabel=Z_SCORED)
         axis.title.set_fontsize(9)
         format_time_axis(axis, x)
         axis.legend(fontsize=8, loc="upper right")
