@@ -162,7 +162,8 @@ def test_streaming_scores_each_row_as_causal_batch_scoring_does(csv_run, tmp_pat
     result = predict([f"run={csv_run}", "input=-"], tmp_path, stdin=text)
     assert result.returncode == 0, result.stderr
     streamed = pd.read_csv(pd.io.common.StringIO(result.stdout))
-    assert list(streamed.columns) == ["score", "alarm"] and len(streamed) == 80
+    assert list(streamed.columns) == ["row", "timestamp", "score", "alarm"] and len(streamed) == 80
+    assert list(streamed["row"]) == list(range(80)) and list(streamed["timestamp"]) == list(new["timestamp"])
     causal = Detector.load(csv_run / "model", causal=True).score(SeriesSet([new[["a", "b"]].to_numpy()])).steps[0]
     assert np.isnan(streamed["score"][:WINDOW - 1]).all() and (streamed["alarm"][:WINDOW - 1] == 0).all()
     np.testing.assert_allclose(streamed["score"][WINDOW - 1:], causal[WINDOW - 1:], rtol=1e-5, atol=1e-6)
@@ -182,9 +183,10 @@ def test_command_line_streaming_answers_each_row_before_the_next_arrives(csv_run
             process.stdin.write(f"{np.sin(row / 5):.4f},{np.cos(row / 7):.4f}\n")
             process.stdin.flush()
             if row == 0:
-                assert process.stdout.readline() == "score,alarm\n"
+                assert process.stdout.readline() == "row,score,alarm\n"
             answers.append(process.stdout.readline())
-        assert answers[:WINDOW - 1] == [",0\n"] * (WINDOW - 1) and answers[-1].split(",")[0]
+        assert answers[:WINDOW - 1] == [f"{row},,0\n" for row in range(WINDOW - 1)]
+        assert answers[-1].split(",")[0] == str(WINDOW) and answers[-1].split(",")[1]
     finally:
         process.stdin.close()
         process.wait(timeout=60)
@@ -228,3 +230,32 @@ def test_a_post_processed_run_predicts_post_processed_scores_and_refuses_a_strea
     streamed = predict([f"run={run}", "input=-"], tmp_path, stdin="a,b\n1,2\n")
     assert streamed.returncode == 2 and "postprocess=likelihood_spatial" in streamed.stderr
     assert len(streamed.stderr.strip().splitlines()) == 1
+
+
+def test_the_prediction_plot_is_on_the_inputs_time_axis(csv_run, tmp_path, monkeypatch):
+    import tsad.plotting
+
+    figures = []
+    monkeypatch.setattr(tsad.plotting, "save", lambda figure, path: figures.append(figure))
+    sensor_frame(60, seed=5).to_csv(tmp_path / "new.csv", index=False)
+    assert predict([f"run={csv_run}", "input=new.csv", "out=prediction"], tmp_path).returncode == 0
+    (figure,) = figures
+    signal_axis, score_axis = figure.axes
+    assert np.issubdtype(np.asarray(signal_axis.get_lines()[0].get_xdata()).dtype, np.datetime64)
+    assert np.issubdtype(np.asarray(score_axis.get_lines()[0].get_xdata()).dtype, np.datetime64)
+    assert score_axis.get_xlabel() == "timestamp"
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_prediction_folder(csv_run, tmp_path, monkeypatch):
+    import errno
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("matplotlib.figure.Figure.savefig", no_space)
+    sensor_frame(60, seed=6).to_csv(tmp_path / "new.csv", index=False)
+    result = predict([f"run={csv_run}", "input=new.csv", "out=prediction"], tmp_path)
+    assert result.returncode == 2 and result.stderr == (
+        "tsad-predict: error: the disk is full (No space left on device) writing into prediction: free space in "
+        "prediction or choose another out= folder\n")
+    assert not (tmp_path / "prediction").exists()

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from tsad.errors import UserError
+from tsad.results import disk_full_error
 from tsad.run_folder import RunFolder
 
 USAGE = "tsad-predict run=RUN_DIR input=FILE_OR_FOLDER_OR_- [out=FOLDER] [device=auto]"
@@ -165,14 +168,20 @@ def plot_predictions(path: Path, data, scores, level: str, threshold: float, inp
 
     from tsad.evaluation.alarms import ALARM_RULE, alarms
     from tsad.plotting import ANOMALY_COLOR, THRESHOLD_COLOR, save, shade
+    from tsad.plotting.style import format_time_axis, time_axis
 
     shown = min(len(data), PLOTTED_SERIES)
     rows = 1 if level == "series" else 2
-    figure, axes = plt.subplots(rows, shown, figsize=(max(7.0, 4.5 * shown), 2.4 * rows + 0.8), squeeze=False)
+    figure, axes = plt.subplots(rows, shown, figsize=(max(7.0, 4.5 * shown), 2.4 * rows + 0.8), squeeze=False,
+                                sharex="col")
     for index in range(shown):
         values, steps, signal_axis = data.values[index], scores.steps[index], axes[0, index]
+        x, x_label = time_axis(data.timestamps[index] if data.timestamps else None, len(values),
+                               inputs.timestamp_column)
         for channel in range(min(3, values.shape[1])):
-            signal_axis.plot(values[:, channel], lw=0.8, label=inputs.channels[channel])
+            signal_axis.plot(x, values[:, channel], lw=0.8, label=inputs.channels[channel])
+        format_time_axis(axes[-1, index], x)
+        axes[-1, index].set_xlabel(x_label)
         title = data.names[index]
         if level == "series":
             alarm = alarms(scores.series[index], threshold)
@@ -180,14 +189,31 @@ def plot_predictions(path: Path, data, scores, level: str, threshold: float, inp
             signal_axis.set_title(title, fontsize=9, color=ANOMALY_COLOR if alarm else "black")
             continue
         signal_axis.set_title(title, fontsize=9)
-        shade(signal_axis, alarms(steps, threshold), ANOMALY_COLOR, "alarm")
-        axes[1, index].plot(steps, color="black", lw=0.8)
+        shade(signal_axis, alarms(steps, threshold), ANOMALY_COLOR, "alarm", x)
+        axes[1, index].plot(x, steps, color="black", lw=0.8)
         axes[1, index].axhline(threshold, color=THRESHOLD_COLOR, ls="--", lw=0.8)
-        axes[1, index].set(xlabel="step", ylabel="score")
+        axes[1, index].set(ylabel="score")
     axes[0, 0].legend(fontsize=7, loc="upper left")
     below = "" if level == "series" else f"\nalarms ({ALARM_RULE}) shaded; below: step scores and threshold"
     figure.suptitle(f"{shown} of {len(data)} series (first channels){below}", fontsize=10)
     save(figure, path)
+
+
+@contextmanager
+def removed_when_disk_full(folder: Path):
+    """Inside, the prediction folder (new, or empty before) is written; when the disk is full, what was written is
+    removed and a one-line UserError says to free space or choose another out=."""
+    made = not folder.exists()
+    try:
+        yield
+    except Exception as error:
+        failure = disk_full_error(error, folder, "out= folder")
+        if failure is None:
+            raise
+        shutil.rmtree(folder, ignore_errors=True)
+        if not made:
+            folder.mkdir(parents=True, exist_ok=True)
+        raise failure from error
 
 
 def predict(settings: dict) -> None:
@@ -227,16 +253,17 @@ def predict(settings: dict) -> None:
     scores = pipeline.score(data)
     seconds = time.perf_counter() - started
     frame = predictions_frame(data, scores, inputs.level, pipeline)
-    (folder / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / "predictions.csv", index=False)
     summary = {"run": str(run_dir.resolve()), "model": detector.name, "dataset": inputs.dataset,
                "level": inputs.level, "threshold": threshold, "alarm_rule": ALARM_RULE,
                "input": str(Path(settings["input"]).resolve()), "n_series": len(data),
                "n_rows": int(data.lengths.sum()), "n_alarms": int(frame["alarm"].sum()),
                "n_series_with_alarms": int(frame.groupby("series")["alarm"].max().sum()),
                "device": device, "score_seconds": round(seconds, 3), "created": datetime.now().isoformat()}
-    (folder / "prediction.json").write_text(json.dumps(summary, indent=2))
-    plot_predictions(folder / PLOTS_DIR / "predictions.png", data, scores, inputs.level, threshold, inputs)
+    with removed_when_disk_full(folder):
+        (folder / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
+        frame.to_csv(folder / "predictions.csv", index=False)
+        (folder / "prediction.json").write_text(json.dumps(summary, indent=2))
+        plot_predictions(folder / PLOTS_DIR / "predictions.png", data, scores, inputs.level, threshold, inputs)
     print(f"prediction folder: {folder}")
     print(f"{summary['n_rows']} rows of {len(data)} series scored by {detector.name}: {summary['n_alarms']} alarms "
           f"({inputs.level} level, score > {threshold:.6g}); max score {np.nanmax(frame['score']):.6g}")

@@ -1,5 +1,6 @@
 """Streaming predictions (`tsad-predict run=RUN_DIR input=-`): CSV rows from standard input, header first, and
-one `score,alarm` line out per row as it arrives (after a `score,alarm` header line).
+one line out per row as it arrives: `row,score,alarm`, or `row,timestamp,score,alarm` when the input has a timestamp
+column (after a header line that names them; `row` counts the data rows from 0, the timestamp is echoed as given).
 
 Scores are causal: the score of row t reads rows <= t only. A window model keeps a ring buffer of its last
 `window` rows and scores the window ending at each new row through its own causal window scoring
@@ -29,6 +30,7 @@ from tsad.pipeline import Pipeline
 
 SOURCE = "input=-"
 UNSCORED = ",0"
+ROW, TIMESTAMP, SCORE_ALARM = "row", "timestamp", "score,alarm"  # the answer lines' columns
 
 
 def stream(pipeline: Pipeline, inputs: ModelInputs, options: dict, source: TextIO, sink: TextIO) -> None:
@@ -49,33 +51,63 @@ def stream(pipeline: Pipeline, inputs: ModelInputs, options: dict, source: TextI
     _, header = next(rows, (0, ""))
     if not header:
         raise UserError(f"{SOURCE}: standard input is empty; send a header line, then one CSV row per line")
-    sink.write("score,alarm\n")
-    sink.flush()
     _, first = next(rows, (0, ""))
     if not first:
+        sink.write(f"{ROW},{SCORE_ALARM}\n")
         return
     frame = read_frame(io.StringIO(header + first), options["separator"], SOURCE)
     table = inputs.matching_table(frame, SOURCE, options)  # checks columns, numbers and NaN like a file
     names = next(csv.reader([header], delimiter=options["separator"]))
     positions = [names.index(column) for column in inputs.channels]
+    echo = Echo(names.index(table.timestamp_column) if table.timestamp_column in names else None)
+    sink.write(echo.header())
     scorer = RingScorer(pipeline)
-    sink.write(f"{scorer.push(table.values[0]) if len(table.values) else UNSCORED}\n")
+    sink.write(echo(next(csv.reader([first], delimiter=options["separator"])),
+                    scorer.push(table.values[0]) if len(table.values) else UNSCORED))
     sink.flush()
     for line_number, line in rows:
-        values = row_values(next(csv.reader([line], delimiter=options["separator"])), positions, inputs.channels,
-                            line_number)
+        fields = next(csv.reader([line], delimiter=options["separator"]))
+        values = row_values(fields, positions, inputs.channels, line_number)
         finite = np.isfinite(values)
         if finite.all():
-            sink.write(f"{scorer.push(values)}\n")
+            sink.write(echo(fields, scorer.push(values)))
         elif options["nan_policy"] == "drop":
-            sink.write(f"{UNSCORED}\n")
+            sink.write(echo(fields, UNSCORED))
         elif options["nan_policy"] == "interpolate":
-            sink.write(f"{scorer.push(np.where(finite, values, scorer.last))}\n")
+            sink.write(echo(fields, scorer.push(np.where(finite, values, scorer.last))))
         else:
             column = inputs.channels[int(np.argmin(finite))]
             raise UserError(f"{SOURCE}: NaN/inf value in column {column!r} at line {line_number}; fix the row or set "
                             f"dataset.nan_policy=interpolate or drop")
         sink.flush()
+
+
+class Echo:
+    """Each answer line: the row's number among the data rows (from 0, as `row` in a prediction folder's
+    predictions.csv), its timestamp as given when the input has a timestamp column, then `score,alarm`."""
+
+    def __init__(self, timestamp_position: int | None):
+        self.timestamp_position = timestamp_position
+        self.row = 0
+
+    def header(self) -> str:
+        timestamp = f"{TIMESTAMP}," if self.timestamp_position is not None else ""
+        return f"{ROW},{timestamp}{SCORE_ALARM}\n"
+
+    def __call__(self, fields: list[str], answer: str) -> str:
+        line = f"{self.row},"
+        if self.timestamp_position is not None:
+            stamp = fields[self.timestamp_position] if self.timestamp_position < len(fields) else ""
+            line += f"{_quoted(stamp)},"
+        self.row += 1
+        return f"{line}{answer}\n"
+
+
+def _quoted(text: str) -> str:
+    """A field as CSV writes it (quoted when it holds a comma, a quote or a line break)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([text])
+    return buffer.getvalue()
 
 
 def numbered_lines(source: TextIO):
