@@ -97,6 +97,57 @@ def test_series_nn_is_the_distance_to_the_nearest_train_series_under_scipys_wass
         np.testing.assert_allclose(fitted.score_train(SeriesSet(train)).series, left_out, rtol=1e-9)
 
 
+def test_series_nn_kth_and_mean_of_the_k_nearest_with_fewer_than_k_counting_them_all():
+    train = SeriesSet([np.full(4, value) for value in (0.0, 1.0, 3.0, 7.0)])   # each series one repeated value
+    scored = SeriesSet([np.full(4, 2.0)])                                       # at 2, 1, 1, 5 from them
+    for k, neighbours, expected, left_out in (
+            (1, "kth", 1.0, [1, 1, 2, 4]),
+            (2, "kth", 1.0, [3, 2, 3, 6]),
+            (3, "kth", 2.0, [7, 6, 4, 7]),
+            (3, "mean", 4 / 3, [11 / 3, 3, 3, 17 / 3]),
+            (9, "kth", 5.0, [7, 6, 4, 7]),          # only 4 training series (3 when one is left out)
+            (9, "mean", 9 / 4, [11 / 3, 3, 3, 17 / 3])):
+        detector = build_detector("series_nn", {"k": k, "neighbours": neighbours}, normalise="none").fit(train)
+        assert detector.score(scored).series.tolist() == pytest.approx([expected])
+        assert detector.score_train(train).series.tolist() == pytest.approx(left_out)
+
+
+def test_series_nn_wasserstein2_is_the_root_mean_squared_gap_between_quantile_functions():
+    moved = build_detector("series_nn", {"distance": "wasserstein2"}, normalise="none")
+    moved.fit(SeriesSet([np.array([0.0, 1, 3])]))
+    assert moved.score(SeriesSet([np.array([8.0, 5, 6])])).series[0] == pytest.approx(5.0)   # every value moved by 5
+    steps = build_detector("series_nn", {"distance": "wasserstein2"}, normalise="none")
+    steps.fit(SeriesSet([np.array([0.0, 3, 0, 3])]))
+    # [1, 0]'s quantile function is 0 then 1, [0, 3, 0, 3]'s 0 then 3: a gap of 2 over half the grid
+    np.testing.assert_allclose(steps.score(SeriesSet([np.array([1.0, 0]), np.array([3.0, 0])])).series,
+                               [np.sqrt(0.5 * 2 ** 2), 0.0])
+    rng = np.random.default_rng(2)
+    train, scored = [rng.normal(size=n) for n in (30, 41)], [rng.normal(size=n) for n in (30, 17)]
+    fitted = build_detector("series_nn", {"distance": "wasserstein2"}, normalise="none").fit(SeriesSet(train))
+    grid = (np.arange(100_000) + 0.5) / 100_000      # the quantile functions, sampled finely
+    quantiles = [np.quantile(x, grid, method="inverted_cdf") for x in (*train, *scored)]
+    expected = [min(np.sqrt(np.mean((quantiles[2 + i] - quantiles[j]) ** 2)) for j in range(2)) for i in range(2)]
+    np.testing.assert_allclose(fitted.score(SeriesSet(scored)).series, expected, rtol=1e-4)
+
+
+def test_series_nn_both_sums_the_value_and_difference_distances_each_over_its_median_nearest_distance():
+    rng = np.random.default_rng(3)
+    train = [rng.normal(size=20) * scale for scale in (1, 2, 3, 5)]
+    scored = [rng.normal(size=20), rng.normal(size=33)]
+    detector = build_detector("series_nn", {"compare": "both"}, normalise="none").fit(SeriesSet(train))
+
+    def pairs(transform, rows, columns):
+        return np.array([[wasserstein_distance(transform(a), transform(b)) for b in columns] for a in rows])
+
+    total = 0
+    for transform in (lambda x: x, np.diff):
+        among_train = pairs(transform, train, train) + np.diag([np.inf] * 4)
+        total = total + pairs(transform, scored, train) / np.median(among_train.min(axis=1))
+    np.testing.assert_allclose(detector.score(SeriesSet(scored)).series, total.min(axis=1), rtol=1e-6)  # float32
+    with pytest.raises(UserError, match="model.compare=both scales each distance by the median distance"):
+        build_detector("series_nn", {"compare": "both"}).fit(SeriesSet(train[:1]))
+
+
 def test_series_nn_saves_its_sorted_series_and_refuses_a_damaged_file(tmp_path):
     train = SeriesSet([np.arange(5.0), np.array([2.0, 1, 0, 4, 3, 7])])
     detector = build_detector("series_nn").fit(train)
@@ -106,6 +157,11 @@ def test_series_nn_saves_its_sorted_series_and_refuses_a_damaged_file(tmp_path):
     np.savez(tmp_path / "state.npz", model=np.array("series_nn"), lengths=np.array([5, 7]), values=np.zeros((11, 1)))
     with pytest.raises(UserError, match="state.npz holds 11 sorted values that series of lengths"):
         Detector.load(tmp_path)
+
+    for params in ({"compare": "both", "k": 2, "neighbours": "mean"}, {"distance": "wasserstein2"}):
+        detector = build_detector("series_nn", params).fit(train)
+        detector.save(tmp_path / "more")
+        np.testing.assert_array_equal(Detector.load(tmp_path / "more").score(test).series, detector.score(test).series)
 
 
 def test_the_preset_runs_every_class_and_its_mean_is_the_mean_of_the_class_roc_aucs(ucr_files, tmp_path):
