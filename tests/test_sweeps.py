@@ -332,7 +332,7 @@ def test_the_benchmark_presets_sweep_every_model(preset):
 
 def test_the_point_benchmark_leaves_out_only_the_whole_series_models():
     params = compose(["experiment=benchmark_points"]).hydra.sweeper.params
-    assert set(cli.group_options("model")) - set(params.model.split(",")) == {"dagmm", "seq2gmm"}
+    assert set(cli.group_options("model")) - set(params.model.split(",")) == {"dagmm", "seq2gmm", "series_nn"}
     assert {"synthetic_points", "nab"} == set(params.dataset.split(","))
 
 

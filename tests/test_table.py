@@ -4,6 +4,7 @@ fabricated sweep."""
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tsad.table import main
+from tsad.table import command, main
 
 # (model, dataset) -> the metric value of seeds 0, 1, 2
 ROC_AUC = {
@@ -232,6 +233,25 @@ def test_best_minimises_losses_and_maximises_scores(sweep, capsys):
 
 
 # ---------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_a_full_disk_is_one_line_and_removes_what_the_command_had_written(runs, tmp_path, capsys, monkeypatch, kept):
+    out = tmp_path / "out"
+    if kept:  # a folder the user already had: its own files stay
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(command, "to_latex", full)  # the third file: results.csv and the Markdown table are written
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(runs), "--metric", "roc_auc", "--out", str(out)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("tsad-table: error: the disk is full") and "--out" in error and error.count("\n") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] if kept else not out.exists()
+
 
 @pytest.mark.parametrize("arguments, message", [
     (["{runs}", "--best", "point.roc_auc"], "would leak the test labels"),
