@@ -6,7 +6,7 @@
 Each model is trained once with `tsad-run dataset=synthetic_points trainer=fast` into a temporary folder, then
 --rows rows of random values are streamed through the same code as `tsad-predict run=... input=-`
 (tsad.predict_stream.stream, in this process, without the start-up of a new process). A row's latency runs
-from the moment the stream hands its line over to the moment its `score,alarm` line is written: parsing,
+from the moment the stream hands its line over to the moment its `row,score,alarm` line is written: parsing,
 the ring buffer, scoring the window ending at the row, and formatting. Models that cannot stream (those
 without windows) print why. Set OMP_NUM_THREADS=1 for the single-row latencies of small models on a CPU.
 """
