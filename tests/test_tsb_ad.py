@@ -196,6 +196,8 @@ def test_a_bad_file_is_one_line_naming_it(tmp_path, content, message):
     ("dataset.files=[nab_1.csv]", "nab_1.csv: not a TSB-AD file name"),
     ("dataset.train=supervised", "dataset.train"),
     ("dataset.window_from_period=0", "dataset.window_from_period"),
+    ("model=dagmm", "model=dagmm cannot run under the TSB-AD protocol: it fits its Gaussian mixture on batches of "
+                    "whole training series"),
     ("model=zscore dataset.window_from_period=1", "dataset.window_from_period=1.0 sets a window model's window, and "
                                                   "model=zscore has none"),
 ])

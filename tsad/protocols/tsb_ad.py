@@ -50,12 +50,18 @@ log = logging.getLogger(__name__)
 PER_FILE_COLUMNS = ("file", "source", "rows", "train_rows", "sliding_window", "model_window", "fit_seconds",
                     "score_seconds", *METRIC_KEYS, "error")
 HEADLINE_KEYS = ("vus_pr", "vus_roc", "auc_pr", "auc_roc", "standard_f1")
+# Models that learn from a set of whole training series, which a TSB-AD file (one series) cannot give them.
+SERIES_SET_MODELS = {"dagmm": "fits its Gaussian mixture on batches of whole training series (at least twice "
+                              "as many as its z has dimensions), and a TSB-AD file is one series"}
 
 
 @PROTOCOLS.register("tsb_ad")
 class TSBAD(Protocol):
     def check(self, settings) -> None:
         check_postprocess(settings.postprocess, settings.dataset.level)
+        if settings.model.name in SERIES_SET_MODELS:
+            raise UserError(f"model={settings.model.name} cannot run under the TSB-AD protocol: it "
+                            f"{SERIES_SET_MODELS[settings.model.name]}; choose a model that fits on one series")
         if settings.dataset.window_from_period is not None and window_of(settings, "cpu") is None:
             raise UserError(f"dataset.window_from_period={settings.dataset.window_from_period} sets a window model's "
                             f"window, and model={settings.model.name} has none; set it to null or choose a window "
