@@ -205,3 +205,17 @@ def test_bad_settings_are_one_line_before_any_work(tmp_path, override, message):
     result = run_tsad(["experiment=tsb_ad_u", f"dataset.root={DATA}", *override.split()], tmp_path, check=False)
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_the_benchmark_script_prints_seconds_per_file_and_the_eva_list_extrapolation():
+    script = [sys.executable, str(REPO / "scripts" / "bench_tsb_ad.py"), "--root", str(DATA), "--cores", "2",
+              "model=knn", "model.window=16", "model.max_train_windows=300",
+              f"dataset.files=[{TUNING_NAB[0]},{TUNING_NAB[-1]}]"]
+    done = subprocess.run(script, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:2]] == [TUNING_NAB[0], TUNING_NAB[-1]]
+    assert lines[2].startswith("mean per file over 2 file(s)")
+    assert lines[3].startswith("TSB-AD-U Eva list: 350 files") and "on 2 core(s)" in lines[3]
+    refused = subprocess.run([*script[:2], "--root", str(DATA), "model=dagmm"], capture_output=True, text=True)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: model=dagmm cannot run")

@@ -59,14 +59,16 @@ SERIES_SET_MODELS = {"dagmm": "fits its Gaussian mixture on batches of whole tra
 class TSBAD(Protocol):
     def check(self, settings) -> None:
         check_postprocess(settings.postprocess, settings.dataset.level)
-        if settings.model.name in SERIES_SET_MODELS:
-            raise UserError(f"model={settings.model.name} cannot run under the TSB-AD protocol: it "
-                            f"{SERIES_SET_MODELS[settings.model.name]}; choose a model that fits on one series")
         if settings.dataset.window_from_period is not None and window_of(settings, "cpu") is None:
             raise UserError(f"dataset.window_from_period={settings.dataset.window_from_period} sets a window model's "
                             f"window, and model={settings.model.name} has none; set it to null or choose a window "
                             f"model (knn, pca, iforest, ...)")
         super().check(settings)
+
+    def check_detector(self, detector) -> None:
+        if detector.name in SERIES_SET_MODELS:
+            raise UserError(f"model={detector.name} cannot run under the TSB-AD protocol: it "
+                            f"{SERIES_SET_MODELS[detector.name]}; choose a model that fits on one series")
 
     def run(self, settings, folder: RunFolder, epoch_callbacks: tuple = ()) -> dict:
         """Run `settings` under the TSB-AD protocol into `folder`; returns the result part of the run's record."""
