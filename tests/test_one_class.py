@@ -70,8 +70,8 @@ def test_offline_only_keys_are_refused_under_the_one_class_protocol(ucr_files):
     one_class_settings(root, seed=4, normalise="none")   # keys the protocol uses, or that seed nothing in it
 
 
-def nearest_wasserstein(train: list[np.ndarray], scored: list[np.ndarray]) -> np.ndarray:
-    return np.array([min(wasserstein_distance(s, t) for t in train) for s in scored])
+def nearest_wasserstein2(train: list[np.ndarray], scored: list[np.ndarray]) -> np.ndarray:
+    return np.array([min(np.sqrt(np.mean((np.sort(s) - np.sort(t)) ** 2)) for t in train) for s in scored])
 
 
 def test_series_nn_is_the_distance_to_the_nearest_train_series_under_scipys_wasserstein():
@@ -180,12 +180,12 @@ def test_the_preset_runs_every_class_and_its_mean_is_the_mean_of_the_class_roc_a
     assert per_file["test_normal"].tolist() == list(TEST_COUNTS.values())
     assert (per_file["test_normal"] + per_file["test_anomalous"] == sum(TEST_COUNTS.values())).all()
 
-    # independently: the raw files, scipy's distance, sklearn's ROC-AUC
+    # independently: the raw files, the preset's 2-Wasserstein (equal lengths: sorted values), sklearn's ROC-AUC
     train = np.loadtxt(root / "TwoLeadECG_TRAIN.tsv")
     test = np.loadtxt(root / "TwoLeadECG_TEST.tsv")
     expected = []
     for c in (1, 2, 3):
-        scores = nearest_wasserstein(list(train[train[:, 0] == c, 1:]), list(test[:, 1:]))
+        scores = nearest_wasserstein2(list(train[train[:, 0] == c, 1:]), list(test[:, 1:]))
         expected.append(roc_auc_score(test[:, 0] != c, scores))
     np.testing.assert_allclose(per_file["roc_auc"], expected, rtol=1e-6)
     assert record["headline"]["one_class_roc_auc_mean"] == pytest.approx(np.mean(expected), rel=1e-6)
