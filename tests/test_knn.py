@@ -39,14 +39,16 @@ def brute_force_scores(normalised: np.ndarray, probation: int, window: int, bloc
                        memory: str) -> dict[int, float]:
     """Each row's score from the window ending at it: the k-th nearest remembered window, each window counted once
     (the fitted windows, plus with a growing memory every window that ended before it starts); a window inside
-    the fitted rows leaves out every window that shares a row with it, itself included."""
+    the fitted rows leaves out every window that shares a row with it, itself included, or where fewer than k
+    share none, only itself."""
     fitted = set(range(probation - window + 1))
     scores = {}
     for row in range(window - 1, len(normalised)):
         start = row - window + 1
         remembered = fitted | (set(range(start - window + 1)) if memory == "growing" else set())
         if start in fitted:
-            remembered = {other for other in remembered if abs(other - start) >= window}
+            apart = {other for other in remembered if abs(other - start) >= window}
+            remembered = apart if len(apart) >= k else remembered - {start}
         scored = block_means(normalised, row, window, block)
         distances = sorted(np.linalg.norm(scored - block_means(normalised, other + window - 1, window, block))
                            for other in remembered)
@@ -81,10 +83,16 @@ def test_a_saved_detector_scores_the_fitted_rows_out_of_sample_after_loading(tmp
     np.testing.assert_allclose(rescored[7:], detection.raw_scores[7:], rtol=1e-6)
 
 
-def test_too_few_windows_outside_a_fitted_window_fail_in_one_line():
-    make = lambda: build_detector("knn", {"window": 8, "block": 2, "stride": 1, "k": 3}, causal=True)  # noqa: E731
-    with pytest.raises(UserError, match="fewer than model.k=3 fitted windows share no row"):
-        detect_online(make, noisy_sine(160))
+@pytest.mark.parametrize("memory", ["fitted", "growing"])
+def test_fitted_rows_too_short_for_k_windows_apart_score_each_window_from_the_others(memory):
+    window, block, k, probation = 8, 2, 3, 24                 # 17 fitted windows: a middle one is 2 apart
+    values = noisy_sine(160)
+    detection = detect_online(lambda: build_detector("knn", {"window": window, "block": block, "memory": memory,
+                                                             "stride": 1, "k": k}, causal=True), values)
+    expected = brute_force_scores(normalised_values(detection, values), probation, window, block, k, memory)
+    for row, score in expected.items():
+        assert detection.raw_scores[row] == pytest.approx(score, abs=1e-5), row
+    assert (detection.raw_scores[window - 1:probation] > 0).all()
 
 
 def test_a_pattern_seen_once_is_no_longer_new_to_a_growing_memory():

@@ -14,7 +14,8 @@ Two settings go beyond the textbook detector (both chosen for NAB, docs/results.
 
 Scored online, a series that begins with the fitted rows has windows the memory holds: each would be its
 own nearest neighbour (score 0). Those windows are scored out of sample, as train windows are
-(`score_train`): from the remembered windows that share no row with them.
+(`score_train`): from the remembered windows that share no row with them, or where fewer than k share none
+(fitted rows shorter than about two windows), from the remembered windows other than themselves.
 
 The neighbours of the fitted windows come from scikit-learn's NearestNeighbors.
 """
@@ -96,10 +97,23 @@ class KNNDetector(WindowBaseline):
             passed_twice = self.train_positions[:, 1] if n_inside else np.array([], dtype=int)
             nearest = np.sort(np.hstack([nearest, self.nearest_earlier(features, passed_twice)]), axis=1)
         kth = nearest[:, self.k - 1]
-        if not np.isfinite(kth[:n_inside]).all():
-            raise UserError(f"knn: fewer than model.k={self.k} fitted windows share no row with a window of the "
-                            f"fitted rows; lower model.k or model.window, or raise model.max_train_windows")
+        crowded = np.flatnonzero(~np.isfinite(kth[:n_inside]))
+        if len(crowded):
+            kth[crowded] = self.kth_nearest_other(features[crowded], crowded)
         return broadcast_window_score(kth, windows.shape[1])
+
+    def kth_nearest_other(self, features: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """The distance [N] from windows of the fitted rows (starting at `starts`) to their k-th nearest fitted
+        window other than themselves: their score where fewer than k fitted windows share no row with them
+        (fitted rows shorter than about 2 windows)."""
+        n_neighbours = min(self.k + 1, len(self.train_positions))
+        distances, neighbours = self.estimator.kneighbors(features, n_neighbours)
+        itself = self.train_positions[neighbours, 1] == starts[:, None]
+        kth = np.sort(np.where(itself, np.inf, distances), axis=1)[:, self.k - 1]
+        if not np.isfinite(kth).all():
+            raise UserError(f"knn: model.k={self.k} leaves no other fitted window to compare a window of the fitted "
+                            f"rows with; lower model.k or model.window")
+        return kth
 
     def windows_inside_fitted_rows(self, features: np.ndarray) -> int:
         """How many leading windows of a series scored online (one window per row, in order) lie inside the
