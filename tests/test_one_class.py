@@ -197,6 +197,24 @@ def test_the_preset_runs_every_class_and_its_mean_is_the_mean_of_the_class_roc_a
         assert len(pd.read_csv(folder / "scores" / f"test_class{c}_series.csv")) == sum(TEST_COUNTS.values())
 
 
+def test_the_ecg5000_preset_scores_the_mean_distance_to_the_two_nearest_train_series(ucr_files, tmp_path):
+    root, _ = ucr_files
+    ecg5000 = tmp_path / "ECG5000"
+    ecg5000.mkdir()
+    for part in ("TRAIN", "TEST"):
+        (ecg5000 / f"ECG5000_{part}.tsv").write_text((root / f"TwoLeadECG_{part}.tsv").read_text())
+    (tmp_path / "runs").mkdir()
+    run_tsad(["experiment=ecg5000_occ", f"dataset.root={ecg5000}", "plots=false"], tmp_path / "runs")
+    (folder,) = run_folders(tmp_path / "runs")
+    train, test = np.loadtxt(ecg5000 / "ECG5000_TRAIN.tsv"), np.loadtxt(ecg5000 / "ECG5000_TEST.tsv")
+    for c in (1, 2, 3):
+        normal = train[train[:, 0] == c, 1:]
+        distances = np.array([[wasserstein_distance(s, t) for t in normal] for s in test[:, 1:]])
+        scores = pd.read_csv(folder / "scores" / f"test_class{c}_series.csv")["score"]
+        # the dataset's standard normaliser divides every value, so every distance, by the class's TRAIN std
+        np.testing.assert_allclose(scores, np.sort(distances, axis=1)[:, :2].mean(axis=1) / normal.std(), rtol=1e-5)
+
+
 def test_a_detector_without_out_of_sample_train_scores_still_runs_with_a_null_train_check(ucr_files, tmp_path):
     root, _ = ucr_files
     run_tsad(["model=iforest", "model.window=24", "model.n_estimators=5", "dataset=twoleadecg",
