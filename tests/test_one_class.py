@@ -157,6 +157,9 @@ def test_series_nn_saves_its_sorted_series_and_refuses_a_damaged_file(tmp_path):
     np.savez(tmp_path / "state.npz", model=np.array("series_nn"), lengths=np.array([5, 7]), values=np.zeros((11, 1)))
     with pytest.raises(UserError, match="state.npz holds 11 sorted values that series of lengths"):
         Detector.load(tmp_path)
+    np.savez(tmp_path / "state.npz", model=np.array("series_nn"), lengths=np.array([5, 6]),   # as saved before
+             values=np.concatenate(detector.remembered["values"]))                         # scales existed
+    np.testing.assert_array_equal(Detector.load(tmp_path).score(test).series, detector.score(test).series)
 
     for params in ({"compare": "both", "k": 2, "neighbours": "mean"}, {"distance": "wasserstein2"}):
         detector = build_detector("series_nn", params).fit(train)

@@ -143,7 +143,7 @@ class SeriesNearestNeighbour(Detector):
                 raise damaged(saved.path, f"holds {len(values)} sorted values that series of lengths "
                                           f"{lengths.tolist()} do not split into")
             self.remembered[view] = np.split(values, np.cumsum(lengths)[:-1])
-        if "scales" in saved:   # saved before compare=both existed: unscaled
+        if "scales" in saved:   # files saved before compare=both existed hold none: their distances are unscaled
             scales = saved.array("scales", (len(views),))
             if not (scales > 0).all():
                 raise damaged(saved.path, f"holds distance scales {scales.tolist()}, which must be positive")
