@@ -30,7 +30,7 @@ window the model treats unlike the training windows, whatever the class. It spar
 that fall in a second normal class only while the profile leans on one class: the distance of a
 window sitting in class c is about 1 - profile_c, so when the entropy term spreads the training
 windows over many classes every normal window scores high. On a NAB file's few hundred
-probationary windows the head spreads them over 4-5 of its 10 classes with a median top
+probationary windows the head spreads them over 4-6 of its 10 classes with a median top
 probability of 0.4-0.55, and the training windows' own scores (median 0.31-0.56) are as high as
 the anomalies': both class scores then rank nothing.
 
