@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 NAB = REPO.parent / "shared" / "data" / "nab"
 SAMPLE = DATA / "001_NAB_id_1_Facility_tr_1007_1st_2014.csv"
 TUNING_NAB = sorted(p.name for p in DATA.glob("*.csv") if p.name in list_files("TSB-AD-U-Tuning"))
-FAST = ["model=knn", "model.window=16", "model.max_train_windows=300", "plots=false"]
+FAST = ["model=knn", "model.window=16", "model.max_train_windows=300", "plots=false", "dataset.list=TSB-AD-U-Tuning",
+        "dataset.window_from_period=null"]
 
 
 def settings(**keys):

@@ -59,11 +59,11 @@ SERIES_SET_MODELS = {"dagmm": "fits its Gaussian mixture on batches of whole tra
 class TSBAD(Protocol):
     def check(self, settings) -> None:
         check_postprocess(settings.postprocess, settings.dataset.level)
+        super().check(settings)
         if settings.dataset.window_from_period is not None and window_of(settings, "cpu") is None:
             raise UserError(f"dataset.window_from_period={settings.dataset.window_from_period} sets a window model's "
                             f"window, and model={settings.model.name} has none; set it to null or choose a window "
                             f"model (knn, pca, iforest, ...)")
-        super().check(settings)
 
     def check_detector(self, detector) -> None:
         if detector.name in SERIES_SET_MODELS:
