@@ -17,6 +17,7 @@ def shared(monkeypatch, tmp_path):
     """Share-making conditions: no OMP_NUM_THREADS pin, four allowed cores, a runs folder of the test's own."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(cores, "allowed_cores", lambda: 4)
+    monkeypatch.setenv("TSAD_RUNS_DIR", str(tmp_path / "runs"))
     return tmp_path / "runs"
 
 
@@ -62,6 +63,17 @@ def test_runs_computing_at_once_share_the_cores_and_a_run_alone_gets_them_back(s
     assert first.record() == {"policy": "shared", "allowed_cores": 4, "used": [4, 2, 4]}
     first.leave()
     assert computing_runs(shared) == 0
+
+
+def test_share_now_is_the_current_runs_share_and_the_allowed_cores_outside_a_run(shared):
+    assert cores.share_now() == 4
+    neighbour = CoreShare(0, shared)
+    neighbour.join()
+    with cores.shared_cores(0):
+        assert cores.share_now() == 2
+        neighbour.leave()
+        assert cores.share_now() == 4
+    assert cores.share_now() == 4 and computing_runs(shared) == 0
 
 
 def test_leaving_puts_back_the_thread_count_from_before_the_run(shared):

@@ -201,6 +201,8 @@ def rebalance() -> None:
         _current.rebalance()
 
 
-def threads_record() -> dict | None:
-    """The current run's thread counts, for its record."""
-    return _current.record() if _current is not None else None
+def share_now() -> int:
+    """The current run's share of the cores now (its thread count), or the allowed cores outside a run: how many
+    worker processes of one thread each a run may start."""
+    return _current.rebalance() if _current is not None else allowed_cores()
+
