@@ -1,13 +1,15 @@
 """NAB table from finished NAB runs: each run's saved raw scores re-scored under every post-processing.
 
-    python scripts/nab_table.py RUN_OR_SWEEP_DIR [...] [--postprocess none likelihood_spatial ...]
+    python scripts/nab_table.py RUN_OR_SWEEP_DIR [...] [--postprocess none likelihood_spatial ...] [--fixed 0.4 0.5 ...]
 
 A NAB run keeps its detector's raw score of every row (scores/test_steps.csv.gz, column raw_score). The
 anomaly scores of any `postprocess=` are a function of those raw scores and the file's values alone, so one
 run per model and seed gives the NAB scores of every post-processing, the same as running with it
 (tests/test_nab_table.py checks that). Thresholds as in a run: label-free = the run's threshold policy for the
 kind of post-processing it was run with, else the likelihood's red zone (fixed 0.5) with a likelihood and the
-default policy (val_percentile on the probationary rows) without;
+default policy (val_percentile on the probationary rows) without, each profile at the run's own threshold for it
+(dataset.low_fp_threshold, dataset.low_fn_threshold) where the run set one; with --fixed, every profile at each
+of the fixed values given, one row per value (the scores of runs with threshold=fixed threshold.value=VALUE);
 oracle = NAB's label-optimised threshold per profile. Each part of the corpus is scored as a run on it
 alone would be: the full corpus, half A (where settings are chosen) and half B (where they are reported).
 
@@ -76,31 +78,38 @@ def raw_scores_of(run_dir: Path, files: list) -> list[np.ndarray]:
     return [by_file[f.name] for f in files]
 
 
-def score_run(run_dir: Path, postprocesses: list[str]) -> dict:
-    """{(postprocess, part): {"label_free": {profile: score}, "oracle": {...}}} for one finished NAB run."""
+def score_run(run_dir: Path, postprocesses: list[str], fixed: float | None = None) -> dict:
+    """{(postprocess, part): {"label_free": {profile: score}, "oracle": {...}}} for one finished NAB run; label-free
+    at the run's own thresholds, or with `fixed` every profile at that threshold."""
     config = RunFolder(run_dir).config()
-    corpus = dataset_settings(config["dataset"]).load()
+    dataset = dataset_settings(config["dataset"])
+    corpus = dataset.load()
     raw = raw_scores_of(run_dir, corpus.files)
     thresholds = thresholds_for(config)
+    own_kind = PostProcess.parse(config.get("postprocess"), "postprocess").likelihood
     profiles = load_nab_profiles(corpus.folder)
     results = {}
     for name in postprocesses:
         pipeline = Pipeline(None, PostProcess.parse(packaged("postprocess", name), "postprocess"), ranks=True)
         anomaly = [pipeline.step_scores(as_rows(f.values), r) for f, r in zip(corpus.files, raw)]
         threshold = thresholds[pipeline.postprocess.likelihood]
+        profile_thresholds = dataset.profile_thresholds() if pipeline.postprocess.likelihood == own_kind else {}
+        if fixed is not None:
+            threshold, profile_thresholds = threshold_policy({"policy": "fixed", "value": fixed}), {}
         for part, categories in PARTS.items():
             chosen = [i for i, f in enumerate(corpus.files) if categories is None or f.category in categories]
             if not chosen:
                 continue
             label_free, oracle, _ = score_nab([corpus.files[i] for i in chosen], [raw[i] for i in chosen],
-                                              [anomaly[i] for i in chosen], threshold, profiles)
+                                              [anomaly[i] for i in chosen], threshold, profiles,
+                                              profile_thresholds)
             results[name, part] = {"label_free": label_free["scores"], "oracle": oracle["scores"]}
     return results
 
 
-def cell(runs: list[dict], kind: str) -> str:
+def cell(runs: list[dict], kind: str, digits: int = 1) -> str:
     means = [np.mean([r[kind][p] for r in runs]) for p in PROFILES]
-    text = " / ".join(f"{m:.1f}" for m in means)
+    text = " / ".join(f"{m:.{digits}f}" for m in means)
     if len(runs) > 1:
         text += f" (± {np.std([r[kind]['standard'] for r in runs], ddof=1):.1f})"
     return text
@@ -114,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
                         default=sorted(options, key=lambda name: (name != "none", name)))
     parser.add_argument("--by", nargs="*", default=[], metavar="KEY",
                         help="config keys besides the model that tell rows apart (e.g. dataset.retrain_every)")
+    parser.add_argument("--fixed", nargs="+", type=float, default=[None], metavar="VALUE",
+                        help="score every profile label-free at each of these fixed thresholds, a row each")
+    parser.add_argument("--digits", type=int, default=1, help="decimals of the scores")
     args = parser.parse_args(argv)
     grouped, seeds, walls = defaultdict(list), defaultdict(set), defaultdict(list)
     try:
@@ -124,20 +136,22 @@ def main(argv: list[str] | None = None) -> None:
         run = read_run(folder)
         if run["status"] != "OK" or run.get("config.dataset.protocol") != "nab":
             continue
-        model = " ".join([run["model"]] + [f"{key}={run.get('config.' + key)}" for key in args.by])
-        for (name, part), scores in score_run(folder, args.postprocess).items():
-            grouped[model, name, part].append(scores)
-        seeds[model].add(run["seed"])
-        walls[model].append(run["total_seconds"])
+        for fixed in args.fixed:
+            model = " ".join([run["model"]] + [f"{key}={run.get('config.' + key)}" for key in args.by]
+                             + ([] if fixed is None else [f"fixed={fixed:g}"]))
+            for (name, part), scores in score_run(folder, args.postprocess, fixed).items():
+                grouped[model, name, part].append(scores)
+            seeds[model].add(run["seed"])
+            walls[model].append(run["total_seconds"])
     print("| model | postprocess | seeds | " + " | ".join(f"{part}: label-free" for part in PARTS)
           + " | full: oracle | wall time |")
     print("|---|---|---|" + "---|" * len(PARTS) + "---|---:|")
     for model in sorted(seeds):
         for name in args.postprocess:
-            cells = [cell(grouped[model, name, part], "label_free") if grouped[model, name, part] else ""
+            cells = [cell(grouped[model, name, part], "label_free", args.digits) if grouped[model, name, part] else ""
                      for part in PARTS]
             print(f"| {model} | {name} | {','.join(map(str, sorted(seeds[model])))} | " + " | ".join(cells)
-                  + f" | {cell(grouped[model, name, 'full'], 'oracle')} | {np.mean(walls[model]):.0f} s |")
+                  + f" | {cell(grouped[model, name, 'full'], 'oracle', args.digits)} | {np.mean(walls[model]):.0f} s |")
 
 
 if __name__ == "__main__":

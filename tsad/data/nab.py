@@ -195,6 +195,10 @@ class NABSettings(DatasetSettings):
     category: str | tuple[str, ...] | None = None  # a category or a list of them; null: every file
     files: str | tuple[str, ...] | None = None  # <category>/<name>.csv files; null: see category
     retrain_every: int | None = setting(None, at_least=1)  # refit on all rows so far every N rows; null: never
+    # NAB scores each profile at its own threshold: these are the low-FP and low-FN profiles' label-free thresholds
+    # (anomaly score >= it, with threshold=fixed, whose threshold.value is the standard profile's); null: that value
+    low_fp_threshold: float | None = setting(None, at_least=0, at_most=1)
+    low_fn_threshold: float | None = setting(None, at_least=0, at_most=1)
 
     def check(self) -> None:
         if self.category is not None and self.files is not None:
@@ -207,6 +211,11 @@ class NABSettings(DatasetSettings):
                 raise UserError("dataset.files lists a file twice; list each file once")
         if self.category is not None and not self.category:
             raise UserError("dataset.category is an empty list; name a category or set it to null for every file")
+
+    def profile_thresholds(self) -> dict[str, float]:
+        """{NAB profile: its own label-free threshold} for the profiles given one."""
+        given = {"reward_low_FP_rate": self.low_fp_threshold, "reward_low_FN_rate": self.low_fn_threshold}
+        return {profile: value for profile, value in given.items() if value is not None}
 
     def load(self) -> NABCorpus:
         """The selected NAB files: all of them, those of one or more categories, or the listed files."""

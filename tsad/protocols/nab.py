@@ -24,7 +24,10 @@
 
 Thresholds. The NAB score a user gets is `nab_label_free` (and the headline's
 `nab_label_free_standard`): the NAB score at the run's threshold policy applied to the
-probationary rows' anomaly scores, so no label is read. NAB's scoreboard procedure instead
+probationary rows' anomaly scores, so no label is read. NAB weighs false alarms and misses
+differently per profile, so with threshold=fixed the low-FP and low-FN profiles may each be scored at a
+fixed threshold of their own (`dataset.low_fp_threshold`, `dataset.low_fn_threshold`; threshold.value is
+the standard profile's, and the alarms and point metrics use it). NAB's scoreboard procedure instead
 optimises one threshold per profile on the corpus labels, which are the test labels; that score
 is reported as `oracle_nab` (headline `oracle_nab_standard`, thresholds in
 `nab_detail.oracle_thresholds`), like every other number that reads test labels, and it is the
@@ -73,6 +76,7 @@ class NAB(Protocol):
 
     def check(self, settings) -> None:
         check_threshold_for(settings.postprocess, settings.threshold)
+        check_profile_thresholds(settings.dataset, settings.threshold)
         super().check(settings)
 
     def check_detector(self, detector) -> None:
@@ -88,6 +92,9 @@ class NAB(Protocol):
                                 epoch_callbacks=epoch_callbacks)
 
         corpus = dataset.load()
+        profiles = load_nab_profiles(corpus.folder)
+        profile_thresholds = dataset.profile_thresholds()
+        check_profiles_known(profile_thresholds, profiles, corpus.folder)
         log.info("NAB protocol: %s on %d file(s) from %s, retrain_every=%s", detector_name, len(corpus.files),
                  corpus.folder, dataset.retrain_every)
         warnings = RunWarnings()
@@ -106,8 +113,8 @@ class NAB(Protocol):
             log.info("%s: fit %.1f s, score %.1f s", nab_file.name, detection.fit_seconds, detection.score_seconds)
 
         label_free, oracle, threshold = score_nab(corpus.files, [d.raw_scores for d in detections],
-                                                  [d.anomaly_scores for d in detections], policy,
-                                                  load_nab_profiles(corpus.folder))
+                                                  [d.anomaly_scores for d in detections], policy, profiles,
+                                                  profile_thresholds)
         thresholds = {"point": at_or_above(threshold)}  # NAB detects scores >= its threshold
 
         after_probation = SeriesSet([f.values[f.probation:] for f in corpus.files],
@@ -135,6 +142,7 @@ class NAB(Protocol):
             "oracle_nab": oracle["scores"],
             "nab_detail": {
                 "label_free_threshold": threshold,
+                "label_free_thresholds": label_free["thresholds"],
                 "label_free_raw_scores": label_free["raw_scores"],
                 "label_free_counts": label_free["counts"],
                 "oracle_thresholds": oracle["thresholds"],
@@ -240,11 +248,13 @@ def as_rows(values: np.ndarray) -> np.ndarray:
     return values[:, None] if values.ndim == 1 else values
 
 
-def score_nab(files: list, raw_scores: list, anomaly: list, policy: ThresholdPolicy, profiles: dict):
+def score_nab(files: list, raw_scores: list, anomaly: list, policy: ThresholdPolicy, profiles: dict,
+              profile_thresholds: dict[str, float] | None = None):
     """NAB's scores of the files' anomaly scores: (label-free, oracle, the label-free threshold).
 
-    Label-free: the threshold policy applied to the probationary rows' scores. Oracle: one threshold per
-    profile optimised on the corpus labels, as NAB's scoreboard does.
+    Label-free: the threshold policy applied to the probationary rows' scores, except for the profiles that
+    `profile_thresholds` gives a fixed threshold of their own. Oracle: one threshold per profile optimised on the
+    corpus labels, as NAB's scoreboard does.
     """
     scored = {f.name: (f.timestamps, a) for f, a in zip(files, anomaly)}
     windows = {f.name: f.windows for f in files}
@@ -252,7 +262,8 @@ def score_nab(files: list, raw_scores: list, anomaly: list, policy: ThresholdPol
     probationary = np.concatenate([a[:f.probation][~np.isnan(r[:f.probation])]
                                    for f, r, a in zip(files, raw_scores, anomaly)])
     threshold = label_free_threshold(policy, probationary)
-    return score_corpus(scored, windows, profiles, threshold), oracle, threshold
+    thresholds = {profile: (profile_thresholds or {}).get(profile, threshold) for profile in profiles}
+    return score_corpus(scored, windows, profiles, thresholds), oracle, threshold
 
 
 def score_rows(detector, values: np.ndarray, first: int, end: int) -> np.ndarray:
@@ -272,6 +283,22 @@ def check_threshold_for(postprocess: PostProcess, policy: ThresholdPolicy) -> No
         raise UserError(f"postprocess={postprocess.name} scores every probationary row alike, so threshold="
                         f"{policy.name} has nothing to learn from; use threshold=fixed "
                         "threshold.value=0.5 (the likelihood's red zone, tail probability 1e-5)")
+
+
+def check_profile_thresholds(dataset, policy: ThresholdPolicy) -> None:
+    """A profile's own threshold is a fixed value on the anomaly scores, beside threshold.value's."""
+    given = {"dataset.low_fp_threshold": dataset.low_fp_threshold, "dataset.low_fn_threshold": dataset.low_fn_threshold}
+    key, value = next(((key, value) for key, value in given.items() if value is not None), (None, None))
+    if key is not None and not isinstance(policy, Fixed):
+        raise UserError(f"{key}={value} is a fixed threshold for one NAB profile, beside threshold.value (the "
+                        f"standard profile's); threshold={policy.name} has none: use threshold=fixed")
+
+
+def check_profiles_known(profile_thresholds: dict[str, float], profiles: dict, folder: Path) -> None:
+    unknown = sorted(set(profile_thresholds) - set(profiles))
+    if unknown:
+        raise UserError(f"{folder}: its config/profiles.json has no profile {unknown[0]!r} to score at the threshold "
+                        "given for it; set dataset.low_fp_threshold and dataset.low_fn_threshold to null")
 
 
 def label_free_threshold(policy: ThresholdPolicy, probationary_scores: np.ndarray) -> float:
