@@ -15,6 +15,7 @@ from tsad.data.registry import dataset_settings
 from tsad.data.tsb_ad import list_files, parse_name, read_tsb_file
 from tsad.errors import UserError
 from tsad.evaluation.tsb_ad_metrics import METRIC_KEYS
+from tsad.protocols import tsb_ad as tsb_ad_protocol
 
 DATA = Path(__file__).parent / "data" / "tsb_ad"
 REPO = Path(__file__).resolve().parents[1]
@@ -220,3 +221,10 @@ def test_the_benchmark_script_prints_seconds_per_file_and_the_eva_list_extrapola
     assert lines[3].startswith("TSB-AD-U Eva list: 350 files") and "on 2 core(s)" in lines[3]
     refused = subprocess.run([*script[:2], "--root", str(DATA), "model=dagmm"], capture_output=True, text=True)
     assert refused.returncode == 2 and refused.stderr.startswith("error: model=dagmm cannot run")
+
+
+def test_the_default_worker_count_is_the_runs_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr(tsb_ad_protocol, "share_now", lambda: 3)
+    assert tsb_ad_protocol.worker_count(None, 10) == 3
+    assert tsb_ad_protocol.worker_count(None, 2) == 2  # never more than there are files
+    assert tsb_ad_protocol.worker_count(5, 10) == 5

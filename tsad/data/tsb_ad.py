@@ -104,7 +104,7 @@ class TSBADSettings(DatasetSettings):
     sources: str | tuple[str, ...] | None = None  # keep these sources (e.g. [NAB, YAHOO]); null: every source
     files: str | tuple[str, ...] | None = None  # keep these file names; null: every selected file
     train: str = setting("semi_supervised", choices=TRAIN_MODES)  # fit on rows [0, tr) | on the whole series
-    workers: int | None = setting(None, at_least=1)  # files run at once; null: every core this process may use
+    workers: int | None = setting(None, at_least=1)  # files run at once; null: the run's share of the cores
     # a window model's window per file: this multiple of the file's sliding window (TSB-AD's Sub-* methods use the
     # period); null: model.window for every file
     window_from_period: float | None = setting(None, above=0)

@@ -9,9 +9,9 @@
   (tsad/evaluation/tsb_ad_metrics.py). per_file.csv holds one row per file: file, source, rows, train_rows,
   sliding_window, fit_seconds, score_seconds, the metrics, and error (empty unless the file failed). metrics.json's
   `metrics.point` and `tsb_ad.means` are the means over the files that ran; the headline leads with vus_pr.
-- Files are independent, so they run in a pool of `dataset.workers` processes (default: every core this process may
-  use), each with one torch and BLAS thread; with one worker they run in this process. A file runs the same way
-  whichever worker takes it, so the results do not depend on the number of workers.
+- Files are independent, so they run in a pool of `dataset.workers` processes (default: the run's share of the cores
+  it may use, tsad/cores.py), each with one torch and BLAS thread; with one worker they run in this process. A file
+  runs the same way whichever worker takes it, so the results do not depend on the number of workers.
 - A file that fails (a model error, NaN scores) is one warning and its row's `error`; the run fails only when every
   file does.
 - A window model whose window is longer than a file's training part still runs (its windows are padded, as in
@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -32,6 +31,7 @@ from multiprocessing import get_context
 import numpy as np
 import pandas as pd
 
+from tsad.cores import share_now
 from tsad.data.series import SeriesSet
 from tsad.data.tsb_ad import TSBFile
 from tsad.errors import UserError
@@ -176,8 +176,9 @@ def file_settings(settings, tsb_file: TSBFile):
 
 
 def worker_count(workers: int | None, n_files: int) -> int:
-    """dataset.workers, or every core this process may use; never more than there are files."""
-    return max(1, min(workers or len(os.sched_getaffinity(0)), n_files))
+    """dataset.workers, or the run's share of the cores (those it may use, shared with the tsad runs computing beside
+    it: tsad/cores.py); never more than there are files."""
+    return max(1, min(workers or share_now(), n_files))
 
 
 def run_files(settings, device: str, files: list[TSBFile], workers: int) -> list[FileResult]:
