@@ -5,6 +5,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,13 @@ def test_changing_a_row_never_changes_earlier_scores(name, one_torch_thread):
     np.testing.assert_array_equal(after.anomaly_scores[:changed_row], before.anomaly_scores[:changed_row])
     assert after.raw_scores[changed_row] != before.raw_scores[changed_row], "the changed row itself is rescored"
     assert np.all((before.anomaly_scores >= 0) & (before.anomaly_scores <= 1))
+
+
+def test_online_scoring_of_a_torch_model_raises_no_warning(one_torch_thread):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's "the given NumPy array is not writable"
+        detection = detect_online(DETECTORS["lstm_vae"], series_with_spike())
+    assert np.isfinite(detection.raw_scores[-1])
 
 
 def test_a_window_model_scores_each_row_from_the_window_ending_at_it_alone():

@@ -126,7 +126,8 @@ class TorchDetector(WindowScorer, TorchModuleDetector):
         def score_windows(windows: np.ndarray) -> np.ndarray:
             out = []
             for start in range(0, len(windows), batch_size):
-                chunk = torch.from_numpy(np.ascontiguousarray(windows[start:start + batch_size]))
+                # writable as well as contiguous: torch warns on (and may not use) a read-only view
+                chunk = torch.from_numpy(np.require(windows[start:start + batch_size], requirements=("C", "W")))
                 out.append(run(window_batch(chunk))[0])
             return np.concatenate(out)
 
