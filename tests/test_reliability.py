@@ -4,6 +4,7 @@ sweep as one line of the sweep's summary while the other jobs go on; `tsad-table
 not rank and how to rank them."""
 
 import errno
+from pathlib import Path
 
 import pytest
 from conftest import TINY_SERIES, read_metrics, run_folders, run_tsad, run_tsad_table
@@ -46,10 +47,27 @@ WRITES = {
     "scores": lambda monkeypatch: monkeypatch.setattr(RunFolder, "write_scores", no_space),
     "plots": lambda monkeypatch: monkeypatch.setattr("matplotlib.figure.Figure.savefig", no_space),
     "publish": lambda monkeypatch: monkeypatch.setattr("tsad.run_folder.replace_with_copy", no_space),
-    "checkpoints": lambda monkeypatch: monkeypatch.setattr("torch.save", no_space),
+    "checkpoints": lambda monkeypatch: torch_saves_to_a_full_device(monkeypatch),
 }
 
 
+def torch_saves_to_a_full_device(monkeypatch):
+    """torch.save writes into /dev/full (every write: ENOSPC), through whatever the caller gave it: a path makes torch's
+    own C++ writer fail (a RuntimeError without errno), a Python file handle a Python OSError."""
+    import torch
+
+    save = torch.save
+
+    def save_to_full_device(obj, target, *args, **kwargs):
+        if isinstance(target, (str, Path)):
+            return save(obj, "/dev/full", *args, **kwargs)
+        with open("/dev/full", "wb") as full:
+            return save(obj, full, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_to_full_device)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 @pytest.mark.parametrize("write", sorted(WRITES))
 def test_a_full_disk_ends_the_run_in_one_line_and_keeps_the_finished_run(tmp_path, monkeypatch, write):
     model = "lstm_vae" if write == "checkpoints" else "zscore"

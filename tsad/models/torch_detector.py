@@ -85,7 +85,8 @@ class TorchModuleDetector(Detector):
     def _save_state(self, directory: Path) -> None:
         import torch
 
-        torch.save({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, directory / "weights.pt")
+        with open(directory / "weights.pt", "wb") as handle:  # a full disk: Python's OSError with its errno
+            torch.save({k: v.detach().cpu() for k, v in self.module.state_dict().items()}, handle)
 
     def _load_state(self, directory: Path) -> None:
         self.module = self.build_module(self.n_channels)

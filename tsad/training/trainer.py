@@ -274,7 +274,8 @@ class Trainer:
                  "scheduler": scheduler.state_dict(), **progress, "history": self.history,
                  "structure": structure_digest(module), "rng": rng_state(train_batches)}
         tmp = self.checkpoint_dir / f".{which}.pt.tmp"
-        torch.save(state, tmp)
+        with open(tmp, "wb") as handle:  # through Python: a full disk is an OSError with its errno, not torch's own
+            torch.save(state, handle)
         tmp.replace(self.checkpoint_dir / f"{which}.pt")
 
     def _checkpoint_to_resume(self) -> dict | None:
