@@ -65,6 +65,19 @@ def test_an_interrupted_and_resumed_detector_ends_exactly_as_an_uninterrupted_on
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_resumed_run_with_a_step_budget_ends_exactly_as_an_uninterrupted_one(tmp_path):
+    budget = {"min_steps": 100, "patience": 1}  # 11 steps per epoch: 10 epochs, past EPOCHS
+    whole = fit_lstm_vae(tmp_path / "whole", **budget)
+    with pytest.raises(KeyboardInterrupt):
+        fit_lstm_vae(tmp_path / "parts", callbacks=(interrupt_after(EPOCHS + 1),), **budget)
+    resumed = fit_lstm_vae(tmp_path / "parts", resume_from=str(tmp_path / "parts"), **budget)
+
+    assert len(whole.history) == 10
+    np.testing.assert_array_equal(losses(resumed.history), losses(whole.history))
+    test = small_data(4, 2)
+    np.testing.assert_array_equal(resumed.score(test).series, whole.score(test).series)
+
+
 class NoisyAutoencoder(nn.Module):
     """Draws from torch's, numpy's and Python's global generators while training, as a model may."""
 

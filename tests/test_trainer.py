@@ -59,6 +59,19 @@ def test_early_stopping_and_best_weights_restored():
     assert len(history) == 3
 
 
+def test_early_stopping_cannot_end_a_stage_before_min_steps():
+    # lr=0: early stopping ends it after 3 epochs (12 steps); 30 steps need 8 epochs of 4 batches.
+    stopped = Trainer(quiet(max_epochs=20, lr=0.0, patience=2)).fit(Autoencoder(), Batches(), Batches())
+    budget = Trainer(quiet(max_epochs=20, lr=0.0, patience=2, min_steps=30)).fit(Autoencoder(), Batches(), Batches())
+    assert (len(stopped), len(budget)) == (3, 8)
+
+
+def test_min_steps_raise_the_epochs_past_max_epochs_and_the_schedule_spans_them():
+    history = Trainer(quiet(max_epochs=2, lr=0.05, min_steps=18)).fit(Autoencoder(), Batches(), Batches())
+    assert [record["epoch"] for record in history] == [1, 2, 3, 4, 5], "18 steps of 4 per epoch: 5 epochs"
+    assert history[1]["lr"] > 0.02 and history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_warmup_then_cosine_schedule():
     trainer = Trainer(quiet(warmup_epochs=2, max_epochs=4))
     factor = trainer._lr_lambda(total_steps=40, steps_per_epoch=10, schedule="cosine")
@@ -115,7 +128,8 @@ def test_max_epochs_caps_a_models_own_length_and_null_leaves_it(max_epochs, expe
     assert (trainer.standard_epochs, trainer.epochs_for(100)) == expected
 
 
-@pytest.mark.parametrize("config, key", [({"max_epochs": 0}, "max_epochs"), ({"schedule": "step"}, "schedule"),
+@pytest.mark.parametrize("config, key", [({"max_epochs": 0}, "max_epochs"), ({"min_steps": 0}, "min_steps"),
+                                         ({"schedule": "step"}, "schedule"),
                                          ({"precision": "8"}, "precision"),
                                          ({"colour": 1}, "unknown key 'trainer.colour'"),
                                          ({"lr": float("nan")}, "trainer.lr=nan is out of range")])

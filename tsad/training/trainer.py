@@ -1,9 +1,10 @@
 """One training loop for every torch detector.
 
 AdamW with linear warm-up then cosine decay, gradient clipping, mixed precision on CUDA,
-early stopping, best/last checkpoints, resume from last, optional multi-stage training, and
-small hooks for models with unusual training. The run's epoch callbacks (Runtime.epoch_callbacks: history.csv,
-the experiment logger) are called after every epoch with the history so far, the new record last.
+early stopping (not before `min_steps` optimiser steps, where set), best/last checkpoints, resume from last,
+optional multi-stage training, and small hooks for models with unusual training. The run's epoch callbacks
+(Runtime.epoch_callbacks: history.csv, the experiment logger) are called after every epoch with the history so far,
+the new record last.
 
 Early stopping and the best checkpoint follow one monitored loss, always computed in eval mode,
 where every module's loss has its final weights and fixed randomness (an annealed KL weight is at
@@ -61,6 +62,7 @@ class TrainerSettings(Section):
     grad_clip: float = setting(1.0, at_least=0)
     precision: str | int = setting("auto", choices=PRECISIONS)
     patience: int = setting(5, at_least=1)
+    min_steps: int | None = setting(None, at_least=1)  # null: early stopping may end a stage at any epoch
     min_delta: float = setting(0.0, at_least=0)
     max_batches_per_epoch: int | None = setting(None, at_least=1)
     deterministic: bool = False
@@ -150,6 +152,7 @@ class Trainer:
             return
         optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
         steps_per_epoch = self._steps_per_epoch(train_batches)
+        epochs = self._epochs_reaching_min_steps(epochs, steps_per_epoch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, self._lr_lambda(epochs * steps_per_epoch, steps_per_epoch, settings.schedule))
         dtype = self._autocast_dtype()
@@ -210,7 +213,7 @@ class Trainer:
             self._save("last", module, optimizer, scheduler, train_batches, progress)
             for callback in self.epoch_callbacks:
                 callback(self.history)
-            if stale >= settings.patience:
+            if stale >= settings.patience and step >= (self.settings.min_steps or 0):
                 log.info("early stopping: no improvement in %d epochs", stale)
                 break
         if best_state is not None:
@@ -249,6 +252,14 @@ class Trainer:
     def _steps_per_epoch(self, batches) -> int:
         limit = self.settings.max_batches_per_epoch
         return max(1, min(len(batches), limit) if limit is not None else len(batches))
+
+    def _epochs_reaching_min_steps(self, epochs: int, steps_per_epoch: int) -> int:
+        """A stage's epochs, raised (past trainer.max_epochs too) until they hold trainer.min_steps optimiser steps:
+        on a few hundred rows an epoch is one to three steps, and a budget in epochs ends training before it learns.
+        The schedule spans the raised length, so the learning rate has not decayed to zero before the budget ends."""
+        if self.settings.min_steps is None:
+            return epochs
+        return max(epochs, math.ceil(self.settings.min_steps / steps_per_epoch))
 
     def _lr_lambda(self, total_steps: int, steps_per_epoch: int, schedule: str):
         warmup = int(self.settings.warmup_epochs * steps_per_epoch)
