@@ -15,7 +15,11 @@ from tsad.data.registry import dataset_settings
 from tsad.data.tsb_ad import list_files, parse_name, read_tsb_file
 from tsad.errors import UserError
 from tsad.evaluation.tsb_ad_metrics import METRIC_KEYS
+from tsad.models.base import MODELS
+from tsad.models.zscore import ZScoreDetector
 from tsad.protocols import tsb_ad as tsb_ad_protocol
+from tsad.protocols.tsb_ad import TSBAD
+from tsad.settings.run import RunConfig
 
 DATA = Path(__file__).parent / "data" / "tsb_ad"
 REPO = Path(__file__).resolve().parents[1]
@@ -198,8 +202,10 @@ def test_a_bad_file_is_one_line_naming_it(tmp_path, content, message):
     ("dataset.files=[nab_1.csv]", "nab_1.csv: not a TSB-AD file name"),
     ("dataset.train=supervised", "dataset.train"),
     ("dataset.window_from_period=0", "dataset.window_from_period"),
-    ("model=dagmm", "model=dagmm cannot run under the TSB-AD protocol: it fits its Gaussian mixture on batches of "
-                    "whole training series"),
+    ("model=dagmm", "model=dagmm cannot run under the TSB-AD protocol: it learns from a set of training series, "
+                    "and a TSB-AD file is one series"),
+    ("model=series_nn", "model=series_nn cannot run under the TSB-AD protocol: it gives every step its series' "
+                        "score, and a TSB-AD file is one series, so its scores would be constant"),
     ("model=zscore dataset.window_from_period=1", "dataset.window_from_period=1.0 sets a window model's window, and "
                                                   "model=zscore has none"),
 ])
@@ -207,6 +213,30 @@ def test_bad_settings_are_one_line_before_any_work(tmp_path, override, message):
     result = run_tsad(["experiment=tsb_ad_u", f"dataset.root={DATA}", *override.split()], tmp_path, check=False)
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert run_folders(tmp_path) == []
+
+
+# The models a one-series file cannot serve, by the capability they declare (tsad/models/base.py).
+REFUSED = {"dagmm": "it learns from a set of training series", "series_nn": "it gives every step its series' score"}
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_model_but_the_refused_passes_the_protocol_s_check(name):
+    config = RunConfig.parse({"model": {"name": name}, "dataset": {"family": "tsb_ad_u", "root": str(DATA)}})
+    if name in REFUSED:
+        with pytest.raises(UserError, match=f"^model={name} cannot run under the TSB-AD protocol: {REFUSED[name]}"):
+            TSBAD().check(config)
+    else:
+        TSBAD().check(config)
+
+
+@pytest.mark.parametrize("capability, message", [("learns_from_one_series", REFUSED["dagmm"]),
+                                                 ("scores_vary_within_series", REFUSED["series_nn"])])
+def test_a_model_is_refused_by_the_capability_it_declares_not_by_its_name(capability, message):
+    lacking = type("Lacking", (ZScoreDetector,), {capability: False})
+    with pytest.raises(UserError, match=f"^model=zscore cannot run under the TSB-AD protocol: {message}"):
+        TSBAD().check_detector(lacking())
+    TSBAD().check_detector(ZScoreDetector())
 
 
 def test_the_benchmark_script_prints_seconds_per_file_and_the_eva_list_extrapolation():

@@ -160,6 +160,10 @@ class Detector(ABC):
         """Trainable weights (0 for detectors without a torch module)."""
         return 0
 
+    # What a detector can do, for protocols whose data cannot suit every detector (TSB-AD's: one series per file).
+    learns_from_one_series: ClassVar[bool] = True  # False: fit() needs a set of training series, not one
+    scores_vary_within_series: ClassVar[bool] = True  # False: every step gets its series' score
+
     @classmethod
     def reads_whole_series(cls) -> bool:
         """Whether a step's score may read the whole series, later steps included: such a detector suits

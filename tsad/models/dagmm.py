@@ -219,6 +219,7 @@ class DAGMMModule(nn.Module):
 @register("dagmm")
 @dataclass(eq=False)
 class DAGMM(SeriesTorchDetector):
+    learns_from_one_series = False  # its mixture's covariances come from batches of at least 2 * D series
     hidden_size: int = setting(64, at_least=1)
     num_layers: int = setting(2, at_least=1)
     latent_size: int = setting(8, at_least=1)

@@ -42,6 +42,8 @@ VIEWS = {"values": ("values",), "differences": ("differences",), "both": ("value
 class SeriesNearestNeighbour(Detector):
     """Distance from each series to its k-th nearest training series (Wasserstein between value distributions)."""
 
+    scores_vary_within_series = False  # every step gets its series' score
+
     distance: str = setting("wasserstein", choices=("wasserstein", "wasserstein2"))
     compare: str = setting("values", choices=tuple(VIEWS))
     k: int = setting(1, at_least=1)

@@ -1,6 +1,9 @@
 """The TSB-AD protocol (`dataset.protocol: tsb_ad`, datasets tsb_ad_u and tsb_ad_m): TSB-AD's benchmark scripts
 (benchmark_exp/Run_Detector_{U,M}.py) run through tsad's detectors.
 
+- A detector that needs a set of training series (`Detector.learns_from_one_series`) or gives every step its
+  series' score (`scores_vary_within_series`: constant scores on a one-series file) is refused in one line
+  before any work.
 - Every file gets a fresh detector, seeded with the run's seed, fitted on rows [0, tr) (`dataset.train:
   semi_supervised`, tr from the file's name) or on every row (`unsupervised`), and every row is scored. Scores are
   the pipeline's (detector, then the run's post-processing); no threshold is chosen: TSB-AD's metrics search
@@ -50,9 +53,6 @@ log = logging.getLogger(__name__)
 PER_FILE_COLUMNS = ("file", "source", "rows", "train_rows", "sliding_window", "model_window", "fit_seconds",
                     "score_seconds", *METRIC_KEYS, "error")
 HEADLINE_KEYS = ("vus_pr", "vus_roc", "auc_pr", "auc_roc", "standard_f1")
-# Models that learn from a set of whole training series, which a TSB-AD file (one series) cannot give them.
-SERIES_SET_MODELS = {"dagmm": "fits its Gaussian mixture on batches of whole training series (at least twice "
-                              "as many as its z has dimensions), and a TSB-AD file is one series"}
 
 
 @PROTOCOLS.register("tsb_ad")
@@ -66,9 +66,15 @@ class TSBAD(Protocol):
                             f"model (knn, pca, iforest, ...)")
 
     def check_detector(self, detector) -> None:
-        if detector.name in SERIES_SET_MODELS:
-            raise UserError(f"model={detector.name} cannot run under the TSB-AD protocol: it "
-                            f"{SERIES_SET_MODELS[detector.name]}; choose a model that fits on one series")
+        """A TSB-AD file is one series: its detector learns from that series alone and must rank its steps."""
+        if not detector.learns_from_one_series:
+            raise UserError(f"model={detector.name} cannot run under the TSB-AD protocol: it learns from a set of "
+                            f"training series, and a TSB-AD file is one series; choose a model that learns from one "
+                            f"(knn, pca, iforest, ...)")
+        if not detector.scores_vary_within_series:
+            raise UserError(f"model={detector.name} cannot run under the TSB-AD protocol: it gives every step its "
+                            f"series' score, and a TSB-AD file is one series, so its scores would be constant and "
+                            f"TSB-AD's metrics meaningless; choose a model that scores each step (knn, pca, ...)")
 
     def run(self, settings, folder: RunFolder, epoch_callbacks: tuple = ()) -> dict:
         """Run `settings` under the TSB-AD protocol into `folder`; returns the result part of the run's record."""
