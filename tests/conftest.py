@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import logging
@@ -27,6 +28,7 @@ TSAD_RUN = str(Path(sys.executable).with_name("tsad-run"))
 TSAD_TABLE = str(Path(sys.executable).with_name("tsad-table"))
 TSAD_PREDICT = str(Path(sys.executable).with_name("tsad-predict"))
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 # What every tsad-run of the tests sees: Hydra's compact error report, and no library warnings on stderr.
 RUN_ENVIRONMENT = {"HYDRA_FULL_ERROR": "0", "PYTHONWARNINGS": "ignore"}
 
@@ -74,6 +76,25 @@ def run_tsad_predict(args: list[str], cwd: Path, stdin: str | None = None) -> su
         return run_in_process(main, TSAD_PREDICT, args, cwd, timeout=300)
     finally:
         sys.stdin = saved
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a module (the scripts are not a package; they may import each other)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def nab_run(root: Path, output_dir: Path, *args: str) -> Path:
+    """One tsad-run on the NAB-format corpus at `root` (args: the preset or dataset, the model, overrides) into a
+    fresh `output_dir`; returns its run folder."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    run_tsad([f"dataset.root={root}", *args], output_dir)
+    (folder,) = run_folders(output_dir)
+    return folder
 
 
 def checked(result: subprocess.CompletedProcess, check: bool) -> subprocess.CompletedProcess:

@@ -2,33 +2,15 @@
 `dataset.low_fn_threshold`): each profile scores as a run at its threshold would, the standard profile and the
 alarms keep threshold.value, scripts/nab_table.py re-scores both, and misuse is refused in one line."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-from conftest import read_metrics, run_folders, run_tsad
+from conftest import load_script, nab_run, read_metrics, run_folders, run_tsad
 
 from tsad.errors import UserError
 from tsad.protocols.nab import NAB
 from tsad.settings.run import RunConfig
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "nab_table.py"
 LOW_FP, LOW_FN = 0.8, 0.2  # the mini corpus scores differently at these than at the red zone
-PRESET = ["model=knn", "model.window=8", "postprocess=likelihood", "threshold=fixed", "plots=false"]
-
-
-def nab_table():
-    spec = importlib.util.spec_from_file_location("nab_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def nab_run(root: Path, output_dir: Path, *overrides: str) -> Path:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    run_tsad(["dataset=nab", f"dataset.root={root}", *PRESET, *overrides], output_dir)
-    (folder,) = run_folders(output_dir)
-    return folder
+PRESET = ["dataset=nab", "model=knn", "model.window=8", "postprocess=likelihood", "threshold=fixed", "plots=false"]
 
 
 def settings(*overrides: str) -> RunConfig:
@@ -41,10 +23,10 @@ def settings(*overrides: str) -> RunConfig:
 
 
 def test_each_profile_scores_at_its_own_threshold(nab_mini, tmp_path):
-    red_zone = read_metrics(nab_run(nab_mini, tmp_path / "red_zone", "threshold.value=0.5"))
-    strict = read_metrics(nab_run(nab_mini, tmp_path / "strict", f"threshold.value={LOW_FP}"))
-    lenient = read_metrics(nab_run(nab_mini, tmp_path / "lenient", f"threshold.value={LOW_FN}"))
-    per_profile_run = nab_run(nab_mini, tmp_path / "per_profile", "threshold.value=0.5",
+    red_zone = read_metrics(nab_run(nab_mini, tmp_path / "red_zone", *PRESET, "threshold.value=0.5"))
+    strict = read_metrics(nab_run(nab_mini, tmp_path / "strict", *PRESET, f"threshold.value={LOW_FP}"))
+    lenient = read_metrics(nab_run(nab_mini, tmp_path / "lenient", *PRESET, f"threshold.value={LOW_FN}"))
+    per_profile_run = nab_run(nab_mini, tmp_path / "per_profile", *PRESET, "threshold.value=0.5",
                               f"dataset.low_fp_threshold={LOW_FP}", f"dataset.low_fn_threshold={LOW_FN}")
     per_profile = read_metrics(per_profile_run)
     assert strict["nab_label_free"]["reward_low_FP_rate"] != red_zone["nab_label_free"]["reward_low_FP_rate"]
@@ -57,7 +39,7 @@ def test_each_profile_scores_at_its_own_threshold(nab_mini, tmp_path):
     assert per_profile["metrics"]["point"] == red_zone["metrics"]["point"]  # alarms stay at threshold.value
     assert per_profile["oracle_nab"] == red_zone["oracle_nab"]
 
-    table = nab_table()
+    table = load_script("nab_table")
     postprocess = "likelihood"
     assert table.score_run(per_profile_run, [postprocess])[postprocess, "full"]["label_free"] == \
         per_profile["nab_label_free"]
