@@ -4,13 +4,13 @@ The json is written by scripts/tsb_ad_reference_values.py run with TSB-AD instal
 script's seeded generators, imported here, so this test needs numpy and tsad only.
 """
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 from tsad.evaluation.tsb_ad_metrics import METRIC_KEYS, sliding_window, tsb_ad_metrics
 
@@ -18,15 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 REFERENCE = json.loads((REPO / "tests" / "data" / "tsb_ad_reference.json").read_text())
 
 
-def _load_generators():
-    spec = importlib.util.spec_from_file_location("tsb_ad_reference_values",
-                                                  REPO / "scripts" / "tsb_ad_reference_values.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GENERATORS = _load_generators()
+GENERATORS = load_script("tsb_ad_reference_values")
 METRIC_CASES = {case["name"]: case for case in GENERATORS.METRIC_CASES + GENERATORS.INVALID_METRIC_CASES}
 WINDOW_CASES = {case["name"]: case for case in GENERATORS.WINDOW_CASES}
 
