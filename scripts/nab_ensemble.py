@@ -22,14 +22,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nab_table import PARTS, PROFILES, raw_scores_of, thresholds_for
+from nab_table import PARTS, PROFILES, raw_scores_of, score_parts, thresholds_for
 
 from tsad.data.registry import dataset_settings
 from tsad.errors import UserError
 from tsad.evaluation.nab_files import load_nab_profiles
 from tsad.pipeline import Pipeline
 from tsad.postprocess import PostProcess
-from tsad.protocols.nab import as_rows, score_nab
+from tsad.protocols.nab import as_rows
 from tsad.run_folder import RunFolder
 
 COMBINATIONS = ("mean", "max", "scaled_mean")
@@ -70,14 +70,9 @@ def score_pair(first_run: Path, second_run: Path, combinations: list[str]) -> di
     for how in combinations:
         raw = [combine(a, b, f.probation, how) for f, a, b in zip(corpus.files, first_raw, second_raw)]
         anomaly = [pipeline.step_scores(as_rows(f.values), r) for f, r in zip(corpus.files, raw)]
-        for part, categories in PARTS.items():
-            chosen = [i for i, f in enumerate(corpus.files) if categories is None or f.category in categories]
-            if not chosen:
-                continue
-            label_free, oracle, _ = score_nab([corpus.files[i] for i in chosen], [raw[i] for i in chosen],
-                                              [anomaly[i] for i in chosen], threshold, profiles,
-                                              dataset.profile_thresholds())
-            results[how, part] = {"label_free": label_free["scores"], "oracle": oracle["scores"]}
+        for part, scores in score_parts(corpus.files, raw, anomaly, threshold, profiles,
+                                        dataset.profile_thresholds()).items():
+            results[how, part] = scores
     return results
 
 

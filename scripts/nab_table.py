@@ -96,14 +96,21 @@ def score_run(run_dir: Path, postprocesses: list[str], fixed: float | None = Non
         profile_thresholds = dataset.profile_thresholds() if pipeline.postprocess.likelihood == own_kind else {}
         if fixed is not None:
             threshold, profile_thresholds = threshold_policy({"policy": "fixed", "value": fixed}), {}
-        for part, categories in PARTS.items():
-            chosen = [i for i, f in enumerate(corpus.files) if categories is None or f.category in categories]
-            if not chosen:
-                continue
-            label_free, oracle, _ = score_nab([corpus.files[i] for i in chosen], [raw[i] for i in chosen],
-                                              [anomaly[i] for i in chosen], threshold, profiles,
-                                              profile_thresholds)
-            results[name, part] = {"label_free": label_free["scores"], "oracle": oracle["scores"]}
+        for part, scores in score_parts(corpus.files, raw, anomaly, threshold, profiles, profile_thresholds).items():
+            results[name, part] = scores
+    return results
+
+
+def score_parts(files, raw, anomaly, threshold, profiles, profile_thresholds) -> dict:
+    """NAB's label-free and oracle scores of the files of each part (full corpus, half A, half B) that has any."""
+    results = {}
+    for part, categories in PARTS.items():
+        chosen = [i for i, f in enumerate(files) if categories is None or f.category in categories]
+        if not chosen:
+            continue
+        label_free, oracle, _ = score_nab([files[i] for i in chosen], [raw[i] for i in chosen],
+                                          [anomaly[i] for i in chosen], threshold, profiles, profile_thresholds)
+        results[part] = {"label_free": label_free["scores"], "oracle": oracle["scores"]}
     return results
 
 
