@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from tsad.errors import UserError
-from tsad.results import disk_full_error
+from tsad.results import removed_when_disk_full
 from tsad.run_folder import RunFolder
 
 USAGE = "tsad-predict run=RUN_DIR input=FILE_OR_FOLDER_OR_- [out=FOLDER] [device=auto]"
@@ -199,22 +197,6 @@ def plot_predictions(path: Path, data, scores, level: str, threshold: float, inp
     save(figure, path)
 
 
-@contextmanager
-def removed_when_disk_full(folder: Path):
-    """Inside, the prediction folder (new, or empty before) is written; when the disk is full, what was written is
-    removed and a one-line UserError says to free space or choose another out=."""
-    made = not folder.exists()
-    try:
-        yield
-    except Exception as error:
-        failure = disk_full_error(error, folder, "out= folder")
-        if failure is None:
-            raise
-        shutil.rmtree(folder, ignore_errors=True)
-        if not made:
-            folder.mkdir(parents=True, exist_ok=True)
-        raise failure from error
-
 
 def predict(settings: dict) -> None:
     """Check everything, then score the input: a prediction folder, or (input=-) lines on standard output."""
@@ -259,7 +241,7 @@ def predict(settings: dict) -> None:
                "n_rows": int(data.lengths.sum()), "n_alarms": int(frame["alarm"].sum()),
                "n_series_with_alarms": int(frame.groupby("series")["alarm"].max().sum()),
                "device": device, "score_seconds": round(seconds, 3), "created": datetime.now().isoformat()}
-    with removed_when_disk_full(folder):
+    with removed_when_disk_full(folder, "out= folder"):
         (folder / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
         frame.to_csv(folder / "predictions.csv", index=False)
         (folder / "prediction.json").write_text(json.dumps(summary, indent=2))

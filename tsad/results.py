@@ -7,6 +7,8 @@ tsad.table.rows'. Only the standard library: tsad.sweeps imports this module bef
 from __future__ import annotations
 
 import errno
+import shutil
+from contextlib import contextmanager
 
 from tsad.errors import NaNLossError
 
@@ -72,3 +74,27 @@ def disk_full_error(error: BaseException, folder, key: str):
         return None
     return UserError(f"the disk is full ({full.strerror or 'no space left'}) writing into {folder}: free space in "
                      f"{folder} or choose another {key}")
+
+
+@contextmanager
+def removed_when_disk_full(folder, key: str):
+    """Inside, files are written into `folder` (a Path); when the disk is full, what was added there since entering
+    is removed (the folder too, if it was made inside) and a one-line UserError says to free space or choose another
+    `key`."""
+    existed = folder.is_dir()
+    existing = set(folder.iterdir()) if existed else set()
+    try:
+        yield
+    except Exception as error:
+        failure = disk_full_error(error, folder, key)
+        if failure is None:
+            raise
+        if folder.is_dir():
+            for path in set(folder.iterdir()) - existing:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            if not existed and not any(folder.iterdir()):
+                folder.rmdir()
+        raise failure from None

@@ -12,11 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from tsad.errors import UserError
-from tsad.results import disk_full_error
+from tsad.results import removed_when_disk_full
 from tsad.run_folder import RunFolder
 from tsad.table.best import MODES, best_lines, best_run
 from tsad.table.frame import column_name, default_metric, metric_values, read_runs
@@ -75,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             raise UserError(f"unknown --format {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
         out = Path(args.out) if args.out is not None else default_out(args.paths)
-        with _no_partial_files(out):
+        with removed_when_disk_full(out, "--out"):
             if args.leaderboard:
                 lines = make_leaderboard(args.paths, formats, out, args.digits)
             else:
@@ -85,24 +84,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     _print(lines)
 
-
-@contextmanager
-def _no_partial_files(out: Path):
-    """A full disk while writing into `out` ends in one line, the files this command had added there removed."""
-    existed = out.is_dir()
-    existing = set(out.iterdir()) if existed else set()
-    try:
-        yield
-    except OSError as error:
-        failure = disk_full_error(error, out, "--out")
-        if failure is None:
-            raise
-        if out.is_dir():
-            for path in set(out.iterdir()) - existing:
-                path.unlink(missing_ok=True)
-            if not existed and not any(out.iterdir()):
-                out.rmdir()
-        raise failure from None
 
 
 def _print(lines: list[str]) -> None:
